@@ -1,0 +1,52 @@
+"""The one place that states sensorhub's conventions.
+
+- SI units inside the pipeline: seconds, metres, m/s^2, rad/s, radians. Degrees and g only at the edges
+  (UI, CSV, JSON). Names carry their unit as a suffix: ``_s``, ``_hz``, ``_deg``, ``_rad``, ``_rad_s``,
+  ``_m_s2``, ``_g``, ``_us``.
+- Accelerometers report specific force including gravity: a sensor at rest reads +GRAVITY_M_S2 along
+  its up axis.
+- Quaternions are ``[w, x, y, z]``, Hamilton convention, and rotate vectors from the sensor frame into an
+  earth frame whose z axis points up (heading is arbitrary: no magnetometer is used).
+- Knee angles are relative to the standing calibration pose; flexion + = bent, valgus + = knee toward the
+  midline (mirrored for left legs), rotation + = shank internal rotation (Grood & Suntay).
+- Arrays of 3-vectors are shaped (N, 3), float64; missing samples are rows of NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+GRAVITY_M_S2 = 9.80665
+"""Standard gravity; accelerometer ranges in g are converted with this value."""
+
+DEG_PER_RAD = 180.0 / math.pi
+RAD_PER_DEG = math.pi / 180.0
+
+SEGMENTS = ("thigh", "shank")
+SIDES = ("left", "right")
+
+ANALYZE_CSV_HEADER = (
+    "time_s,thigh_ax,thigh_ay,thigh_az,thigh_gx,thigh_gy,thigh_gz,"
+    "shank_ax,shank_ay,shank_az,shank_gx,shank_gy,shank_gz"
+)
+ANGLES_CSV_HEADER = "time_s,flexion_deg,valgus_deg,rotation_deg"
+
+
+def g_to_m_s2(value_g: float) -> float:
+    return value_g * GRAVITY_M_S2
+
+
+def dps_to_rad_s(value_dps: float) -> float:
+    return value_dps * RAD_PER_DEG
+
+# --- Segment frames and the knee joint (Grood & Suntay) -------------------------------------------
+# Anatomical segment frames (thigh, shank, pelvis), identical to the earth frame when the athlete stands
+# in the calibration pose facing +x: x anterior, y left, z up (proximal). Identical for both legs.
+# The knee rotation R_shank_from_thigh (rotating shank-frame vectors into the thigh frame) is the
+# intrinsic y-x'-z'' sequence of the Grood & Suntay joint coordinate system:
+#   right leg: R = Ry(flexion) @ Rx(-valgus) @ Rz(+rotation)
+#   left leg:  R = Ry(flexion) @ Rx(+valgus) @ Rz(-rotation)
+# so flexion + = shank's distal end moves posterior, valgus + = knee toward the midline (shank abducted),
+# rotation + = shank internal rotation, for either side.
+SIDE_SIGN = {"right": 1.0, "left": -1.0}
+"""Multiply valgus and rotation by this to get the right-leg-equivalent signed angle (mirroring)."""

@@ -1,0 +1,119 @@
+"""Data that flows between the pipeline stages (one-way: each stage consumes the previous stage's type).
+
+All arrays are float64 in SI units (see ``sensorhub.conventions``); rows of NaN mark missing samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+class Segment(StrEnum):
+    THIGH = "thigh"
+    SHANK = "shank"
+
+
+class Side(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+@dataclass(frozen=True, slots=True)
+class SensorRef:
+    """Where a sensor sits: athlete, leg side and segment. ``sensor_id`` is the configured name."""
+
+    sensor_id: str
+    athlete: str
+    side: Side
+    segment: Segment
+
+    @property
+    def leg_id(self) -> str:
+        return f"{self.athlete}/{self.side}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawPacket:
+    """Bytes as a source received them: the only thing a source callback builds (then enqueues)."""
+
+    sensor_id: str
+    t_host_s: float  # host wall clock (time.time()) at reception
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ImuPacket:
+    """One decoded data notification, SI units, sensor frame, sensor clock."""
+
+    sensor_id: str
+    t_host_s: float
+    seq: int  # u16 packet sequence number, wraps at 65536
+    t0_sensor_us: int  # u32 sensor clock at the first sample, wraps at 2**32
+    period_us: int  # sample period on the sensor clock
+    acc_m_s2: FloatArray  # (n, 3)
+    gyr_rad_s: FloatArray  # (n, 3)
+    acc_range_m_s2: float
+    gyr_range_rad_s: float
+    flags: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.acc_m_s2.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class TimedSamples:
+    """Samples of one sensor mapped onto the host clock, in order, duplicates removed."""
+
+    sensor_id: str
+    t_s: FloatArray  # (n,) host-clock time of each sample
+    acc_m_s2: FloatArray  # (n, 3)
+    gyr_rad_s: FloatArray  # (n, 3)
+    n_missing_before: int = 0  # samples lost between the previous chunk and this one
+
+
+@dataclass(frozen=True, slots=True)
+class LegSamples:
+    """Thigh and shank samples of one leg on one common time grid (NaN rows where a sample is missing).
+
+    This is exactly the content of the ``sensorhub analyze`` CSV format.
+    """
+
+    leg_id: str
+    t_s: FloatArray  # (n,)
+    thigh_acc_m_s2: FloatArray  # (n, 3)
+    thigh_gyr_rad_s: FloatArray  # (n, 3)
+    shank_acc_m_s2: FloatArray  # (n, 3)
+    shank_gyr_rad_s: FloatArray  # (n, 3)
+
+    def __len__(self) -> int:
+        return int(self.t_s.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class KneeAngles:
+    """Knee angles of one leg (Grood & Suntay, relative to the standing pose), radians."""
+
+    leg_id: str
+    t_s: FloatArray
+    flexion_rad: FloatArray
+    valgus_rad: FloatArray
+    rotation_rad: FloatArray
+    quality: NDArray[np.uint8]  # bit flags, see sensorhub.kinematics
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A detected landing, cut or rep with its metrics (degrees/g at this edge, names carry units)."""
+
+    type: str  # "landing" | "cut" | "rep"
+    leg_id: str
+    t_s: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    control_score: float = float("nan")
