@@ -1,0 +1,266 @@
+"""Numba kernels of the event detector: one sample-by-sample state machine per leg, state carried in a
+float64 array, so that chunked (live) and one-batch (offline) processing take identical decisions.
+
+The kernel only finds WHEN things happen (global sample indices of take-off, contact, start of descent,
+bottom, end, plant); ``sensorhub.analysis.metrics`` computes the metric values from the buffered signals.
+
+Inputs per sample: thigh and shank specific-force magnitude (g), thigh and shank angular-rate magnitude
+(rad/s), thigh horizontal-plane turn rate proxy (rad/s, see detector.py), knee flexion and valgus (deg).
+Magnitudes do not depend on how a sensor is mounted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sensorhub.model import FloatArray
+
+RING = 64  # look-back of the impact onset search and of the flexion-rate lag (samples)
+
+# ---- parameters (see AnalysisParams in detector.py for units and meaning) -----------------------------
+P_RATE_HZ = 0
+P_AIR_ENTER_G = 1
+P_AIR_BREAK_G = 2
+P_AIR_CONFIRM_S = 3
+P_AIR_MEAN_MAX_G = 4
+P_IMPACT_G = 5
+P_MIN_FLIGHT_S = 6
+P_MAX_FLIGHT_S = 7
+P_LANDING_WINDOW_S = 8
+P_RISE_G = 9
+P_QUIET_RATE_DEG_S = 10
+P_QUIET_MIN_S = 11
+P_RATE_LAG_S = 12
+P_REP_ENTER_DEG = 13
+P_REP_MIN_EXC_DEG = 14
+P_REP_MIN_ECC_S = 15
+P_REP_ASCENT_FRAC = 16
+P_REP_END_FRAC = 17
+P_REP_MAX_S = 18
+P_CUT_IMPACT_G = 19
+P_CUT_MIN_TURN_DEG = 20
+P_CUT_WINDOW_S = 21
+P_CUT_MIN_STANCE_S = 22
+P_REP_END_QUIET_S = 23
+P_REP_MIN_CONC_S = 24
+P_SIZE = 25
+
+# ---- state ----------------------------------------------------------------------------------------------
+S_N = 0  # samples seen (global index of the next sample)
+S_AIR = 1  # 1 while airborne (confirmed free fall)
+S_CAND = 2  # global index where a free-fall candidate began, -1 if none
+S_CAND_SUM = 3
+S_CAND_N = 4
+S_TAKEOFF = 5
+S_LAND_OPEN = 6
+S_LAND_CONTACT = 7
+S_LAND_TAKEOFF = 8
+S_LAST_AIR = 9  # global index of the last confirmed take-off (-1: none)
+S_PREV_ABOVE = 10  # 1 if the previous valid thigh sample was >= air_enter_g
+S_REP = 11  # 0 idle, 1 descent, 2 ascent
+S_QUIET_RUN = 12
+S_ONSET = 13
+S_ONSET_FLEX = 14
+S_REP_START = 15
+S_REP_START_FLEX = 16
+S_REP_PEAK = 17
+S_REP_PEAK_IDX = 18
+S_LAST_IMPACT = 19  # global index of the last ground impact of any kind (foot strike, landing)
+S_CUT_OPEN = 20
+S_CUT_PLANT = 21
+S_CUT_TURN = 22  # integrated turn rate since the plant (rad)
+S_CUT_STILL = 23
+S_CUT_TURN_PRE = 24  # turn integrated over the previous stride (rad)
+S_LAST_TURN_START = 25
+S_CUT_LEN = 26
+S_ASC_MIN = 27
+S_ASUM = 28  # running sum of the thigh |a| over the confirm window
+S_RING_M = 32
+S_RING_F = S_RING_M + RING
+S_RING_A = S_RING_F + RING
+S_SIZE = S_RING_A + RING
+
+# ---- output records --------------------------------------------------------------------------------------
+K_LANDING = 1.0  # a: contact, b: take-off, c: end of window, d: next take-off (-1)
+K_REP = 2.0  # a: start of descent, b: bottom, c: end
+K_CUT = 3.0  # a: plant, b: end of stance window, c: turn over the window (rad * 1e3, signed)
+OUT_COLS = 5
+
+
+def new_state() -> FloatArray:
+    s = np.zeros(S_SIZE)
+    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_IMPACT, S_LAST_TURN_START):
+        s[k] = -1.0
+    s[S_RING_M:S_SIZE] = np.nan
+    return s
+
+
+@njit(cache=True)
+def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float) -> int:
+    if n_out < out.shape[0]:
+        out[n_out, 0] = kind
+        out[n_out, 1] = a
+        out[n_out, 2] = b
+        out[n_out, 3] = c
+        out[n_out, 4] = d
+    return n_out + 1
+
+
+@njit(cache=True)
+def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s: FloatArray,
+           flex_deg: FloatArray, p: FloatArray, s: FloatArray, out: FloatArray) -> int:
+    """Run the state machines over one chunk; returns the number of records written to ``out``."""
+    n = at_g.shape[0]
+    rate = p[P_RATE_HZ]
+    dt = 1.0 / rate
+    confirm_n = p[P_AIR_CONFIRM_S] * rate
+    lag = max(1, int(round(p[P_RATE_LAG_S] * rate)))
+    quiet_min_n = p[P_QUIET_MIN_S] * rate
+    win_n = p[P_LANDING_WINDOW_S] * rate
+    n_out = 0
+    for i in range(n):
+        g = s[S_N]
+        s[S_N] = g + 1.0
+        a_t = at_g[i]
+        a_s = as_g[i]
+        m = max(a_t, a_s)
+        slot = int(g) % RING
+        s[S_RING_M + slot] = m if np.isfinite(m) else np.nan
+        fl = flex_deg[i]
+        s[S_RING_F + slot] = fl
+        cn = int(confirm_n)
+        old = s[S_RING_A + int(g - cn) % RING] if g >= cn else 0.0
+        a_fill = a_t if np.isfinite(a_t) else 1.0  # a lost sample counts as 'not falling'
+        s[S_ASUM] += a_fill - old
+        s[S_RING_A + slot] = a_fill
+        valid = np.isfinite(a_t) and np.isfinite(a_s)
+
+        # ---- landing window closes (time out, or a new take-off was confirmed) -------------------------
+        if s[S_LAND_OPEN] > 0.0 and g >= s[S_LAND_CONTACT] + win_n:
+            n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], g, -1.0)
+            s[S_LAND_OPEN] = 0.0
+
+        # ---- free fall: both segments' specific force well below 1 g -----------------------------------
+        if valid:
+            if s[S_AIR] < 0.5:
+                if s[S_CAND] < 0.0:
+                    if a_t < p[P_AIR_ENTER_G] and s[S_PREV_ABOVE] > 0.5:
+                        s[S_CAND] = g
+                        s[S_CAND_SUM] = 0.0
+                        s[S_CAND_N] = 0.0
+                if s[S_CAND] >= 0.0:
+                    if a_t > p[P_AIR_BREAK_G] or g - s[S_CAND] > p[P_MAX_FLIGHT_S] * rate:
+                        s[S_CAND] = -1.0
+                    else:
+                        s[S_CAND_SUM] += a_t
+                        s[S_CAND_N] += 1.0
+                    if s[S_CAND] >= 0.0 and g - s[S_CAND] >= confirm_n:
+                        # a flight when the mean thigh |a| since the candidate began is low (the leg may still
+                        # swing just after push-off, so single samples may exceed 1 g)
+                        if s[S_CAND_SUM] / s[S_CAND_N] < p[P_AIR_MEAN_MAX_G]:
+                            s[S_AIR] = 1.0
+                            s[S_TAKEOFF] = s[S_CAND]
+                            s[S_LAST_AIR] = s[S_CAND]
+                            if s[S_LAND_OPEN] > 0.0:  # rebound: ground contact ends at this take-off
+                                n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
+                                              s[S_CAND], s[S_CAND])
+                                s[S_LAND_OPEN] = 0.0
+                        s[S_CAND] = -1.0
+            else:
+                early = (g - s[S_TAKEOFF]) * dt < p[P_MIN_FLIGHT_S]  # leg still swinging after push-off
+                if (m > p[P_IMPACT_G] and not early) or g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate:
+                    s[S_AIR] = 0.0
+                    if m > p[P_IMPACT_G]:
+                        # initial contact: the last sample before the monotonic rise of the impact
+                        k = g
+                        while k - 1.0 > g - RING + 1 and k - 1.0 > s[S_TAKEOFF]:
+                            prev = s[S_RING_M + int(k - 1.0) % RING]
+                            cur = s[S_RING_M + int(k) % RING]
+                            if np.isfinite(prev) and prev < cur - p[P_RISE_G]:
+                                k -= 1.0
+                            else:
+                                break
+                        if (k - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
+                            s[S_LAND_OPEN] = 1.0
+                            s[S_LAND_CONTACT] = k
+                            s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
+                        s[S_LAST_IMPACT] = k
+            s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
+
+        # ---- cut: a foot strike, then a stance in which the leg turns about the vertical ---------------
+        if valid:
+            if s[S_CUT_OPEN] > 0.0:
+                s[S_CUT_LEN] += 1.0
+                if np.isfinite(turn_rad_s[i]):
+                    s[S_CUT_TURN] += turn_rad_s[i] * dt
+                if s[S_CUT_LEN] >= p[P_CUT_WINDOW_S] * rate:
+                    if abs(s[S_CUT_TURN]) * 57.29577951308232 >= p[P_CUT_MIN_TURN_DEG]:
+                        n_out = _emit(out, n_out, K_CUT, s[S_CUT_PLANT], g, s[S_CUT_TURN] * 1e3, 0.0)
+                    s[S_CUT_OPEN] = 0.0
+            if s[S_AIR] < 0.5 and a_s > p[P_CUT_IMPACT_G] and s[S_CUT_OPEN] < 0.5 \
+                    and g - s[S_LAST_AIR] > p[P_MAX_FLIGHT_S] * rate and s[S_LAND_OPEN] < 0.5:
+                k = g
+                while k - 1.0 > g - RING + 1:
+                    prev = s[S_RING_M + int(k - 1.0) % RING]
+                    cur = s[S_RING_M + int(k) % RING]
+                    if np.isfinite(prev) and prev < cur - p[P_RISE_G]:
+                        k -= 1.0
+                    else:
+                        break
+                if g - s[S_LAST_IMPACT] > p[P_CUT_MIN_STANCE_S] * rate:
+                    s[S_CUT_OPEN] = 1.0
+                    s[S_CUT_PLANT] = k
+                    s[S_CUT_TURN] = 0.0
+                    s[S_CUT_LEN] = g - k
+                s[S_LAST_IMPACT] = k
+
+        # ---- reps: quiet knee, descent, bottom, ascent, quiet again ---------------------------------------
+        if g >= lag:
+            fl_lag = s[S_RING_F + int(g - lag) % RING]
+            rate_deg_s = (fl - fl_lag) / (lag * dt)
+        else:
+            rate_deg_s = 0.0
+        quiet = abs(rate_deg_s) < p[P_QUIET_RATE_DEG_S]
+        if quiet:
+            s[S_QUIET_RUN] += 1.0
+            if s[S_QUIET_RUN] >= quiet_min_n:
+                s[S_ONSET] = g
+                s[S_ONSET_FLEX] = fl
+        else:
+            s[S_QUIET_RUN] = 0.0
+        state = s[S_REP]
+        if state == 0.0:
+            if s[S_ONSET] >= 0.0 and fl - s[S_ONSET_FLEX] > p[P_REP_ENTER_DEG] and rate_deg_s > 0.0:
+                s[S_REP] = 1.0
+                s[S_REP_START] = s[S_ONSET]
+                s[S_REP_START_FLEX] = s[S_ONSET_FLEX]
+                s[S_REP_PEAK] = fl
+                s[S_REP_PEAK_IDX] = g
+                s[S_ONSET] = -1.0
+        else:
+            if fl > s[S_REP_PEAK] and s[S_REP] == 1.0:
+                s[S_REP_PEAK] = fl
+                s[S_REP_PEAK_IDX] = g
+            exc = s[S_REP_PEAK] - s[S_REP_START_FLEX]
+            if s[S_REP] == 1.0 and fl < s[S_REP_PEAK] - p[P_REP_ASCENT_FRAC] * exc:
+                s[S_REP] = 2.0
+                s[S_ASC_MIN] = fl
+            if s[S_REP] == 2.0:
+                s[S_ASC_MIN] = min(s[S_ASC_MIN], fl)
+                if fl > s[S_ASC_MIN] + p[P_REP_ENTER_DEG]:  # bending again: gait or a bounce, not one rep
+                    s[S_REP] = 0.0
+                    continue
+            if s[S_REP] == 2.0 and s[S_QUIET_RUN] >= p[P_REP_END_QUIET_S] * rate \
+                    and fl < s[S_REP_START_FLEX] + p[P_REP_END_FRAC] * exc:
+                ecc_s = (s[S_REP_PEAK_IDX] - s[S_REP_START]) * dt
+                conc_s = (g - s[S_QUIET_RUN] + 1.0 - s[S_REP_PEAK_IDX]) * dt
+                if exc >= p[P_REP_MIN_EXC_DEG] and ecc_s >= p[P_REP_MIN_ECC_S] \
+                        and conc_s >= p[P_REP_MIN_CONC_S] and s[S_LAST_AIR] < s[S_REP_START]:
+                    # the rep ended where the knee became quiet (the start of the quiet run)
+                    n_out = _emit(out, n_out, K_REP, s[S_REP_START], s[S_REP_PEAK_IDX],
+                                  g - s[S_QUIET_RUN] + 1.0, 0.0)
+                s[S_REP] = 0.0
+            elif (g - s[S_REP_START]) * dt > p[P_REP_MAX_S] or s[S_LAST_AIR] >= s[S_REP_START]:
+                s[S_REP] = 0.0
+    return n_out

@@ -1,0 +1,320 @@
+"""Streaming event detector of one leg: landings, cuts and reps with their metrics, live and offline alike.
+
+``EventDetector.push(samples, angles)`` takes the leg's raw samples and whatever knee angles the knee
+estimator produced (angles arrive late while it calibrates, so samples wait until their angles come);
+each aligned sample goes once through the numba state machines (``_kernels.detect``), so the decisions
+do not depend on chunking. Metrics are computed from a bounded history when an event closes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2, SIDE_SIGN
+from sensorhub.errors import InputError
+from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
+
+from . import _kernels as K
+from .metrics import MetricWindows, Signals, cut_metrics, landing_metrics, rep_metrics
+from .score import control_score
+
+HISTORY_S = 20.0  # longest rep (descent + ascent) plus margin; metrics read back this far at most
+MAX_RECORDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisParams:
+    """Thresholds of the state machines (units in the names); physical, not fitted to one simulator."""
+
+    air_enter_g: float = 1.0  # a free-fall candidate starts when the thigh reads below this ...
+    air_break_g: float = 2.0  # ... is abandoned when it reads above this ...
+    air_confirm_s: float = 0.12  # ... and is a flight when, after this long,
+    air_mean_max_g: float = 0.7  # its mean thigh |a| is below this (free fall: 0 g plus leg rotation)
+    impact_g: float = 2.0  # while airborne: either segment above this is the ground impact
+    min_flight_s: float = 0.15
+    max_flight_s: float = 1.5
+    landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
+    rise_g: float = 0.1  # initial contact: start of a rise of at least this per sample
+    quiet_rate_deg_s: float = 15.0  # the knee is "quiet" below this flexion rate ...
+    quiet_min_s: float = 0.1  # ... for at least this long before a rep's descent
+    rate_lag_s: float = 0.03  # flexion rate = difference over this lag
+    rep_enter_deg: float = 15.0  # a descent is entered this far above the quiet flexion
+    rep_min_excursion_deg: float = 25.0
+    rep_min_eccentric_s: float = 0.28  # faster flexions are swing phases of gait, not controlled lowering
+    rep_min_concentric_s: float = 0.5  # a faster extension is a push-off or a step, not a controlled rise
+    rep_ascent_frac: float = 0.25  # ascent once flexion fell this fraction of the excursion from the peak
+    rep_end_frac: float = 0.35  # end: quiet within this fraction of the excursion above the start
+    rep_end_quiet_s: float = 0.08
+    rep_max_s: float = 12.0
+    cut_impact_g: float = 2.5  # foot strike on the ground (not airborne before)
+    cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical within the window
+    cut_window_s: float = 0.6
+    cut_min_stance_s: float = 0.15  # foot strikes closer than this to the previous one are ignored
+    cut_min_decel_g: float = 0.5  # horizontal deceleration a plant must show
+    windows: MetricWindows = field(default_factory=MetricWindows)
+
+    def as_array(self, rate_hz: float) -> FloatArray:
+        p = np.zeros(K.P_SIZE)
+        p[K.P_RATE_HZ] = rate_hz
+        p[K.P_AIR_ENTER_G] = self.air_enter_g
+        p[K.P_AIR_BREAK_G] = self.air_break_g
+        p[K.P_AIR_CONFIRM_S] = self.air_confirm_s
+        p[K.P_AIR_MEAN_MAX_G] = self.air_mean_max_g
+        p[K.P_IMPACT_G] = self.impact_g
+        p[K.P_MIN_FLIGHT_S] = self.min_flight_s
+        p[K.P_MAX_FLIGHT_S] = self.max_flight_s
+        p[K.P_LANDING_WINDOW_S] = self.landing_window_s
+        p[K.P_RISE_G] = self.rise_g
+        p[K.P_QUIET_RATE_DEG_S] = self.quiet_rate_deg_s
+        p[K.P_QUIET_MIN_S] = self.quiet_min_s
+        p[K.P_RATE_LAG_S] = self.rate_lag_s
+        p[K.P_REP_ENTER_DEG] = self.rep_enter_deg
+        p[K.P_REP_MIN_EXC_DEG] = self.rep_min_excursion_deg
+        p[K.P_REP_MIN_ECC_S] = self.rep_min_eccentric_s
+        p[K.P_REP_MIN_CONC_S] = self.rep_min_concentric_s
+        p[K.P_REP_ASCENT_FRAC] = self.rep_ascent_frac
+        p[K.P_REP_END_FRAC] = self.rep_end_frac
+        p[K.P_REP_END_QUIET_S] = self.rep_end_quiet_s
+        p[K.P_REP_MAX_S] = self.rep_max_s
+        p[K.P_CUT_IMPACT_G] = self.cut_impact_g
+        p[K.P_CUT_MIN_TURN_DEG] = self.cut_min_turn_deg
+        p[K.P_CUT_WINDOW_S] = self.cut_window_s
+        p[K.P_CUT_MIN_STANCE_S] = self.cut_min_stance_s
+        return p
+
+
+@dataclass(frozen=True, slots=True)
+class LivePhase:
+    """A phase in progress (for live cues): today only ``rep_descent``.
+
+    metrics: ``flexion_deg`` (now), ``excursion_deg`` (now - start), ``elapsed_s``, ``descent_rate_deg_s``
+    (excursion / elapsed), ``peak_valgus_deg`` and ``valgus_excursion_deg`` since the start of descent.
+    """
+
+    leg_id: str
+    kind: str
+    t_s: float  # time of the newest sample (when the values were observed)
+    t_start_s: float
+    metrics: dict[str, float]
+
+
+@dataclass(slots=True)
+class DetectorOutput:
+    events: list[Event]
+    phase: LivePhase | None
+
+
+class EventDetector:
+    """Landings, cuts and reps of one leg (thigh + shank IMU and its knee angles)."""
+
+    def __init__(self, side: str, rate_hz: float, leg_id: str = "", params: AnalysisParams | None = None) -> None:
+        if side not in SIDE_SIGN:
+            raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
+        if not rate_hz > 0:
+            raise InputError(f"sample rate must be positive, got {rate_hz}")
+        self.side = side
+        self.rate_hz = float(rate_hz)
+        self.leg_id = leg_id or side
+        self.params = params or AnalysisParams()
+        self._p = self.params.as_array(self.rate_hz)
+        self._state = K.new_state()
+        self._out = np.zeros((MAX_RECORDS, K.OUT_COLS))
+        self._pending: list[LegSamples] = []
+        self._hist: dict[str, FloatArray] = {name: np.empty(0) for name in _HIST_NAMES}
+        self._base = 0
+        self._filter: Any = None  # thigh orientation (earth frame) for turn rate and horizontal acceleration
+        self._hold = np.array([0.0, 0.0, GRAVITY_M_S2, 0.0, 0.0, 0.0])
+        self.phase: LivePhase | None = None
+        self._finished = False
+
+    # ---- public --------------------------------------------------------------------------------------
+    def push(self, samples: LegSamples, angles: KneeAngles) -> list[Event]:
+        return self.step(samples, angles).events
+
+    def step(self, samples: LegSamples, angles: KneeAngles) -> DetectorOutput:
+        """Add new samples and the angles that became available; returns closed events and the live phase."""
+        if self._finished:
+            raise InputError("push after finish: create a new EventDetector for a new recording")
+        if len(samples):
+            self._pending.append(samples)
+        n = int(angles.t_s.shape[0])
+        if n == 0:
+            return DetectorOutput([], self.phase)
+        aligned = self._take(n, angles)
+        events = self._run(aligned, angles)
+        self.phase = self._live_phase()
+        return DetectorOutput(events, self.phase)
+
+    def finish(self) -> list[Event]:
+        """End of stream: close a landing or cut window still open (a rep in progress is dropped)."""
+        self._finished = True
+        s = self._state
+        g_last = int(s[K.S_N]) - 1
+        events: list[Event] = []
+        if s[K.S_LAND_OPEN] > 0.0:
+            events += self._events(np.array([[K.K_LANDING, s[K.S_LAND_CONTACT], s[K.S_LAND_TAKEOFF], g_last, -1.0]]))
+            s[K.S_LAND_OPEN] = 0.0
+        self.phase = None
+        return events
+
+    # ---- internals -----------------------------------------------------------------------------------
+    def _take(self, n: int, angles: KneeAngles) -> LegSamples:
+        joined = _concat(self._pending, self.leg_id)
+        if len(joined) < n:
+            raise InputError(f"{self.leg_id}: {n} angle rows for only {len(joined)} buffered samples")
+        head = _slice(joined, slice(0, n))
+        self._pending = [_slice(joined, slice(n, len(joined)))] if len(joined) > n else []
+        if abs(float(head.t_s[0]) - float(angles.t_s[0])) > 0.25 / self.rate_hz:
+            raise InputError(f"{self.leg_id}: angles start at {angles.t_s[0]:.6f} s but the samples waiting for "
+                             f"them at {head.t_s[0]:.6f} s: pass every sample and every angle row once, in order")
+        return head
+
+    def _features(self, x: LegSamples) -> dict[str, FloatArray]:
+        at = np.linalg.norm(x.thigh_acc_m_s2, axis=1) / GRAVITY_M_S2
+        as_ = np.linalg.norm(x.shank_acc_m_s2, axis=1) / GRAVITY_M_S2
+        ws = np.linalg.norm(x.shank_gyr_rad_s, axis=1)
+        turn, hacc = self._thigh_earth(x)
+        return {"at_g": at, "as_g": as_, "ws_rad_s": ws, "turn_rad_s": turn, "hacc_g": hacc}
+
+    def _thigh_earth(self, x: LegSamples) -> tuple[FloatArray, FloatArray]:
+        """Thigh angular rate about the vertical, and horizontal acceleration, in the earth frame."""
+        if self._filter is None:
+            from sensorhub.orientation import OrientationFilter  # lazy: analysis loads without the filter
+
+            self._filter = OrientationFilter(self.rate_hz)
+        raw = np.hstack([x.thigh_gyr_rad_s, x.thigh_acc_m_s2])
+        ok = np.all(np.isfinite(raw), axis=1)
+        filled = raw.copy()
+        for i in np.flatnonzero(~ok):  # gaps: hold the last valid sample for the filter
+            filled[i] = filled[i - 1] if i > 0 else self._hold
+        if filled.shape[0]:
+            self._hold = filled[-1].copy()
+        gyr = np.ascontiguousarray(filled[:, 0:3])
+        acc = np.ascontiguousarray(filled[:, 3:6])
+        quat, _ = self._filter.update(gyr, acc)
+        gyr_e = _rotate(quat, gyr)
+        acc_e = _rotate(quat, acc)
+        turn = gyr_e[:, 2]
+        hacc = np.hypot(acc_e[:, 0], acc_e[:, 1]) / GRAVITY_M_S2
+        turn[~ok] = np.nan
+        hacc[~ok] = np.nan
+        return turn, hacc
+
+    def _run(self, x: LegSamples, angles: KneeAngles) -> list[Event]:
+        f = self._features(x)
+        flex = np.ascontiguousarray(angles.flexion_rad * DEG_PER_RAD)
+        valg = np.ascontiguousarray(angles.valgus_rad * DEG_PER_RAD)  # already mirrored per side
+        self._append({"t_s": np.asarray(x.t_s, dtype=np.float64), "at_g": f["at_g"], "as_g": f["as_g"],
+                      "ws_rad_s": f["ws_rad_s"], "hacc_g": f["hacc_g"], "flex_deg": flex, "valg_deg": valg})
+        n_out = K.detect(f["at_g"], f["as_g"], f["ws_rad_s"], np.ascontiguousarray(f["turn_rad_s"]), flex,
+                         self._p, self._state, self._out)
+        if n_out > MAX_RECORDS:
+            raise InputError(f"{self.leg_id}: more than {MAX_RECORDS} events in one chunk; push smaller chunks")
+        events = self._events(self._out[:n_out].copy())
+        self._trim()
+        return events
+
+    def _append(self, new: dict[str, FloatArray]) -> None:
+        for name in _HIST_NAMES:
+            self._hist[name] = np.concatenate([self._hist[name], new[name]])
+
+    def _trim(self) -> None:
+        keep = int(HISTORY_S * self.rate_hz)
+        n = self._hist["t_s"].shape[0]
+        if n > 2 * keep:
+            drop = n - keep
+            for name in _HIST_NAMES:
+                self._hist[name] = self._hist[name][drop:].copy()
+            self._base += drop
+
+    def _signals(self) -> Signals:
+        h = self._hist
+        return Signals(self._base, h["t_s"], h["at_g"], h["as_g"], h["ws_rad_s"], h["hacc_g"], h["flex_deg"],
+                       h["valg_deg"])
+
+    def _events(self, records: FloatArray) -> list[Event]:
+        if records.shape[0] == 0:
+            return []
+        sig = self._signals()
+        w = self.params.windows
+        events: list[Event] = []
+        for kind, a, b, c, d in records:
+            ia, ib, ic, id_ = int(a), int(b), int(c), int(d)
+            if kind == K.K_LANDING:
+                metrics = landing_metrics(sig, ia, ib, ic, id_, w)
+                etype, t_s = "landing", sig.t(ia)
+            elif kind == K.K_REP:
+                metrics = rep_metrics(sig, ia, ib, ic)
+                etype, t_s = "rep", sig.t(ia)
+            else:
+                metrics = cut_metrics(sig, ia, c * 1e-3, w)
+                if not metrics["peak_decel_g"] >= self.params.cut_min_decel_g:
+                    continue  # turned without braking: a curved run, not a plant
+                etype, t_s = "cut", sig.t(ia)
+            events.append(Event(etype, self.leg_id, t_s, metrics, control_score(etype, metrics)))
+        return events
+
+    def _live_phase(self) -> LivePhase | None:
+        s = self._state
+        if s[K.S_REP] != 1.0:
+            return None
+        sig = self._signals()
+        start = int(s[K.S_REP_START])
+        sl = sig.sl(start, int(s[K.S_N]) - 1)
+        valg = sig.valg_deg[sl]
+        flex_now = float(sig.flex_deg[-1])
+        elapsed = float(sig.t_s[-1]) - sig.t(start)
+        exc = flex_now - float(s[K.S_REP_START_FLEX])
+        metrics = {
+            "flexion_deg": flex_now,
+            "excursion_deg": exc,
+            "elapsed_s": elapsed,
+            "descent_rate_deg_s": exc / elapsed if elapsed > 0 else 0.0,
+            "peak_valgus_deg": float(np.nanmax(valg)) if valg.size else math.nan,
+            "valgus_excursion_deg": float(np.nanmax(valg) - valg[0]) if valg.size else math.nan,
+        }
+        return LivePhase(self.leg_id, "rep_descent", float(sig.t_s[-1]), sig.t(start), metrics)
+
+
+_HIST_NAMES = ("t_s", "at_g", "as_g", "ws_rad_s", "hacc_g", "flex_deg", "valg_deg")
+
+
+def _rotate(quat: FloatArray, v: FloatArray) -> FloatArray:
+    """Rotate rows of v by rows of quaternions [w, x, y, z] (sensor -> earth)."""
+    w = quat[:, 0:1]
+    u = quat[:, 1:4]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def _slice(s: LegSamples, sl: slice) -> LegSamples:
+    return LegSamples(s.leg_id, s.t_s[sl], s.thigh_acc_m_s2[sl], s.thigh_gyr_rad_s[sl], s.shank_acc_m_s2[sl],
+                      s.shank_gyr_rad_s[sl])
+
+
+def _concat(parts: list[LegSamples], leg_id: str) -> LegSamples:
+    if len(parts) == 1:
+        return parts[0]
+    names = [f.name for f in fields(LegSamples)][1:]
+    arrays = [np.concatenate([np.asarray(getattr(p, n)) for p in parts]) for n in names]
+    return LegSamples(leg_id, *arrays)
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """The events.json / MQTT object: type, t_s, leg_id, metrics (NaN -> null), control_score."""
+    out: dict[str, Any] = {"type": event.type, "t_s": round(event.t_s, 4), "leg_id": event.leg_id}
+    for k, v in event.metrics.items():
+        out[k] = round(v, 4) if math.isfinite(v) else None
+    out["control_score"] = event.control_score if math.isfinite(event.control_score) else None
+    return out
+
+
+def detect_events(samples: LegSamples, angles: KneeAngles, side: str, rate_hz: float,
+                  params: AnalysisParams | None = None) -> list[Event]:
+    """Offline: the streaming detector over a whole recording (one push, then finish)."""
+    det = EventDetector(side, rate_hz, samples.leg_id, params)
+    return det.push(samples, angles) + det.finish()

@@ -1,0 +1,131 @@
+"""Metric values of detected events, from the buffered per-sample signals (windows: docs/events.md).
+
+Every function takes the detector's history (``Signals``, arrays on one grid, index 0 = ``base``) and
+the global sample indices the state machine found; values are in degrees, seconds, g and metres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensorhub.conventions import GRAVITY_M_S2
+from sensorhub.model import FloatArray
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    base: int  # global index of row 0
+    t_s: FloatArray
+    at_g: FloatArray  # thigh |specific force| / g
+    as_g: FloatArray  # shank |specific force| / g
+    ws_rad_s: FloatArray  # shank |angular rate|
+    hacc_g: FloatArray  # thigh horizontal acceleration magnitude (earth frame, gravity removed) / g
+    flex_deg: FloatArray
+    valg_deg: FloatArray
+
+    def sl(self, a: int, b: int) -> slice:
+        """Rows of global indices [a, b] (inclusive), clipped to the buffer."""
+        lo = max(0, a - self.base)
+        hi = min(self.t_s.shape[0], b - self.base + 1)
+        return slice(lo, max(lo, hi))
+
+    def t(self, g: int) -> float:
+        return float(self.t_s[min(max(g - self.base, 0), self.t_s.shape[0] - 1)])
+
+
+@dataclass(frozen=True, slots=True)
+class MetricWindows:
+    """Window lengths of the metrics (seconds); documented in docs/events.md."""
+
+    shank_peak_s: float = 0.1  # peak_shank_accel_g: contact .. contact + this
+    stable_band_g: float = 0.2  # time_to_stabilization: |shank |a| - 1 g| stays within this ...
+    stable_gyr_rad_s: float = 1.0  # ... and the shank turns slower than this ...
+    stable_min_s: float = 0.1  # ... until the end of the landing window, for at least this long
+    cut_stance_s: float = 0.3  # cut: valgus, deceleration and braking within plant .. plant + this
+
+
+def _nanmax_idx(x: FloatArray) -> int:
+    if x.size == 0 or not np.isfinite(x).any():
+        return -1
+    return int(np.nanargmax(x))
+
+
+def landing_metrics(s: Signals, contact: int, takeoff: int, end: int, next_takeoff: int,
+                    w: MetricWindows) -> dict[str, float]:
+    sl = s.sl(contact, end)
+    t_c = s.t(contact)
+    flex = s.flex_deg[sl]
+    valg = s.valg_deg[sl]
+    i_pk = _nanmax_idx(flex)
+    flight_s = t_c - s.t(takeoff)
+    out = {
+        "flexion_at_contact_deg": float(flex[0]),
+        "peak_flexion_deg": float(flex[i_pk]),
+        "flexion_excursion_deg": float(flex[i_pk] - flex[0]),
+        "time_to_peak_flexion_s": float(s.t_s[sl][i_pk] - t_c),
+        "peak_valgus_deg": float(np.nanmax(valg)),
+        "valgus_excursion_deg": float(np.nanmax(valg) - valg[0]),
+        "flight_time_s": flight_s,
+        "jump_height_m": GRAVITY_M_S2 * flight_s**2 / 8.0,
+        "ground_contact_time_s": s.t(next_takeoff) - t_c if next_takeoff >= 0 else NAN,
+    }
+    sp = s.as_g[s.sl(contact, contact + max(1, round(w.shank_peak_s / _dt(s))))]
+    out["peak_shank_accel_g"] = float(np.nanmax(sp)) if np.isfinite(sp).any() else NAN
+    out["time_to_stabilization_s"] = _time_to_stabilization(s, contact, end, w)
+    return out
+
+
+def _dt(s: Signals) -> float:
+    return float(np.median(np.diff(s.t_s[:64]))) if s.t_s.shape[0] > 1 else 0.005
+
+
+def _time_to_stabilization(s: Signals, contact: int, end: int, w: MetricWindows) -> float:
+    """From contact to the start of the final stretch of the window in which the shank is steady."""
+    sl = s.sl(contact, end)
+    steady = (np.abs(s.as_g[sl] - 1.0) <= w.stable_band_g) & (s.ws_rad_s[sl] <= w.stable_gyr_rad_s)
+    steady |= ~np.isfinite(s.as_g[sl])  # a lost sample does not break a steady stretch
+    unsteady = np.flatnonzero(~steady)
+    first = int(unsteady[-1]) + 1 if unsteady.size else 0
+    if first >= steady.shape[0] or (steady.shape[0] - first) * _dt(s) < w.stable_min_s:
+        return NAN
+    return float(s.t_s[sl][first] - s.t(contact))
+
+
+def rep_metrics(s: Signals, start: int, bottom: int, end: int) -> dict[str, float]:
+    sl = s.sl(start, end)
+    valg = s.valg_deg[sl]
+    t0, tb, te = s.t(start), s.t(bottom), s.t(end)
+    return {
+        "depth_deg": float(s.flex_deg[s.sl(bottom, bottom)][0]),
+        "eccentric_s": tb - t0,
+        "concentric_s": te - tb,
+        "peak_valgus_deg": float(np.nanmax(valg)),
+        "valgus_excursion_deg": float(np.nanmax(valg) - valg[0]),
+        "t_bottom_s": tb,
+        "t_end_s": te,
+    }
+
+
+def cut_metrics(s: Signals, plant: int, turn_rad: float, w: MetricWindows) -> dict[str, float]:
+    n = max(1, round(w.cut_stance_s / _dt(s)))
+    sl = s.sl(plant, plant + n)
+    h = s.hacc_g[sl]
+    i_pk = _nanmax_idx(h)
+    peak = float(h[i_pk]) if i_pk >= 0 else NAN
+    braking_s = NAN
+    if i_pk >= 0:
+        below = np.flatnonzero(h[i_pk:] < 0.5 * peak)
+        j = i_pk + int(below[0]) if below.size else h.shape[0] - 1
+        braking_s = float(s.t_s[sl][j] - s.t(plant))
+    return {
+        "flexion_at_plant_deg": float(s.flex_deg[sl][0]),
+        "peak_valgus_deg": float(np.nanmax(s.valg_deg[sl])),
+        "direction_change_deg": abs(math.degrees(turn_rad)),
+        "peak_decel_g": peak,
+        "braking_time_s": braking_s,
+    }

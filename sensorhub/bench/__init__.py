@@ -1,0 +1,1 @@
+"""Benchmarks behind `sensorhub bench` (peers are the optional [bench] extras)."""

@@ -1,0 +1,153 @@
+"""Event detection accuracy against the simulator's ground truth, per drill, clean and realistic sensors.
+
+For every drill: one simulated recording per error preset (random mounts, realistic errors, a typical
+BLE link losing packets), knee angles from the streaming estimator, events from the streaming detector.
+A detected event matches a true event of the same type within ``MATCH_S`` of its time; F1 per type;
+metric errors (detected - true) over matched events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sensorhub.model import Event, LegSamples
+
+MATCH_S = {"landing": 0.1, "cut": 0.2, "rep": 0.4}
+DRILL_LIST = ("standing", "calibration_bends", "squat", "step_down", "lunge", "cmj", "drop_jump", "cut_45",
+              "cut_90", "walk", "jog")
+ERROR_METRICS = ("flexion_at_contact_deg", "peak_flexion_deg", "flight_time_s", "peak_valgus_deg", "depth_deg",
+                 "flexion_at_plant_deg", "direction_change_deg", "ground_contact_time_s", "eccentric_s")
+FAULTS = {"valgus": 0.3, "stiff_landing": 0.3, "fast_eccentric": 0.3}
+
+
+@dataclass(slots=True)
+class Tally:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def f1(self) -> float:
+        d = 2 * self.tp + self.fp + self.fn
+        return 1.0 if d == 0 else 2 * self.tp / d
+
+
+@dataclass(slots=True)
+class Result:
+    tallies: dict[str, Tally] = field(default_factory=lambda: {k: Tally() for k in MATCH_S})
+    errors: dict[str, list[float]] = field(default_factory=dict)
+    contact_err_s: list[float] = field(default_factory=list)
+    false_in: dict[str, int] = field(default_factory=dict)  # false positives per drill
+    matched: list[tuple[dict[str, Any], Event]] = field(default_factory=list)
+
+
+def simulate_leg(drill: str, errors: str, seed: int, reps: int = 5, side: str = "right",
+                 faults: dict[str, float] | None = None) -> tuple[Any, LegSamples, float]:
+    """(firmware_sim arrays with truth, LegSamples, rate_hz) of one simulated leg."""
+    from firmware_sim import make_leg_csv_arrays
+
+    arr = make_leg_csv_arrays(drill, side, seed=seed, errors=errors, reps=reps,
+                              faults=FAULTS if faults is None else faults)
+    d = arr.data
+    samples = LegSamples(side, arr.t_s, d[:, 0:3].copy(), d[:, 3:6].copy(), d[:, 6:9].copy(), d[:, 9:12].copy())
+    return arr, samples, 200.0
+
+
+def detect_leg(samples: LegSamples, side: str, rate_hz: float, chunk: int = 0) -> list[Event]:
+    """Knee angles then events, in one batch (chunk=0) or fed ``chunk`` samples at a time."""
+    from sensorhub.analysis import EventDetector
+    from sensorhub.kinematics import KneeEstimator
+
+    knee = KneeEstimator(side, rate_hz, samples.leg_id)
+    det = EventDetector(side, rate_hz, samples.leg_id)
+    n = len(samples)
+    step = n if chunk <= 0 else chunk
+    events: list[Event] = []
+    for i in range(0, n, step):
+        part = LegSamples(samples.leg_id, samples.t_s[i:i + step], samples.thigh_acc_m_s2[i:i + step],
+                          samples.thigh_gyr_rad_s[i:i + step], samples.shank_acc_m_s2[i:i + step],
+                          samples.shank_gyr_rad_s[i:i + step])
+        events += det.push(part, knee.push(part))
+    events += det.push(_empty(samples.leg_id), knee.finish())
+    events += det.finish()
+    return events
+
+
+def _empty(leg_id: str) -> LegSamples:
+    e = np.empty((0, 3))
+    return LegSamples(leg_id, np.empty(0), e, e, e, e)
+
+
+def match(truth: Sequence[dict[str, Any]], events: Sequence[Event], res: Result, drill: str) -> None:
+    for kind, tol in MATCH_S.items():
+        tr = [e for e in truth if e["type"] == kind]
+        det = [e for e in events if e.type == kind]
+        used: set[int] = set()
+        for te in tr:
+            best, best_d = -1, tol
+            for j, de in enumerate(det):
+                dd = abs(de.t_s - te["t_s"])
+                if j not in used and dd <= best_d:
+                    best, best_d = j, dd
+            if best < 0:
+                res.tallies[kind].fn += 1
+                continue
+            used.add(best)
+            res.tallies[kind].tp += 1
+            de = det[best]
+            res.matched.append((te, de))
+            if kind == "landing":
+                res.contact_err_s.append(de.t_s - te["t_s"])
+            for m in ERROR_METRICS:
+                tv, dv = te.get(m), de.metrics.get(m)
+                if tv is not None and dv is not None and math.isfinite(dv):
+                    res.errors.setdefault(f"{kind}.{m}", []).append(dv - tv)
+        fp = len(det) - len(used)
+        res.tallies[kind].fp += fp
+        if fp:
+            res.false_in[f"{drill}/{kind}"] = res.false_in.get(f"{drill}/{kind}", 0) + fp
+
+
+def evaluate(drills: Sequence[str], presets: Sequence[str], seeds: Sequence[int], reps: int = 5) -> Result:
+    res = Result()
+    for drill in drills:
+        for preset in presets:
+            for seed in seeds:
+                arr, samples, rate = simulate_leg(drill, preset, seed, reps)
+                events = detect_leg(samples, "right", rate)
+                match(arr.motion.events, events, res, drill)
+    return res
+
+
+def summary_lines(res: Result) -> list[str]:
+    lines = ["type      TP   FP   FN    F1"]
+    for kind, t in res.tallies.items():
+        lines.append(f"{kind:8s} {t.tp:4d} {t.fp:4d} {t.fn:4d}  {t.f1:.3f}")
+    if res.contact_err_s:
+        ce = np.abs(np.array(res.contact_err_s)) * 1e3
+        lines.append(f"landing contact |error|: median {np.median(ce):.1f} ms, p90 {np.percentile(ce, 90):.1f} ms")
+    lines.append("metric                                   n   median|err|  p90|err|  mean err")
+    for name, vals in sorted(res.errors.items()):
+        v = np.array(vals)
+        lines.append(f"{name:40s} {v.size:3d}   {np.median(np.abs(v)):9.3f} {np.percentile(np.abs(v), 90):9.3f}"
+                     f" {np.mean(v):+9.3f}")
+    if res.false_in:
+        lines.append("false positives: " + ", ".join(f"{k}: {v}" for k, v in sorted(res.false_in.items())))
+    return lines
+
+
+def run_events_accuracy(quick: bool) -> int:
+    """Print the table; returns 0 when the targets (F1 >= 0.98, contact median <= 10 ms) are met."""
+    seeds = (1,) if quick else (1, 2, 3)
+    res = evaluate(DRILL_LIST, ("clean", "realistic"), seeds)
+    for line in summary_lines(res):
+        print(line)
+    ok = all(t.f1 >= 0.98 for t in res.tallies.values())
+    if res.contact_err_s:
+        ok &= float(np.median(np.abs(res.contact_err_s))) <= 0.010
+    return 0 if ok else 1

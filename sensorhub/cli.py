@@ -1,0 +1,176 @@
+"""The ``sensorhub`` command line. Subcommands import their stage lazily so ``--help`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sensorhub import __version__
+from sensorhub.errors import NotYetAvailable, SensorhubError
+
+log = logging.getLogger("sensorhub")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML configuration file (default: embedded defaults)")
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from sensorhub.config import load_config
+
+    config = load_config(args.file)
+    n_sensors = sum(len(a.sensors) for a in config.athletes)
+    print(f"{config.source_file}: ok ({len(config.athletes)} athletes, {n_sensors} sensors, source {config.source.kind})")
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from sensorhub.offline.analyze import analyze_main
+
+    return analyze_main(args.input, args.out, args.leg)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from sensorhub.runtime.replay import replay_main
+
+    speed = None if args.as_fast_as_possible else args.speed
+    return replay_main(args.file, speed=speed, csv_dir=args.csv)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from sensorhub.runtime.record import record_main
+
+    return record_main(args.config, args.out, args.duration_s)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sensorhub.runtime.demo import demo_main
+
+    return demo_main(args.config, athletes=args.athletes, port=args.port)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sensorhub.runtime.run import run_main
+
+    return run_main(args.config, port=args.port)
+
+
+def _not_yet(feature: str, issue: str) -> None:
+    raise NotYetAvailable(f"`sensorhub {feature}` is not available in this release yet ({issue}).")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "filter":
+        from sensorhub.bench import filter_bench
+
+        return filter_bench.run(args)
+    if args.bench == "accuracy":
+        if args.broad is None and not args.sim:
+            raise SensorhubError("bench accuracy: give --broad DIR (real data) and/or --sim (simulator)")
+        code = 0
+        if args.broad is not None:
+            from sensorhub.bench.broad_bench import run_broad
+
+            code |= run_broad(args.broad, args.per_trial)
+        if args.sim:
+            from sensorhub.bench.sim_accuracy import run_sim_accuracy
+
+            code |= run_sim_accuracy(quick=args.quick, seeds=args.seeds)
+        return code
+    if args.bench == "latency":
+        _not_yet("bench latency", "the events and cues issue")
+    raise SensorhubError(f"unknown benchmark {args.bench!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensorhub",
+        description="Real-time knee angles, landing/cut/rep analysis and cues from thigh and shank IMUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"sensorhub {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="simulated athletes through the live pipeline (no hardware needed)")
+    _add_config(p)
+    p.add_argument("--athletes", type=int, default=None, help="number of simulated athletes")
+    p.add_argument("--port", type=int, default=None, help="dashboard port (default 8765)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("run", help="run the live pipeline from a configuration (BLE, MQTT or simulator)")
+    _add_config(p)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("record", help="record raw packets from the configured source to a file")
+    _add_config(p)
+    p.add_argument("--out", type=Path, required=True, help="recording file to write (.shrec)")
+    p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser("replay", help="feed a recording through the live decode path; report per sensor")
+    p.add_argument("file", type=Path)
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--speed", type=float, default=1.0, help="replay speed factor (default 1 = real time)")
+    speed.add_argument("--as-fast-as-possible", action="store_true")
+    p.add_argument("--csv", type=Path, default=None, help="also export each leg to DIR/imu_<leg>.csv")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("analyze", help="offline knee angles and events from a CSV or a recording")
+    p.add_argument("input", type=Path, help="IMU CSV (see README) or a .shrec recording")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--leg", choices=("right", "left"), default=None, help="leg of a CSV (default right)")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("bench", help="benchmarks: filter speed, accuracy, latency")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    b = bench.add_parser("filter", help="orientation filter throughput vs VQF, imufusion, Madgwick")
+    from sensorhub.bench.filter_bench import add_arguments
+
+    add_arguments(b)
+    b = bench.add_parser("accuracy", help="accuracy on BROAD (real data) and/or the simulator")
+    b.add_argument("--broad", type=Path, default=None, help="BROAD dataset directory (.npz trials)")
+    b.add_argument("--per-trial", action="store_true", help="print every BROAD trial")
+    b.add_argument("--sim", action="store_true", help="knee angles vs firmware_sim truth, every drill")
+    b.add_argument("--quick", action="store_true", help="--sim: fewer mountings, no 10-minute session")
+    b.add_argument("--seeds", type=int, default=3, help="--sim: random mountings per drill")
+    bench.add_parser("latency", help="packet -> angle and condition -> cue latency")
+
+    p = sub.add_parser("check-config", help="validate a configuration file and exit")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_cmd_check_config)
+
+    for name, issue, text in (
+        ("scan", "the BLE ingestion issue", "list nearby sensors"),
+        ("gateway", "the MQTT issue", "BLE/simulated sensors -> raw packets on MQTT"),
+        ("report", "the rehab workflow issue", "HTML progress report for an athlete"),
+    ):
+        p = sub.add_parser(name, help=f"{text} (not yet available)")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda _a, n=name, i=issue: _not_yet(n, i))
+    p = sub.choices["bench"]
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except SensorhubError as exc:
+        print(f"sensorhub: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

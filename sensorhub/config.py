@@ -1,0 +1,293 @@
+"""Typed, immutable configuration: TOML file + ``SENSORHUB_*`` environment overrides, validated once.
+
+A wrong key or value fails fast with a :class:`ConfigError` naming the file, the key and what is allowed.
+Environment overrides address a key by its path with ``__`` between levels, e.g.
+``SENSORHUB_SERVICE__PORT=9000`` or ``SENSORHUB_SINKS__MQTT__ENABLED=true``; the value is read as a TOML
+value when it parses as one (numbers, booleans, quoted strings, arrays), otherwise as a plain string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sensorhub.errors import ConfigError
+
+ENV_PREFIX = "SENSORHUB_"
+RATES_HZ = (50, 100, 200, 400, 800)
+ACC_RANGES_G = (2, 4, 8, 16, 32)
+GYR_RANGES_DPS = (125, 250, 500, 1000, 2000, 4000)
+
+
+def _allowed(*values: object) -> dict[str, object]:
+    return {"allowed": values}
+
+
+def _range(lo: float, hi: float) -> dict[str, object]:
+    return {"range": (lo, hi)}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=8765, metadata=_range(0, 65535))
+    # Required for any non-loopback bind; generated and printed when empty.
+    access_token: str = ""
+    data_dir: str = "~/.local/share/sensorhub"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """What every sensor is asked to stream (the START command of the wire protocol)."""
+
+    rate_hz: int = field(default=200, metadata=_allowed(*RATES_HZ))
+    acc_range_g: int = field(default=16, metadata=_allowed(*ACC_RANGES_G))
+    gyr_range_dps: int = field(default=2000, metadata=_allowed(*GYR_RANGES_DPS))
+    samples_per_packet: int = field(default=8, metadata=_range(1, 19))
+
+
+@dataclass(frozen=True, slots=True)
+class SensorConfig:
+    id: str
+    side: Literal["left", "right"]
+    segment: Literal["thigh", "shank"]
+    # How to find it over BLE: by address, by advertised name, or both.
+    address: str = ""
+    name: str = ""
+    protocol: Literal["sensorhub-v1"] = "sensorhub-v1"
+    adapter: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AthleteConfig:
+    id: str
+    name: str = ""
+    involved_side: Literal["left", "right", "both", "none"] = "none"
+    sensors: tuple[SensorConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    kind: Literal["simulator", "ble", "mqtt", "replay"] = "simulator"
+    # BLE stack under bleak: the OS stack in production, Bumble for tests and demos.
+    transport: Literal["bleak", "bumble"] = "bleak"
+    replay_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """Simulated athletes for ``sensorhub demo`` (firmware_sim behind the real pipeline)."""
+
+    athletes: int = field(default=2, metadata=_range(1, 2000))
+    drills: tuple[str, ...] = ("squat", "drop_jump", "step_down", "cut_45")
+    fault_rate: float = field(default=0.25, metadata=_range(0.0, 1.0))
+    errors: Literal["clean", "realistic"] = "realistic"
+    seed: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderConfig:
+    enabled: bool = True
+    dir: str = "recordings"  # relative paths are inside service.data_dir
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = field(default=1883, metadata=_range(1, 65535))
+    topic_prefix: str = "sensorhub/v1"
+    angles_rate_hz: float = field(default=20.0, metadata=_range(0.0, 1000.0))
+    outbox_size: int = field(default=10000, metadata=_range(1, 10_000_000))
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxConfig:
+    enabled: bool = False
+    url: str = "http://127.0.0.1:8086"
+    token: str = ""
+    org: str = "sensorhub"
+    bucket: str = "sensorhub"
+    spool_dir: str = "influx-spool"
+
+
+@dataclass(frozen=True, slots=True)
+class SinksConfig:
+    recorder: RecorderConfig = RecorderConfig()
+    mqtt: MqttConfig = MqttConfig()
+    influxdb: InfluxConfig = InfluxConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    service: ServiceConfig = ServiceConfig()
+    stream: StreamConfig = StreamConfig()
+    source: SourceConfig = SourceConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    sinks: SinksConfig = SinksConfig()
+    athletes: tuple[AthleteConfig, ...] = ()
+    source_file: str = field(default="<defaults>", metadata={"internal": True})
+
+    def validate_references(self) -> None:
+        """Cross-field checks that one table alone cannot express."""
+        seen: dict[str, str] = {}
+        athlete_ids: set[str] = set()
+        for i, athlete in enumerate(self.athletes):
+            if athlete.id in athlete_ids:
+                raise ConfigError(f"{self.source_file}: athletes[{i}].id: duplicate athlete id {athlete.id!r}")
+            athlete_ids.add(athlete.id)
+            slots: set[tuple[str, str]] = set()
+            for j, sensor in enumerate(athlete.sensors):
+                key = f"athletes[{i}].sensors[{j}]"
+                if sensor.id in seen:
+                    raise ConfigError(
+                        f"{self.source_file}: {key}.id: sensor id {sensor.id!r} is already used by {seen[sensor.id]}"
+                    )
+                seen[sensor.id] = key
+                slot = (sensor.side, sensor.segment)
+                if slot in slots:
+                    raise ConfigError(
+                        f"{self.source_file}: {key}: athlete {athlete.id!r} already has a {sensor.side} "
+                        f"{sensor.segment} sensor; each leg takes one thigh and one shank sensor"
+                    )
+                slots.add(slot)
+                if self.source.kind == "ble" and not (sensor.address or sensor.name):
+                    raise ConfigError(
+                        f"{self.source_file}: {key}: a BLE sensor needs `address` or `name` to be found"
+                    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Generic table -> dataclass builder with precise error messages
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return _build(tp, value, where)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(repr, allowed))}")
+        return value
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return tuple(_convert(v, item_tp, f"{where}[{i}]", {}) for i, v in enumerate(value))
+    if origin in (types.UnionType, typing.Union):
+        raise ConfigError(f"{where}: unsupported union type in schema")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if "allowed" in meta and value not in meta["allowed"]:
+        raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, meta['allowed']))}")
+    if "range" in meta:
+        lo, hi = meta["range"]
+        if not lo <= value <= hi:
+            raise ConfigError(f"{where}: {value!r} is out of range; allowed: {lo} to {hi}")
+    return value
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where and not where.endswith(":") else f"{where} {name}"
+        if name in table:
+            kwargs[name] = _convert(table[name], hints[name], key, f.metadata)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}: required key is missing ({_type_name(hints[name])})")
+    return cls(**kwargs)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(table: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    applied = []
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in ("SENSORHUB_CONFIG",):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if len(path) < 2:
+            continue  # single-level names (e.g. SENSORHUB_BROAD_DIR) are not config overrides
+        node = table
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment {name}: {part!r} is not a table")
+            node = child
+        node[path[-1]] = _parse_env_value(raw)
+        applied.append(name)
+    return applied
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, validate. ``path=None`` gives the embedded defaults."""
+    env = os.environ if env is None else env
+    if path is None and env.get("SENSORHUB_CONFIG"):
+        path = env["SENSORHUB_CONFIG"]
+    table: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    applied = _apply_env(table, env)
+    where = f"{source}:" if not applied else f"{source} (with {', '.join(applied)}):"
+    config: Config = _build(Config, table, where)
+    config = dataclasses.replace(config, source_file=source)
+    config.validate_references()
+    return config
+
+
+def data_dir(config: Config) -> Path:
+    return Path(os.path.expanduser(config.service.data_dir))

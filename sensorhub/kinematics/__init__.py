@@ -1,0 +1,52 @@
+"""Knee kinematics: automatic sensor-to-segment calibration, magnetometer-free relative heading, and
+Grood & Suntay knee angles per leg, streaming and batch with identical results (see docs/kinematics.md).
+
+Public API:
+- ``KneeEstimator(side, rate_hz, leg_id="", params=None, orientation_factory=None)`` with
+  ``push(LegSamples) -> KneeAngles`` and ``finish() -> KneeAngles``; ``calibration`` after it succeeded;
+- ``estimate_knee_angles(samples, side, rate_hz) -> (KneeAngles, KneeCalibration)`` (offline = one push);
+- ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``;
+- quality flags (bits of ``KneeAngles.quality``): ``QUALITY_MISSING_INPUT``, ``QUALITY_HEADING_STALE``,
+  ``QUALITY_IMPLAUSIBLE``.
+"""
+
+from sensorhub.kinematics._kernels import FLAG_HEADING_STALE as QUALITY_HEADING_STALE
+from sensorhub.kinematics._kernels import FLAG_IMPLAUSIBLE as QUALITY_IMPLAUSIBLE
+from sensorhub.kinematics._kernels import FLAG_MISSING_INPUT as QUALITY_MISSING_INPUT
+from sensorhub.kinematics.calibration import (
+    CalibrationParams,
+    CalibrationPendingError,
+    CalibrationReport,
+    KneeCalibration,
+    calibrate_knee,
+)
+from sensorhub.kinematics.heading import HeadingParams
+from sensorhub.kinematics.joint_angles import knee_angles_from_rotation, knee_rotation
+from sensorhub.kinematics.knee import (
+    KneeEstimator,
+    KneeParams,
+    OrientationFactory,
+    OrientationStream,
+    concat_angles,
+    estimate_knee_angles,
+)
+
+__all__ = [
+    "QUALITY_HEADING_STALE",
+    "QUALITY_IMPLAUSIBLE",
+    "QUALITY_MISSING_INPUT",
+    "CalibrationParams",
+    "CalibrationPendingError",
+    "CalibrationReport",
+    "HeadingParams",
+    "KneeCalibration",
+    "KneeEstimator",
+    "KneeParams",
+    "OrientationFactory",
+    "OrientationStream",
+    "calibrate_knee",
+    "concat_angles",
+    "estimate_knee_angles",
+    "knee_angles_from_rotation",
+    "knee_rotation",
+]

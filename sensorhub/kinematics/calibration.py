@@ -1,0 +1,379 @@
+"""Sensor-to-segment calibration from the recording itself: quiet standing, then knee bends or gait.
+
+What is observable, and used:
+- quiet standing: each sensor's gravity direction is its segment's z axis (segments are vertical in the
+  standing pose, by the definition of the zero pose), and the mean gyroscope reading is its bias;
+- knee bends, walking or jogging: the knee's flexion axis in each sensor frame, j1 (thigh) and j2 (shank),
+  from the gyroscopes alone (T. Seel, J. Raisch, T. Schauer, "IMU-based joint angle measurement for gait
+  analysis", Sensors 14, 2014): for a hinge, |w1 x j1| = |w2 x j2| at every instant.
+The segment y axis (left) is the flexion axis made orthogonal to z; x = y cross z. Only the directions of
+j1, j2 are identifiable; their signs follow from flexion being one-sided (a knee bends one way from the
+standing pose) and positive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2
+from sensorhub.errors import CalibrationError
+from sensorhub.kinematics import _kernels
+from sensorhub.model import FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationParams:
+    """Thresholds of the automatic calibration (units in the names)."""
+
+    standing_min_s: float = 2.0  # the design asks for >= 3 s; accept a little less before refusing
+    still_gyr_rad_s: float = 0.35  # above this either sensor is moving (bias of cheap gyros stays below)
+    still_acc_dev_m_s2: float = 1.5  # | |acc| - g | above this: moving
+    motion_min_gyr_rad_s: float = 0.25  # samples quieter than this carry no axis information
+    cycle_rise_deg: float = 20.0  # a flexion cycle rises this far above the running minimum...
+    cycle_fall_deg: float = 8.0  # ...after having come back within this of it
+    min_flexion_cycles: int = 3
+    max_axis_spread_deg: float = 6.0  # agreement of the axes fitted on separate thirds of the motion
+    max_relative_residual: float = 0.6  # rms hinge residual / rms flexion rate
+    min_sign_contrast: float = 1.5  # one-sidedness of the chosen axis signs over the alternative
+    attempt_every_s: float = 1.0
+    max_fit_samples: int = 3000
+    max_buffer_s: float = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationReport:
+    standing_s: float
+    motion_s: float
+    n_flexion_cycles: int
+    flexion_range_deg: float
+    residual_rms_rad_s: float
+    relative_residual: float
+    axis_spread_deg: float
+    n_fit_samples: int
+    refinement_deg: float = 0.0  # how far the knee-relative refinement moved the flexion axes
+
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "standing_s": self.standing_s,
+            "motion_s": self.motion_s,
+            "n_flexion_cycles": self.n_flexion_cycles,
+            "flexion_range_deg": self.flexion_range_deg,
+            "residual_rms_rad_s": self.residual_rms_rad_s,
+            "relative_residual": self.relative_residual,
+            "axis_spread_deg": self.axis_spread_deg,
+            "n_fit_samples": self.n_fit_samples,
+            "refinement_deg": self.refinement_deg,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KneeCalibration:
+    """Rotations segment -> sensor (columns: segment x, y, z in sensor coordinates) and gyroscope biases."""
+
+    thigh_r_seg_to_sensor: FloatArray
+    shank_r_seg_to_sensor: FloatArray
+    thigh_gyr_bias_rad_s: FloatArray
+    shank_gyr_bias_rad_s: FloatArray
+    standing_start_index: int
+    standing_end_index: int  # first sample of the motion after the quiet standing
+    end_index: int  # the calibration used samples [0, end_index)
+    report: CalibrationReport
+
+
+def _finite_rows(a: FloatArray) -> np.ndarray:
+    return np.all(np.isfinite(a), axis=1)
+
+
+def find_motion_onset(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank_acc_m_s2: FloatArray,
+                      shank_gyr_rad_s: FloatArray, rate_hz: float, params: CalibrationParams) -> int | None:
+    """Index of the first sample of sustained motion (either sensor), or None while all is still."""
+    moving = np.zeros(thigh_acc_m_s2.shape[0], dtype=bool)
+    for acc, gyr in ((thigh_acc_m_s2, thigh_gyr_rad_s), (shank_acc_m_s2, shank_gyr_rad_s)):
+        with np.errstate(invalid="ignore"):
+            m = (np.linalg.norm(gyr, axis=1) > params.still_gyr_rad_s) | (
+                np.abs(np.linalg.norm(acc, axis=1) - GRAVITY_M_S2) > params.still_acc_dev_m_s2)
+        moving |= m & _finite_rows(acc) & _finite_rows(gyr)
+    # sustained: at least half of the next 0.1 s moves (a single spike is not the start of the motion)
+    win = max(1, round(0.1 * rate_hz))
+    counts = np.convolve(moving.astype(np.float64), np.ones(win), mode="full")[win - 1:]
+    idx = np.flatnonzero(moving & (counts >= 0.5 * win))
+    return int(idx[0]) if idx.size else None
+
+
+def _unit(v: FloatArray) -> FloatArray:
+    return np.asarray(v / np.linalg.norm(v), dtype=np.float64)
+
+
+def _spherical(v: FloatArray) -> tuple[float, float]:
+    u = _unit(v)
+    return math.asin(max(-1.0, min(1.0, float(u[2])))), math.atan2(float(u[1]), float(u[0]))
+
+
+def _axis_from(phi: float, theta: float) -> FloatArray:
+    return np.array([math.cos(phi) * math.cos(theta), math.cos(phi) * math.sin(theta), math.sin(phi)])
+
+
+def fit_flexion_axes(thigh_gyr_rad_s: FloatArray, shank_gyr_rad_s: FloatArray,
+                     prior_weight: float = 0.02, max_iter: int = 60) -> tuple[FloatArray, FloatArray, float]:
+    """Seel's joint-axis fit from two gyroscopes: (j1 thigh frame, j2 shank frame, rms residual rad/s).
+
+    Starts from the dominant rotation axis of each gyroscope plus a few spread-out guesses and keeps the
+    best local optimum. Signs are arbitrary here."""
+    g1 = np.ascontiguousarray(thigh_gyr_rad_s, dtype=np.float64)
+    g2 = np.ascontiguousarray(shank_gyr_rad_s, dtype=np.float64)
+    starts: list[tuple[FloatArray, FloatArray]] = []
+    e1 = np.linalg.eigh(g1.T @ g1)[1]
+    e2 = np.linalg.eigh(g2.T @ g2)[1]
+    # Planar motion where both segments turn about the flexion axis at proportional rates (a squat) makes
+    # the hinge constraint degenerate (a valley of equally good axes). A weak prior towards each gyroscope's
+    # dominant rotation axis picks the right point of that valley and barely moves a well-posed fit:
+    # two pseudo-samples whose residual is weight * sin(angle between j and that axis).
+    ms = float(np.mean(np.sum(g1 * g1, axis=1) + np.sum(g2 * g2, axis=1))) * 0.5
+    s = math.sqrt(prior_weight * g1.shape[0] * ms)
+    g1 = np.vstack([g1, s * e1[:, 2][None, :], np.zeros((1, 3))])
+    g2 = np.vstack([g2, np.zeros((1, 3)), s * e2[:, 2][None, :]])
+    starts.append((e1[:, 2], e2[:, 2]))
+    starts.append((e1[:, 1], e2[:, 1]))
+    for d in (np.array([1.0, 0.2, 0.1]), np.array([0.1, 1.0, 0.2]), np.array([0.2, 0.1, 1.0])):
+        starts.append((d, d))
+        starts.append((d, e2[:, 2]))
+    best: tuple[float, np.ndarray] | None = None
+    for a, b in starts:
+        p0 = np.array([*_spherical(a), *_spherical(b)])
+        p, cost = _kernels.fit_hinge_axes(g1, g2, p0, max_iter)
+        if best is None or cost < best[0]:
+            best = (cost, p)
+    assert best is not None
+    cost, p = best
+    return _axis_from(p[0], p[1]), _axis_from(p[2], p[3]), math.sqrt(cost)
+
+
+def dominant_axis(gyr_rad_s: FloatArray, z_sensor: FloatArray) -> FloatArray:
+    """The segment's dominant rotation axis orthogonal to its vertical z (sign arbitrary).
+
+    During bends and gait both segments turn mostly about the flexion axis, which is horizontal in the
+    standing pose; rotations about z (axial rotation, turning) are removed by the projection, and rotations
+    uncorrelated with flexion only add spread orthogonal to the principal direction."""
+    z = _unit(z_sensor)
+    proj = np.eye(3) - np.outer(z, z)
+    g = gyr_rad_s @ proj
+    vecs = np.linalg.eigh(g.T @ g)[1]
+    return _unit(vecs[:, 2] - float(vecs[:, 2] @ z) * z)
+
+
+def hinge_residual_rms(thigh_gyr_rad_s: FloatArray, shank_gyr_rad_s: FloatArray, j1: FloatArray,
+                       j2: FloatArray) -> float:
+    """Seel's hinge residual |w1 x j1| - |w2 x j2| (rms, rad/s): how hinge-like the movement was."""
+    params = np.array([*_spherical(j1), *_spherical(j2)])
+    r = _kernels.hinge_residuals(np.ascontiguousarray(thigh_gyr_rad_s), np.ascontiguousarray(shank_gyr_rad_s),
+                                 params)
+    return float(np.sqrt(np.mean(r * r)))
+
+
+def segment_frame(z_sensor: FloatArray, axis_sensor: FloatArray) -> FloatArray:
+    """Segment -> sensor rotation from the segment z (up) and its flexion axis (roughly y, left)."""
+    z = _unit(z_sensor)
+    y = axis_sensor - float(axis_sensor @ z) * z
+    y = _unit(y)
+    x = np.cross(y, z)
+    return np.column_stack((x, y, z))
+
+
+def _flexion_angle(j1: FloatArray, j2: FloatArray, g1: FloatArray, g2: FloatArray, dt_s: float) -> FloatArray:
+    """Flexion integrated from the two gyroscopes (hinge: rate = j2.w2 - j1.w1), relative to the start."""
+    return np.asarray(np.cumsum((g2 @ j2 - g1 @ j1) * dt_s), dtype=np.float64)
+
+
+def _running_min(x: FloatArray, win: int) -> FloatArray:
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = x[max(0, i - win):i + 1].min()
+    return out
+
+
+def count_flexion_cycles(flexion_rad: FloatArray, rate_hz: float, params: CalibrationParams) -> int:
+    """Bends / strides: rises of >= cycle_rise_deg above a trailing 4 s minimum (robust to slow drift)."""
+    if flexion_rad.size == 0:
+        return 0
+    step = max(1, int(rate_hz // 50))  # 50 Hz is plenty to count cycles
+    f = flexion_rad[::step] * DEG_PER_RAD
+    base = _running_min(f, int(4.0 * rate_hz / step))
+    rel = f - base
+    n = 0
+    armed = True
+    for v in rel:
+        if armed and v > params.cycle_rise_deg:
+            n += 1
+            armed = False
+        elif not armed and v < params.cycle_fall_deg:
+            armed = True
+    return n
+
+
+def _angle_deg(a: FloatArray, b: FloatArray) -> float:
+    c = float(np.clip(abs(_unit(a) @ _unit(b)), -1.0, 1.0))
+    return math.degrees(math.acos(c))
+
+
+class CalibrationPendingError(CalibrationError):
+    """Not enough movement yet; the streaming estimator keeps buffering (the message says what's missing)."""
+
+
+def calibrate_knee(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank_acc_m_s2: FloatArray,
+                   shank_gyr_rad_s: FloatArray, rate_hz: float,
+                   params: CalibrationParams | None = None) -> KneeCalibration:
+    """Calibrate both segments from standing + bends/gait (NaN rows allowed).
+
+    Raises CalibrationPendingError while the data is still insufficient (no motion yet, too few bends, spread
+    too large) and plain CalibrationError when the standing period is too short to ever succeed."""
+    p = params or CalibrationParams()
+    dt_s = 1.0 / rate_hz
+    onset = find_motion_onset(thigh_acc_m_s2, thigh_gyr_rad_s, shank_acc_m_s2, shank_gyr_rad_s, rate_hz, p)
+    if onset is None:
+        raise CalibrationPendingError("no movement after the standing period: do 3-5 slow knee bends "
+                                  "(or walk for 10 s) after standing still")
+    margin = round(0.25 * rate_hz)  # the last instants before motion onset are often not still
+    start = min(round(0.2 * rate_hz), max(0, onset - margin))  # skip the first settling samples
+    stand_end = max(start, onset - margin)
+    standing_s = (stand_end - start) * dt_s
+    if standing_s < p.standing_min_s:
+        raise CalibrationError(
+            f"the quiet standing period at the start is too short ({onset * dt_s:.1f} s): "
+            f"stand still for at least 3 s before moving, then do 3-5 slow knee bends")
+    sl = slice(start, stand_end)
+    z_t = np.nanmean(thigh_acc_m_s2[sl], axis=0)
+    z_s = np.nanmean(shank_acc_m_s2[sl], axis=0)
+    bias_t = np.nanmean(thigh_gyr_rad_s[sl], axis=0)
+    bias_s = np.nanmean(shank_gyr_rad_s[sl], axis=0)
+    if not (np.all(np.isfinite(z_t)) and np.all(np.isfinite(z_s))):
+        raise CalibrationError("the standing period has no valid samples: check that both sensors stream")
+
+    g1 = thigh_gyr_rad_s[onset:] - bias_t
+    g2 = shank_gyr_rad_s[onset:] - bias_s
+    ok = _finite_rows(g1) & _finite_rows(g2)
+    motion_s = float(np.count_nonzero(ok)) * dt_s
+    g1z = np.where(ok[:, None], g1, 0.0)  # for integration: a missing sample contributes no rotation
+    g2z = np.where(ok[:, None], g2, 0.0)
+    informative = ok & ((np.linalg.norm(g1z, axis=1) > p.motion_min_gyr_rad_s)
+                        | (np.linalg.norm(g2z, axis=1) > p.motion_min_gyr_rad_s))
+    idx = np.flatnonzero(informative)
+    if idx.size < int(1.0 * rate_hz):
+        raise CalibrationPendingError("not enough movement yet: do 3-5 slow knee bends (or walk for 10 s)")
+    if idx.size > p.max_fit_samples:
+        idx = idx[np.linspace(0, idx.size - 1, p.max_fit_samples).astype(np.int64)]
+    z_t = _unit(z_t)
+    z_s = _unit(z_s)
+    j1 = dominant_axis(g1z[idx], z_t)
+    j2 = dominant_axis(g2z[idx], z_s)
+
+    # signs: the relative sign makes the integrated flexion one-sided (the other choice integrates the sum
+    # of the segments' rotations, which swings both ways or little); the overall sign makes it positive
+    options: list[tuple[float, FloatArray, FloatArray, FloatArray]] = []
+    for s in (1.0, -1.0):
+        theta = _flexion_angle(j1, s * j2, g1z, g2z, dt_s)
+        lo, hi = np.percentile(theta, [1.0, 99.0])
+        sign = 1.0 if hi + lo >= 0 else -1.0
+        options.append((abs(hi + lo), sign * j1, sign * s * j2, sign * theta))
+    options.sort(key=lambda o: -o[0])
+    if options[0][0] < p.min_sign_contrast * options[1][0]:
+        raise CalibrationPendingError(
+            "the movement does not show which way the knee bends (thigh and shank must both move): "
+            "do 3-5 slow standing knee bends (squats) or walk for 10 s")
+    _, j1, j2, theta = options[0]
+    n_cycles = count_flexion_cycles(theta, rate_hz, p)
+    lo, hi = np.percentile(theta, [1.0, 99.0])
+    residual = hinge_residual_rms(g1z[idx], g2z[idx], j1, j2)
+    flex_rate = (g2z[idx] @ j2 - g1z[idx] @ j1)
+    rel_res = residual / max(1e-9, float(np.sqrt(np.mean(flex_rate ** 2))))
+
+    c_t = segment_frame(z_t, j1)
+    c_s = segment_frame(z_s, j2)
+    spread = 0.0
+    for block in np.array_split(idx, 3):
+        if block.size < 50:
+            continue
+        spread = max(spread, _angle_deg(dominant_axis(g1z[block], z_t), j1),
+                     _angle_deg(dominant_axis(g2z[block], z_s), j2))
+
+    report = CalibrationReport(
+        standing_s=standing_s, motion_s=motion_s, n_flexion_cycles=n_cycles,
+        flexion_range_deg=float(hi - lo) * DEG_PER_RAD, residual_rms_rad_s=residual,
+        relative_residual=rel_res, axis_spread_deg=spread, n_fit_samples=int(idx.size))
+    if n_cycles < p.min_flexion_cycles:
+        raise CalibrationPendingError(
+            f"no knee bends found after standing ({n_cycles} flexion cycles of >= "
+            f"{p.cycle_rise_deg:.0f} deg, need {p.min_flexion_cycles}): do 3-5 slow knee bends or walk "
+            "for 10 s after standing still")
+    if spread > p.max_axis_spread_deg or rel_res > p.max_relative_residual:
+        raise CalibrationPendingError(
+            f"the knee axis calibration is unreliable (axis spread {spread:.1f} deg, limit "
+            f"{p.max_axis_spread_deg:.0f}; relative residual {rel_res:.2f}, "
+            f"limit {p.max_relative_residual}): "
+            "redo 3-5 slow, deep knee bends with the feet flat and the sensors strapped tight")
+    return KneeCalibration(
+        thigh_r_seg_to_sensor=c_t, shank_r_seg_to_sensor=c_s,
+        thigh_gyr_bias_rad_s=bias_t, shank_gyr_bias_rad_s=bias_s,
+        standing_start_index=start, standing_end_index=onset, end_index=int(thigh_acc_m_s2.shape[0]),
+        report=report)
+
+
+def refine_axes(cal: KneeCalibration, q_thigh: FloatArray, q_shank: FloatArray, thigh_gyr_rad_s: FloatArray,
+                shank_gyr_rad_s: FloatArray, min_rate_rad_s: float = 0.25,
+                iterations: int = 10) -> KneeCalibration:
+    """Re-estimate both flexion axes from the knee's own motion: the angular velocity of the shank relative
+    to the thigh (from the two orientation filters, their relative heading set by the current axes in
+    the standing window), expressed in each sensor frame. A segment's own rotation also contains its
+    other joint (the ankle moves the shank in a squat, about an oblique axis); the relative rotation is
+    the knee's alone. The heading depends on the axes, so this is a fixed-point iteration; it contracts
+    because the heading error enters only through the thigh's share of the motion.
+
+    Inputs cover samples [0, n) with n >= cal.end_index (gaps filled, gyroscopes bias-free); only samples up
+    to ``cal.end_index`` are used, so the result does not depend on what arrived later."""
+    from sensorhub.kinematics.heading import initial_heading_offset
+    from sensorhub.kinematics.joint_angles import quat_to_matrix, rot_z
+
+    a, b = cal.standing_end_index, cal.end_index
+    mid = (cal.standing_start_index + cal.standing_end_index) // 2
+    stand = slice(mid, max(mid + 1, cal.standing_end_index - 1))
+    r_t = quat_to_matrix(q_thigh[a:b])
+    r_s = quat_to_matrix(q_shank[a:b])
+    w_t = np.einsum("nij,nj->ni", r_t, thigh_gyr_rad_s[a:b])  # earth frame of the thigh filter
+    w_s = np.einsum("nij,nj->ni", r_s, shank_gyr_rad_s[a:b])  # earth frame of the shank filter
+    c_t, c_s = cal.thigh_r_seg_to_sensor, cal.shank_r_seg_to_sensor
+    z_t, z_s = c_t[:, 2], c_s[:, 2]
+    for _ in range(iterations):
+        delta = initial_heading_offset(q_thigh[stand], q_shank[stand], c_t, c_s)
+        rz = rot_z(delta)
+        w_rel = w_s @ rz.T - w_t
+        ok = np.linalg.norm(w_rel, axis=1) > min_rate_rad_s
+        if np.count_nonzero(ok) < 50:
+            return cal
+        rel_t = np.einsum("nji,nj->ni", r_t[ok], w_rel[ok])
+        rel_s = np.einsum("nji,nj->ni", r_s[ok], w_rel[ok] @ rz)
+        j1 = dominant_axis(rel_t, z_t)
+        j2 = dominant_axis(rel_s, z_s)
+        j1 = j1 if j1 @ c_t[:, 1] >= 0 else -j1
+        j2 = j2 if j2 @ c_s[:, 1] >= 0 else -j2
+        c_t, c_s = segment_frame(z_t, j1), segment_frame(z_s, j2)
+    moved = max(_angle_deg(c_t[:, 1], cal.thigh_r_seg_to_sensor[:, 1]),
+                _angle_deg(c_s[:, 1], cal.shank_r_seg_to_sensor[:, 1]))
+    report = replace(cal.report, refinement_deg=moved)
+    return replace(cal, thigh_r_seg_to_sensor=c_t, shank_r_seg_to_sensor=c_s, report=report)
+
+
+__all__ = [
+    "CalibrationParams",
+    "CalibrationPendingError",
+    "CalibrationReport",
+    "KneeCalibration",
+    "calibrate_knee",
+    "count_flexion_cycles",
+    "find_motion_onset",
+    "fit_flexion_axes",
+    "refine_axes",
+    "segment_frame",
+]

@@ -1,0 +1,321 @@
+"""Streaming knee-angle estimator of one leg: the same code runs live (chunks) and offline (one batch).
+
+Until it is calibrated the estimator buffers raw samples and tries to calibrate at fixed sample counts
+(every ``attempt_every_s`` from the first sample), each time on the buffer up to that count, so the moment
+of calibration never depends on how the stream was chunked. Once calibrated it runs the buffer and every
+later sample through: gap holding, gyroscope bias removal, one 6-axis orientation filter per sensor, the
+relative heading correction and the Grood & Suntay decomposition, all sample by sample with carried
+state. Chunked and batch processing are therefore bit-identical.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from sensorhub.conventions import SIDE_SIGN
+from sensorhub.errors import CalibrationError, InputError
+from sensorhub.kinematics import _kernels
+from sensorhub.kinematics.calibration import (
+    CalibrationParams,
+    CalibrationPendingError,
+    KneeCalibration,
+    calibrate_knee,
+    refine_axes,
+)
+from sensorhub.kinematics.heading import HeadingParams, initial_heading_offset, loop_params
+from sensorhub.model import FloatArray, KneeAngles, LegSamples
+
+
+class OrientationStream(Protocol):
+    """A stateful 6-axis filter: quaternions [w, x, y, z] sensor -> earth (z up) for each new sample."""
+
+    def update(self, gyr_rad_s: FloatArray, acc_m_s2: FloatArray) -> FloatArray: ...
+
+
+OrientationFactory = Callable[[float], OrientationStream]
+"""Builds one filter for a sensor sampled at ``rate_hz``."""
+
+
+def default_orientation_factory(rate_hz: float) -> OrientationStream:
+    """sensorhub's own 6-axis filter (imported lazily: kinematics must not need it at import time)."""
+    from sensorhub.kinematics._orientation_adapter import make_stream
+
+    return make_stream(rate_hz)
+
+
+def fast_orientation_factory(rate_hz: float) -> OrientationStream:
+    """The same filter with a short accelerometer time constant, started fresh after a long gap: it
+    averages gravity over its first second instead of carrying a pre-gap state that the gap made wrong."""
+    from sensorhub.kinematics._orientation_adapter import make_stream
+
+    return make_stream(rate_hz, tau_acc_s=GAP_RECOVERY_TAU_ACC_S)
+
+
+GAP_RECOVERY_TAU_ACC_S = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class KneeParams:
+    calibration: CalibrationParams = field(default_factory=CalibrationParams)
+    heading: HeadingParams = field(default_factory=HeadingParams)
+    refine_axes: bool = True  # refine the axes from the knee's relative motion once the filters run
+    # after a gap of >= gap_recovery_min_s the inclination comes from a fast-converging filter until the
+    # normal one agrees with it within gap_recovery_agree_deg for 0.25 s (at most gap_recovery_max_s), then
+    # fades
+    gap_recovery_min_s: float = 0.06
+    gap_gyr_taper_s: float = 0.02  # angular rates fade into a gap with this time constant (0: linear)
+    gap_recovery_agree_deg: float = 1.0
+    gap_recovery_max_s: float = 10.0
+    gap_recovery_fade_s: float = 0.3
+
+
+def _empty_angles(leg_id: str) -> KneeAngles:
+    e = np.empty(0)
+    return KneeAngles(leg_id=leg_id, t_s=e, flexion_rad=e, valgus_rad=e.copy(), rotation_rad=e.copy(),
+                      quality=np.empty(0, dtype=np.uint8))
+
+
+def concat_angles(parts: list[KneeAngles], leg_id: str) -> KneeAngles:
+    if not parts:
+        return _empty_angles(leg_id)
+    return KneeAngles(
+        leg_id=leg_id,
+        t_s=np.concatenate([p.t_s for p in parts]),
+        flexion_rad=np.concatenate([p.flexion_rad for p in parts]),
+        valgus_rad=np.concatenate([p.valgus_rad for p in parts]),
+        rotation_rad=np.concatenate([p.rotation_rad for p in parts]),
+        quality=np.concatenate([p.quality for p in parts]),
+    )
+
+
+class KneeEstimator:
+    """Knee angles of one leg from its thigh and shank IMU, live or offline.
+
+    ``push`` returns the angles of every sample it could process (none while calibrating, then the whole
+    buffer at once); ``finish`` ends the stream and raises CalibrationError if calibration never succeeded.
+    """
+
+    def __init__(self, side: str, rate_hz: float, leg_id: str = "", params: KneeParams | None = None,
+                 orientation_factory: OrientationFactory | None = None,
+                 recovery_factory: OrientationFactory | None = None) -> None:
+        if side not in SIDE_SIGN:
+            raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
+        if not rate_hz > 0:
+            raise InputError(f"sample rate must be positive, got {rate_hz}")
+        self.side = side
+        self.rate_hz = float(rate_hz)
+        self.leg_id = leg_id or side
+        self.params = params or KneeParams()
+        self._factory = orientation_factory or default_orientation_factory
+        self._buf: list[LegSamples] = []
+        self._n_buffered = 0
+        self._next_attempt = self._attempt_step()
+        self._last_not_ready: str = "no data"
+        self._calibration: KneeCalibration | None = None
+        self._filters: tuple[OrientationStream, OrientationStream] | None = None
+        self._recovery_factory = recovery_factory or fast_orientation_factory
+        self._recovery: list[OrientationStream | None] = [None, None]
+        self._gap_run = 0
+        self._blend_state = np.zeros((2, 4))
+        self._hold = np.full((4, 3), np.nan)  # last valid thigh acc, thigh gyr, shank acc, shank gyr
+        self._tail: LegSamples | None = None  # rows inside a gap that is still open
+        self._state = np.zeros(_kernels.K_SIZE)
+        self._loop_params = loop_params(self.params.heading, self.rate_hz, SIDE_SIGN[side])
+        p = self.params
+        self._gyr_taper = p.gap_gyr_taper_s * self.rate_hz
+        self._blend_params = np.array([
+            max(1, round(p.gap_recovery_min_s * self.rate_hz)), math.radians(p.gap_recovery_agree_deg),
+            p.gap_recovery_max_s * self.rate_hz, math.exp(-1.0 / (p.gap_recovery_fade_s * self.rate_hz)),
+            max(1, round(0.25 * self.rate_hz)), max(1.0, GAP_RECOVERY_TAU_ACC_S * self.rate_hz)])
+        self._finished = False
+
+    @property
+    def calibration(self) -> KneeCalibration | None:
+        return self._calibration
+
+    @property
+    def heading_offset_rad(self) -> float:
+        return float(self._state[_kernels.K_DELTA])
+
+    def _attempt_step(self) -> int:
+        return max(1, round(self.params.calibration.attempt_every_s * self.rate_hz))
+
+    def push(self, samples: LegSamples) -> KneeAngles:
+        if self._finished:
+            raise InputError("push after finish: create a new KneeEstimator for a new recording")
+        n = len(samples)
+        if n == 0:
+            return _empty_angles(self.leg_id)
+        if self._calibration is not None:
+            return self._process(samples)
+        self._buf.append(samples)
+        self._n_buffered += n
+        while self._next_attempt <= self._n_buffered:
+            if self._try_calibrate(self._next_attempt):
+                return self._process_buffer()
+            self._next_attempt += self._attempt_step()
+        if self._n_buffered > self.params.calibration.max_buffer_s * self.rate_hz:
+            limit_s = self.params.calibration.max_buffer_s
+            raise CalibrationError(f"no usable calibration after {limit_s:.0f} s: {self._last_not_ready}")
+        return _empty_angles(self.leg_id)
+
+    def finish(self) -> KneeAngles:
+        """End of stream: a last calibration attempt on everything buffered, if still uncalibrated."""
+        self._finished = True
+        if self._calibration is not None:
+            if self._tail is None:
+                return _empty_angles(self.leg_id)
+            tail = self._tail
+            self._tail = None
+            return self._process(tail, final=True)
+        if self._n_buffered == 0:
+            return _empty_angles(self.leg_id)
+        if self._try_calibrate(self._n_buffered):
+            return self._process_buffer(final=True)
+        raise CalibrationError(self._last_not_ready)
+
+    def _joined(self, n: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        def cat(name: str) -> FloatArray:
+            return np.concatenate([getattr(s, name) for s in self._buf], axis=0)[:n]
+
+        return cat("thigh_acc_m_s2"), cat("thigh_gyr_rad_s"), cat("shank_acc_m_s2"), cat("shank_gyr_rad_s")
+
+    def _try_calibrate(self, n: int) -> bool:
+        try:
+            self._calibration = calibrate_knee(*self._joined(n), self.rate_hz, self.params.calibration)
+        except CalibrationPendingError as exc:
+            self._last_not_ready = str(exc)
+            return False
+        return True
+
+    def _process_buffer(self, final: bool = False) -> KneeAngles:
+        joined = _concat_samples(self._buf, self.leg_id)
+        self._buf = []
+        return self._process(joined, initialise=True, final=final)
+
+    def _orientations(self, gyr_t: FloatArray, acc_t: FloatArray, gyr_s: FloatArray, acc_s: FloatArray,
+                      missing: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        """Both sensors' orientations: the normal filters, and after each long gap the inclination of a
+        recovery filter started fresh at the gap's end (it averages gravity over the first second of
+        data after the gap instead of carrying the pre-gap state)."""
+        assert self._filters is not None
+        ends, self._gap_run = _gap_ends(missing, self._gap_run, int(self._blend_params[0]))
+        out = []
+        for k, (gyr, acc) in enumerate(((gyr_t, acc_t), (gyr_s, acc_s))):
+            q_slow = np.ascontiguousarray(self._filters[k].update(gyr, acc), dtype=np.float64)
+            q_fast = q_slow.copy()
+            bounds = [0, *ends, gyr.shape[0]]
+            for a, b in itertools.pairwise(bounds):
+                if a in ends:
+                    self._recovery[k] = self._recovery_factory(self.rate_hz)
+                rec = self._recovery[k]
+                if rec is not None and b > a:
+                    q_fast[a:b] = rec.update(gyr[a:b], acc[a:b])
+            q = np.empty_like(q_slow)
+            _kernels.blend_after_gaps(q_slow, q_fast, missing, self._blend_params, self._blend_state[k], q)
+            if self._blend_state[k, 0] == 0.0:
+                self._recovery[k] = None  # recovered: the next long gap starts a new one
+            out.append(q)
+        return out[0], out[1]
+
+    def _process(self, samples: LegSamples, initialise: bool = False, final: bool = False) -> KneeAngles:
+        """Run every row that is no longer inside an open gap: rows after the last complete row wait for
+        the next valid sample so that the gap can be interpolated (or, at ``final``, held)."""
+        names = ("thigh_acc_m_s2", "thigh_gyr_rad_s", "shank_acc_m_s2", "shank_gyr_rad_s")
+        if self._tail is not None:
+            samples = _concat_samples([self._tail, samples], self.leg_id)
+            self._tail = None
+        n_all = len(samples)
+        complete = np.ones(n_all, dtype=np.bool_)
+        for name in names:
+            values = np.asarray(getattr(samples, name))
+            if values.shape != (n_all, 3):
+                raise InputError(f"{name} must have shape ({n_all}, 3), got {values.shape}")
+            complete &= np.all(np.isfinite(values), axis=1)
+        n = n_all
+        if not final:
+            done = np.flatnonzero(complete)
+            n = int(done[-1]) + 1 if done.size else 0
+            if n < n_all:
+                self._tail = _slice_samples(samples, slice(n, n_all))
+        if n == 0:
+            return _empty_angles(self.leg_id)
+        cal = self._calibration
+        assert cal is not None
+        missing = np.zeros(n, dtype=np.bool_)
+        arrays: list[FloatArray] = []
+        for k, name in enumerate(names):
+            values = np.array(getattr(samples, name)[:n], dtype=np.float64, order="C")
+            taper = self._gyr_taper if name.endswith("gyr_rad_s") else 0.0
+            _kernels.fill_gaps(values, self._hold[k], missing, taper, int(self._blend_params[0]))
+            arrays.append(values)
+        acc_t, gyr_t, acc_s, gyr_s = arrays
+        gyr_t = gyr_t - cal.thigh_gyr_bias_rad_s
+        gyr_s = gyr_s - cal.shank_gyr_bias_rad_s
+        if self._filters is None:
+            self._filters = (self._factory(self.rate_hz), self._factory(self.rate_hz))
+        q_t, q_s = self._orientations(gyr_t, acc_t, gyr_s, acc_s, missing)
+        if initialise and self.params.refine_axes:
+            cal = refine_axes(cal, q_t, q_s, gyr_t, gyr_s)
+            self._calibration = cal
+        c_t = np.ascontiguousarray(cal.thigh_r_seg_to_sensor)
+        c_s = np.ascontiguousarray(cal.shank_r_seg_to_sensor)
+        if initialise:
+            # zero rotation at standing: the heading offset that aligns the flexion axes there (second half
+            # of the standing window, after the filters settled)
+            i0 = (cal.standing_start_index + cal.standing_end_index) // 2
+            i1 = max(i0 + 1, cal.standing_end_index - int(0.25 * self.rate_hz))
+            self._state[_kernels.K_DELTA] = initial_heading_offset(q_t[i0:i1], q_s[i0:i1], c_t, c_s)
+        out = np.empty((n, 3))
+        flags = np.empty(n, dtype=np.uint8)
+        _kernels.knee_angles_loop(q_t, q_s, c_t, c_s, missing, self._loop_params, self._state, out, flags)
+        return KneeAngles(leg_id=self.leg_id, t_s=np.asarray(samples.t_s[:n], dtype=np.float64).copy(),
+                          flexion_rad=out[:, 0].copy(), valgus_rad=out[:, 1].copy(),
+                          rotation_rad=out[:, 2].copy(), quality=flags)
+
+
+def _gap_ends(missing: np.ndarray, open_run: int, min_gap: int) -> tuple[list[int], int]:
+    """Rows where a gap of >= min_gap rows ends (the first valid row after it), and the open run after."""
+    ends = []
+    run = open_run
+    for i, m in enumerate(missing):
+        if m:
+            run += 1
+        else:
+            if run >= min_gap:
+                ends.append(i)
+            run = 0
+    return ends, run
+
+
+def _slice_samples(s: LegSamples, sl: slice) -> LegSamples:
+    return LegSamples(s.leg_id, s.t_s[sl], s.thigh_acc_m_s2[sl], s.thigh_gyr_rad_s[sl], s.shank_acc_m_s2[sl],
+                      s.shank_gyr_rad_s[sl])
+
+
+def _concat_samples(parts: list[LegSamples], leg_id: str) -> LegSamples:
+    return LegSamples(
+        leg_id=leg_id,
+        t_s=np.concatenate([s.t_s for s in parts]),
+        thigh_acc_m_s2=np.concatenate([s.thigh_acc_m_s2 for s in parts]),
+        thigh_gyr_rad_s=np.concatenate([s.thigh_gyr_rad_s for s in parts]),
+        shank_acc_m_s2=np.concatenate([s.shank_acc_m_s2 for s in parts]),
+        shank_gyr_rad_s=np.concatenate([s.shank_gyr_rad_s for s in parts]),
+    )
+
+
+def estimate_knee_angles(samples: LegSamples, side: str, rate_hz: float, params: KneeParams | None = None,
+                         orientation_factory: OrientationFactory | None = None,
+                         recovery_factory: OrientationFactory | None = None,
+                         ) -> tuple[KneeAngles, KneeCalibration]:
+    """Offline: the streaming estimator on the whole recording (one push, then finish)."""
+    est = KneeEstimator(side, rate_hz, samples.leg_id, params, orientation_factory, recovery_factory)
+    parts = [est.push(samples), est.finish()]
+    assert est.calibration is not None
+    return concat_angles(parts, est.leg_id), est.calibration

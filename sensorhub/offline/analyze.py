@@ -1,0 +1,227 @@
+"""``sensorhub analyze``: an IMU CSV (or a sensorhub recording) in, knee angles and events out.
+
+The run is the live pipeline's own streaming knee estimator fed the whole file at once, so offline and
+live results of the same data are equal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, DEG_PER_RAD, GRAVITY_M_S2
+from sensorhub.errors import InputError
+from sensorhub.kinematics import KneeCalibration, estimate_knee_angles
+from sensorhub.model import FloatArray, KneeAngles, LegSamples
+
+MIN_RATE_HZ = 20.0
+MAX_RATE_HZ = 2000.0
+MAX_PLAUSIBLE_GYR_RAD_S = 40.0  # above every MEMS range (2000 deg/s = 35 rad/s): the column is in deg/s
+MAX_GRID_JITTER = 0.05  # relative deviation of a time step from the median step
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeInput:
+    samples: LegSamples
+    rate_hz: float
+    side: str
+    source: str
+
+
+def _parse_rows(path: Path) -> FloatArray:
+    try:
+        with path.open("r", encoding="utf-8-sig") as f:
+            header = f.readline().strip()
+            if header.replace(" ", "") != ANALYZE_CSV_HEADER:
+                raise InputError(
+                    f"{path}: wrong CSV header.\n  found:    {header[:200]}\n"
+                    f"  expected: {ANALYZE_CSV_HEADER}\n"
+                    "(m/s^2 and rad/s, time in seconds; rows of NaN mark dropped samples)")
+            text = f.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text CSV file ({exc.reason})") from exc
+    n_cols = ANALYZE_CSV_HEADER.count(",") + 1
+    try:  # fast path; the line-by-line parse below only runs to say what is wrong (or for empty fields)
+        fast = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+        if fast.shape[1] == n_cols or fast.shape[0] == 0:
+            return fast.reshape(-1, n_cols)
+    except ValueError:
+        pass
+    rows = [line for line in text.splitlines() if line.strip()]
+    data = np.full((len(rows), n_cols), np.nan)
+    for i, line in enumerate(rows):
+        fields = line.split(",")
+        if len(fields) != n_cols:
+            raise InputError(f"{path}: line {i + 2} has {len(fields)} fields, expected {n_cols}")
+        for k, field in enumerate(fields):
+            text = field.strip()
+            if text == "":
+                continue  # an empty field is a missing value
+            try:
+                data[i, k] = float(text)
+            except ValueError:
+                raise InputError(f"{path}: line {i + 2}, column {k + 1}: {text!r} is not a number") from None
+    return data
+
+
+def validate_arrays(t_s: FloatArray, data: FloatArray, where: str) -> float:
+    """Check time grid and units of analyze-format arrays; returns the sample rate in Hz."""
+    if t_s.shape[0] < 2:
+        raise InputError(f"{where}: only {t_s.shape[0]} data rows; a recording needs >= 3 s of standing "
+                         "followed by knee bends or walking")
+    if not np.all(np.isfinite(t_s)):
+        raise InputError(f"{where}: time_s has missing values; every row needs its time (NaN only in the "
+                         "sensor columns of dropped samples)")
+    dt = np.diff(t_s)
+    if np.any(dt <= 0):
+        i = int(np.flatnonzero(dt <= 0)[0])
+        raise InputError(f"{where}: time_s must increase strictly (row {i + 3}: {t_s[i + 1]} after {t_s[i]})")
+    step = float(np.median(dt))
+    rate_hz = 1.0 / step
+    if not MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ:
+        raise InputError(f"{where}: sample rate {rate_hz:.1f} Hz is outside {MIN_RATE_HZ:.0f}-"
+                         f"{MAX_RATE_HZ:.0f} Hz; is time_s in seconds?")
+    if np.any(np.abs(dt - step) > MAX_GRID_JITTER * step):
+        i = int(np.flatnonzero(np.abs(dt - step) > MAX_GRID_JITTER * step)[0])
+        raise InputError(f"{where}: samples are not on a regular time grid (step {dt[i]:.6f} s at row "
+                         f"{i + 3}, median {step:.6f} s); put dropped samples in as rows of NaN")
+    finite = np.all(np.isfinite(data), axis=1)
+    if np.count_nonzero(finite) < 0.5 * data.shape[0]:
+        raise InputError(f"{where}: more than half of the rows are missing samples")
+    for seg, off in (("thigh", 0), ("shank", 6)):
+        acc_norm = np.linalg.norm(data[finite, off:off + 3], axis=1)
+        gyr_norm = np.linalg.norm(data[finite, off + 3:off + 6], axis=1)
+        med = float(np.median(acc_norm))
+        if 0.5 < med < 2.0:
+            raise InputError(f"{where}: {seg} acceleration has a median magnitude of {med:.2f}: it looks "
+                             f"like g; convert to m/s^2 (multiply by {GRAVITY_M_S2})")
+        if not 0.5 * GRAVITY_M_S2 < med < 2.0 * GRAVITY_M_S2:
+            raise InputError(f"{where}: {seg} acceleration has a median magnitude of {med:.2f}, expected "
+                             f"about {GRAVITY_M_S2:.2f} m/s^2 (specific force including gravity)")
+        top = float(np.percentile(gyr_norm, 99.5))
+        if top > MAX_PLAUSIBLE_GYR_RAD_S:
+            raise InputError(f"{where}: {seg} angular rate reaches {top:.0f}, beyond any gyroscope range in "
+                             f"rad/s: it looks like deg/s; convert to rad/s "
+                             f"(multiply by {math.pi / 180:.6f})")
+    return rate_hz
+
+
+def read_analyze_csv(path: Path, side: str = "right") -> AnalyzeInput:
+    data = _parse_rows(path)
+    t_s = np.ascontiguousarray(data[:, 0])
+    imu = data[:, 1:]
+    rate_hz = validate_arrays(t_s, imu, str(path))
+    imu = imu.copy()
+    imu[~np.all(np.isfinite(imu), axis=1)] = np.nan  # a row with any missing value is a dropped sample
+    samples = LegSamples(
+        leg_id=side, t_s=t_s,
+        thigh_acc_m_s2=np.ascontiguousarray(imu[:, 0:3]), thigh_gyr_rad_s=np.ascontiguousarray(imu[:, 3:6]),
+        shank_acc_m_s2=np.ascontiguousarray(imu[:, 6:9]), shank_gyr_rad_s=np.ascontiguousarray(imu[:, 9:12]))
+    return AnalyzeInput(samples=samples, rate_hz=rate_hz, side=side, source=str(path))
+
+
+def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
+    """The legs of a sensorhub raw recording, through the live pipeline's own front (decode, clock
+    mapping, thigh + shank on one grid). ``side`` keeps only legs of that side."""
+    from sensorhub.sources.replay import read_recording
+    from sensorhub.timing import Front
+
+    rec = read_recording(path)
+    refs = [r for r in rec.sensors if side is None or r.side == side]
+    if not refs:
+        raise InputError(f"{path}: no {side or 'placed'} leg sensors in this recording "
+                         f"(sensors: {', '.join(rec.sensor_ids) or 'none'})")
+    front = Front(refs, protocols=rec.protocols)
+    chunks: dict[str, list[LegSamples]] = {}
+    for packet in rec.packets():
+        for chunk in front.ingest(packet):
+            chunks.setdefault(chunk.leg_id, []).append(chunk)
+    for chunk in front.flush():
+        chunks.setdefault(chunk.leg_id, []).append(chunk)
+    sides = {r.leg_id: str(r.side) for r in refs}
+    out: list[AnalyzeInput] = []
+    for leg_id, parts in chunks.items():
+        segments = {r.segment for r in refs if r.leg_id == leg_id}
+        if len(segments) < 2:
+            continue  # a leg needs both its thigh and its shank sensor
+        t_s = np.concatenate([c.t_s for c in parts])
+        arrays = [np.concatenate([getattr(c, n) for c in parts]) for n in
+                  ("thigh_acc_m_s2", "thigh_gyr_rad_s", "shank_acc_m_s2", "shank_gyr_rad_s")]
+        rate_hz = validate_arrays(t_s, np.hstack(arrays), f"{path} [{leg_id}]")
+        samples = LegSamples(leg_id, t_s, *arrays)
+        out.append(AnalyzeInput(samples=samples, rate_hz=rate_hz, side=sides[leg_id], source=str(path)))
+    if not out:
+        raise InputError(f"{path}: no leg has both a thigh and a shank sensor with data")
+    return out
+
+
+def _is_csv(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    return text[:1].isalpha() and all(32 <= b < 127 or b in (9, 10, 13) for b in text)
+
+
+def detect_events(angles: KneeAngles, samples: LegSamples, side: str) -> list[dict[str, Any]]:
+    """Landings, cuts and reps of one leg, as the events.json objects. Filled by the events issue; until
+    then there are none."""
+    return []
+
+
+def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]]) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        table = np.column_stack([angles.t_s, angles.flexion_rad * DEG_PER_RAD,
+                                 angles.valgus_rad * DEG_PER_RAD, angles.rotation_rad * DEG_PER_RAD])
+        np.savetxt(out_dir / "angles.csv", table, delimiter=",", header=ANGLES_CSV_HEADER, comments="",
+                   fmt=("%.6f", "%.3f", "%.3f", "%.3f"))
+        (out_dir / "events.json").write_text(json.dumps(events, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot write the results: {exc.strerror or exc}") from exc
+
+
+def analyze_input(inp: AnalyzeInput) -> tuple[KneeAngles, KneeCalibration, list[dict[str, Any]]]:
+    angles, cal = estimate_knee_angles(inp.samples, inp.side, inp.rate_hz)
+    events = detect_events(angles, inp.samples, inp.side)
+    return angles, cal, events
+
+
+def _calibration_summary(cal: KneeCalibration) -> str:
+    r = cal.report
+    return (f"calibration: standing {r.standing_s:.1f} s, {r.n_flexion_cycles} flexion cycles "
+            f"(range {r.flexion_range_deg:.0f} deg), axis spread {r.axis_spread_deg:.1f} deg, "
+            f"hinge residual {r.residual_rms_rad_s:.3f} rad/s "
+            f"({r.relative_residual:.2f} of the flexion rate)")
+
+
+def analyze_main(input_path: Path, out_dir: Path, leg: str | None) -> int:
+    """The ``sensorhub analyze`` command: raises SensorhubError subclasses on bad input."""
+    if leg is not None and leg not in ("right", "left"):
+        raise InputError(f"--leg must be 'right' or 'left', got {leg!r}")
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: no such file")
+    if _is_csv(input_path):
+        inputs = [read_analyze_csv(input_path, leg or "right")]
+    else:
+        inputs = read_recording_legs(input_path, leg)
+    out_dir = Path(out_dir)
+    for inp in inputs:
+        angles, cal, events = analyze_input(inp)
+        target = out_dir if len(inputs) == 1 else out_dir / inp.samples.leg_id.replace("/", "_")
+        write_outputs(target, angles, events)
+        print(f"{inp.source} [{inp.samples.leg_id}]: {len(angles.t_s)} samples at {inp.rate_hz:.0f} Hz")
+        print("  " + _calibration_summary(cal))
+        print(f"  wrote {target / 'angles.csv'} and {target / 'events.json'} ({len(events)} events)")
+    return 0

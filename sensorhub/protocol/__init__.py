@@ -1,0 +1,39 @@
+"""Wire formats: the sensorhub GATT profile (``spec``) and decoders from bytes to samples (``decode``)."""
+
+from sensorhub.protocol.decode import (
+    DecoderFactory,
+    DecodeStats,
+    MalformedPacketError,
+    MalformedReason,
+    PacketDecoder,
+    SensorhubV1Decoder,
+    available_protocols,
+    decode_or_count,
+    decode_packet,
+    decode_packet_counting,
+    make_decoder,
+    register_decoder,
+    warm_up,
+)
+from sensorhub.protocol.spec import PROTOCOL_NAME, DeviceInfo, StreamSettings, encode_start, parse_info
+
+__all__ = [
+    "PROTOCOL_NAME",
+    "DecodeStats",
+    "DecoderFactory",
+    "DeviceInfo",
+    "MalformedPacketError",
+    "MalformedReason",
+    "PacketDecoder",
+    "SensorhubV1Decoder",
+    "StreamSettings",
+    "available_protocols",
+    "decode_or_count",
+    "decode_packet",
+    "decode_packet_counting",
+    "encode_start",
+    "make_decoder",
+    "parse_info",
+    "register_decoder",
+    "warm_up",
+]

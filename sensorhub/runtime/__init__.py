@@ -1,0 +1,1 @@
+"""Composition root: wires sources, stages and sinks; owns every task."""

@@ -1,0 +1,140 @@
+"""The live loop: a packet source feeds a bounded queue; one task drains it through the pipeline and
+publishes the results on the bus. Every task has an owner (one TaskGroup); shutdown is ordered.
+
+Latency reported here (``packet_to_angle``) runs from a packet's host receive timestamp to the moment
+the knee angles it completed are published, so it includes queueing, decoding, alignment and the
+filter. Grid points wait for both sensors of a leg: the latency is charged to the packet that completed
+them (see the README, "Timing").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from sensorhub.model import RawPacket
+from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
+from sensorhub.sinks.recorder import RecordingWriter
+from sensorhub.sources.base import LinkState, PacketQueue, PacketSource, SensorLink
+
+log = logging.getLogger(__name__)
+
+# Drain at most this many packets before yielding to the loop, so sinks and websockets stay served.
+MAX_PACKETS_PER_TURN = 2000
+
+
+class IteratorSource:
+    """Adapts an async iterator of RawPacket (simulator, replay) to the ``PacketSource`` protocol."""
+
+    def __init__(self, packets: AsyncIterator[RawPacket], sensor_ids: list[str]) -> None:
+        self._packets = packets
+        self._links = {sid: SensorLink(sid) for sid in sensor_ids}
+
+    async def run(self, out: PacketQueue) -> None:
+        for link in self._links.values():
+            link.set_state(LinkState.STREAMING)
+        async for packet in self._packets:
+            link = self._links.get(packet.sensor_id)
+            if link is not None:
+                link.last_packet_host_s = packet.t_host_s
+            out.put_nowait(packet)
+        for link in self._links.values():
+            link.set_state(LinkState.IDLE)
+
+    def links(self) -> dict[str, SensorLink]:
+        return self._links
+
+
+@dataclass(slots=True)
+class LiveStats:
+    packets: int = 0
+    angle_samples: int = 0
+    started_s: float = field(default_factory=time.time)
+    first_angle_s: float | None = None
+    packet_to_angle: LatencyRecorder = field(default_factory=LatencyRecorder)
+
+
+def publish_outputs(bus: Bus, outputs: list[LegOutput]) -> int:
+    n = 0
+    for out in outputs:
+        bus.publish("angles", out.leg_id, out.angles)
+        n += int(out.angles.t_s.shape[0])
+        for event in out.events:
+            bus.publish("events", out.leg_id, event)
+    return n
+
+
+class LiveRunner:
+    """Owns the queue, the processing task and the source task for one pipeline."""
+
+    def __init__(
+        self,
+        source: PacketSource,
+        pipeline: Pipeline,
+        bus: Bus,
+        recorder: RecordingWriter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self.bus = bus
+        self.recorder = recorder
+        self.queue = PacketQueue()
+        self.stats = LiveStats()
+        self._clock = clock
+        self.source_done = asyncio.Event()
+
+    def _process_batch(self, packets: list[RawPacket]) -> None:
+        for packet in packets:
+            if self.recorder is not None:
+                self.recorder.write(packet)
+            outputs = self.pipeline.ingest(packet)
+            self.stats.packets += 1
+            if outputs:
+                n = publish_outputs(self.bus, outputs)
+                self.stats.angle_samples += n
+                now_s = self._clock()
+                if self.stats.first_angle_s is None:
+                    self.stats.first_angle_s = now_s
+                self.stats.packet_to_angle.add(now_s - packet.t_host_s)
+
+    async def _consume(self) -> None:
+        while True:
+            if not len(self.queue):
+                if self.source_done.is_set():
+                    return
+                waiter = asyncio.ensure_future(self.queue.wait())
+                done_waiter = asyncio.ensure_future(self.source_done.wait())
+                try:
+                    await asyncio.wait({waiter, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    done_waiter.cancel()
+                continue
+            self._process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
+            await asyncio.sleep(0)
+
+    async def _produce(self) -> None:
+        try:
+            await self.source.run(self.queue)
+        finally:
+            self.source_done.set()
+
+    async def run(self) -> None:
+        """Until the source ends (replay) or the task is cancelled (live); then flush in order."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._produce(), name="source")
+                tg.create_task(self._consume(), name="pipeline")
+        finally:
+            # Ordered shutdown: whatever was received is processed and recorded, then the tail flushed.
+            with contextlib.suppress(Exception):
+                self._process_batch(self.queue.drain())
+            self.stats.angle_samples += publish_outputs(self.bus, self.pipeline.finish())
+            if self.recorder is not None:
+                self.recorder.flush()

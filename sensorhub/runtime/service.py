@@ -1,0 +1,253 @@
+"""Composition root of a live service: config -> source -> LiveRunner -> bus -> sinks and web app.
+
+One TaskGroup owns every task. Shutdown runs in a fixed order when ``stop`` is set (Ctrl-C in
+``sensorhub demo``): close the dashboard streams and stop accepting connections, stop the source and
+let the runner process what was received, stop the bus consumers, then flush the history store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from sensorhub.config import Config, data_dir
+from sensorhub.errors import SensorhubError
+from sensorhub.model import SensorRef
+from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.live import LiveRunner
+from sensorhub.sinks.store import HistoryStore
+from sensorhub.sources.base import PacketSource
+from sensorhub.web.app import WebContext, create_app
+from sensorhub.web.auth import AccessPolicy
+from sensorhub.web.health import HealthReporter, MeasuredPipeline, ServiceState
+from sensorhub.web.hub import Hub
+from sensorhub.web.session import SessionManager
+
+log = logging.getLogger(__name__)
+
+SERVER_STOP_TIMEOUT_S = 3.0
+RUNNER_STOP_TIMEOUT_S = 5.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service decides when to stop (ordered shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass(slots=True)
+class ServiceHandle:
+    """What a running service exposes to its caller (URLs, bus, state) and to extra stages."""
+
+    bus: Bus
+    runner: LiveRunner
+    pipeline: MeasuredPipeline
+    hub: Hub
+    sessions: SessionManager
+    health: HealthReporter
+    policy: AccessPolicy
+    store: HistoryStore | None
+    host: str
+    port: int = 0
+    started_s: float = field(default_factory=time.time)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def urls(self) -> dict[str, str]:
+        token = self.policy.token
+        q = f"?token={token}" if token else ""
+        out = {
+            "coach": f"{self.base_url}/{q}",
+            "history": f"{self.base_url}/history{q}",
+            "health": f"{self.base_url}/health{q}",
+        }
+        for athlete in self.sessions.athletes:
+            t = f"&token={self.policy.athlete_token(athlete)}" if token else ""
+            out[f"athlete {athlete}"] = f"{self.base_url}/athlete?athlete={athlete}{t}"
+        return out
+
+
+Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]
+
+
+def _athlete_names(config: Config, sensor_refs: Sequence[SensorRef]) -> list[tuple[str, str]]:
+    names = {a.id: a.name for a in config.athletes}
+    seen: list[str] = []
+    for ref in sensor_refs:
+        if ref.athlete not in seen:
+            seen.append(ref.athlete)
+    return [(a, names.get(a, "")) for a in seen]
+
+
+async def serve(
+    config: Config,
+    source: PacketSource,
+    sensor_refs: Sequence[SensorRef],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    store_path: Path | None = None,
+    drills: Sequence[str] | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[ServiceHandle], None] | None = None,
+    stages: Sequence[Stage] = (),
+) -> ServiceHandle:
+    """Run until ``stop`` is set (or the source ends and ``stop`` is None), then shut down in order."""
+    host = host if host is not None else config.service.host
+    port = port if port is not None else config.service.port
+    policy = AccessPolicy.for_bind(host, config.service.access_token)
+    bus = Bus()
+    pipeline = MeasuredPipeline(sensor_refs)
+    runner = LiveRunner(source, pipeline, bus)
+    store: HistoryStore | None = None
+    path = store_path if store_path is not None else data_dir(config) / "history.sqlite3"
+    store = await asyncio.to_thread(HistoryStore(path).open)
+    athletes = _athlete_names(config, sensor_refs)
+    saved = {a: await asyncio.to_thread(store.thresholds, a) for a, _ in athletes}
+    sessions = SessionManager(
+        bus, store, athletes, drills if drills is not None else config.simulator.drills, saved
+    )
+
+    hub_ref: list[Hub] = []
+    health = HealthReporter(
+        pipeline,
+        links=source.links,
+        live=lambda: runner.stats,
+        extra=lambda: {
+            "clients": len(hub_ref[0].clients),
+            "dropped_frames": hub_ref[0].dropped_frames(),
+            "queue": {"packets": len(runner.queue), "dropped": runner.queue.dropped},
+            "bus_published": bus.published,
+        },
+    )
+    hub = Hub(bus, health=health.report)
+    hub_ref.append(hub)
+    sessions.add_listener(hub.on_session)
+    handle = ServiceHandle(
+        bus, runner, pipeline, hub, sessions, health, policy, store, host, loop=asyncio.get_running_loop()
+    )
+    app = create_app(WebContext(hub, sessions, health, policy, store))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ws_ping_interval=20.0,
+            timeout_graceful_shutdown=int(SERVER_STOP_TIMEOUT_S),
+        )
+    )
+    stop = stop if stop is not None else asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            consumers = [
+                tg.create_task(hub.run(), name="hub"),
+                tg.create_task(sessions.run(), name="sessions"),
+            ]
+            server_task = tg.create_task(server.serve(), name="web")
+            while not server.started:
+                if server_task.done():
+                    break  # the bind failed: the TaskGroup raises its error
+                await asyncio.sleep(0.01)
+            else:
+                sockets = server.servers[0].sockets if server.servers else []
+                if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
+                    handle.port = int(sockets[0].getsockname()[1])
+            runner_task = tg.create_task(runner.run(), name="live")
+            extra = [
+                tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
+            ]
+            health.state = ServiceState.RUNNING
+            if on_ready is not None:
+                on_ready(handle)
+            stop_task = tg.create_task(stop.wait(), name="stop")
+            await asyncio.wait({stop_task, runner_task}, return_when=asyncio.FIRST_COMPLETED)
+
+            # Ordered shutdown. 1: dashboards - close streams, stop accepting, drain connections.
+            health.state = ServiceState.STOPPING
+            for channel in list(hub.clients):
+                channel.close()
+            server.should_exit = True
+            await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
+            server.force_exit = True
+            # 2: source and pipeline - the runner processes what was received, then flushes its tail.
+            runner_task.cancel()
+            await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+            # 3: bus consumers and extra stages.
+            for task in (*extra, *consumers, stop_task):
+                task.cancel()
+    finally:
+        # 4: history - everything queued is committed before we return.
+        health.state = ServiceState.STOPPED
+        await asyncio.to_thread(store.close)
+    return handle
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    config: Config,
+    make: Callable[[], tuple[PacketSource, list[SensorRef], list[Stage]]],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    store_path: Path | None = None,
+    timeout_s: float = 60.0,
+) -> Iterator[ServiceHandle]:
+    """``serve`` on its own event loop in a thread (tests, notebooks); stopped in order on exit.
+    ``make`` builds the source inside that loop's thread and returns it, its sensors and extra stages."""
+    ready: queue.Queue[ServiceHandle | BaseException] = queue.Queue()
+    stops: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stops.append((asyncio.get_running_loop(), stop))
+        source, sensors, stages = make()
+        await serve(
+            config,
+            source,
+            sensors,
+            host=host,
+            port=port,
+            store_path=store_path,
+            stop=stop,
+            on_ready=ready.put,
+            stages=stages,
+        )
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the waiting caller, which re-raises it
+            ready.put(exc)
+
+    thread = threading.Thread(target=target, name="sensorhub-service", daemon=True)
+    thread.start()
+    first = ready.get(timeout=timeout_s)
+    if isinstance(first, BaseException):
+        raise first
+    try:
+        yield first
+    finally:
+        loop, stop = stops[0]
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout_s)
+        if thread.is_alive():
+            raise SensorhubError(f"the service did not stop within {timeout_s} s")

@@ -1,0 +1,83 @@
+"""Source factory: the configured ``[source]`` -> a running ``PacketSource`` and its sensors.
+
+This is composition-root code: it is the one place that may bring in firmware_sim (lazily, for
+``kind = "simulator"``); the pipeline stages never import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sensorhub.config import Config
+from sensorhub.errors import ConfigError
+from sensorhub.model import Segment, SensorRef, Side
+from sensorhub.runtime.live import IteratorSource
+from sensorhub.sources.base import PacketSource
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSetup:
+    source: PacketSource
+    sensors: list[SensorRef]
+    protocols: dict[str, str]
+    meta: dict[str, object]  # stored in recordings made from this source
+
+
+def configured_sensors(config: Config) -> list[SensorRef]:
+    return [
+        SensorRef(s.id, a.id, Side(s.side), Segment(s.segment)) for a in config.athletes for s in a.sensors
+    ]
+
+
+def simulated_source(config: Config, athletes: int | None = None, realtime: bool = True) -> SourceSetup:
+    """``athletes`` simulated athletes (both legs) looping the configured drills with faults."""
+    from firmware_sim.athletes import SimulatedAthlete
+    from firmware_sim.body import DRILLS, session
+    from firmware_sim.device import StreamSettings
+    from firmware_sim.transports.inprocess import InProcessTransport
+
+    sim = config.simulator
+    unknown = [d for d in sim.drills if d not in DRILLS]
+    if unknown:
+        raise ConfigError(
+            f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; allowed: {', '.join(DRILLS)}"
+        )
+    n = athletes if athletes is not None else sim.athletes
+    faults = {"valgus": sim.fault_rate, "stiff_landing": sim.fault_rate, "fast_eccentric": sim.fault_rate}
+    plan = [(drill, 5) for drill in sim.drills]
+    sim_athletes = []
+    for i in range(n):
+        motion = session(plan=plan, sides=("right", "left"), seed=sim.seed + i, faults=faults, min_duration_s=600.0)
+        sim_athletes.append(SimulatedAthlete(f"athlete{i + 1}", motion, errors=sim.errors, seed=sim.seed + i))
+    stream = config.stream
+    settings = StreamSettings(
+        rate_hz=stream.rate_hz,
+        acc_range_g=stream.acc_range_g,
+        gyr_range_dps=stream.gyr_range_dps,
+        samples_per_packet=stream.samples_per_packet,
+    )
+    transport = InProcessTransport(sim_athletes, realtime=realtime, settings=settings, seed=sim.seed)
+    refs = transport.sensor_refs()
+    sensors = [SensorRef(r["sensor_id"], r["athlete"], Side(r["side"]), Segment(r["segment"])) for r in refs]
+    source = IteratorSource(aiter(transport), [s.sensor_id for s in sensors])
+    meta: dict[str, object] = {"source": "simulator", "sensors": refs, "rate_hz": stream.rate_hz}
+    return SourceSetup(source, sensors, {r["sensor_id"]: r["protocol"] for r in refs}, meta)
+
+
+def make_source(config: Config) -> SourceSetup:
+    kind = config.source.kind
+    if kind == "simulator":
+        return simulated_source(config)
+    if kind == "replay":
+        from sensorhub.sources.replay import ReplaySource
+
+        if not config.source.replay_file:
+            raise ConfigError(f"{config.source_file}: source.replay_file is required when source.kind = 'replay'")
+        replay = ReplaySource(config.source.replay_file, speed=1.0)
+        rec = replay.recording
+        return SourceSetup(replay, rec.sensors, rec.protocols, dict(rec.meta))
+    if kind == "ble":
+        from sensorhub.sources.ble import make_ble_source
+
+        return make_ble_source(config)
+    raise ConfigError(f"{config.source_file}: source.kind = {kind!r} is not available in this release yet")

@@ -1,0 +1,1 @@
+"""Sources of raw packets: BLE, MQTT ingest and replay of raw recordings."""

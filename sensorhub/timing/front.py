@@ -1,0 +1,196 @@
+"""The front of the pipeline: raw packets -> decoded -> host clock -> one grid per leg.
+
+``Front.ingest`` is a pure function of the packet sequence (host receive times included): the same
+recording gives bit-identical :class:`LegSamples`, live or replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sensorhub.errors import ConfigError
+from sensorhub.model import LegSamples, RawPacket, SensorRef, TimedSamples
+from sensorhub.protocol.decode import DecodeStats, PacketDecoder, decode_or_count, make_decoder
+from sensorhub.protocol.spec import PROTOCOL_NAME, RATES_HZ
+from sensorhub.timing.align import LegAligner
+from sensorhub.timing.clock import ClockParams, SensorClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorStats:
+    """Everything the front knows about one sensor's stream (for /health, the dashboard, metrics)."""
+
+    sensor_id: str
+    leg_id: str
+    packets: int  # decoded and released in order
+    samples: int
+    lost: int  # samples missing in sequence gaps
+    duplicates: int
+    reordered: int
+    late: int
+    restarts: int
+    malformed: int
+    malformed_by_reason: dict[str, int]
+    clipped: int
+    drift_ppm: float
+    offset_s: float  # host time at sensor clock 0 of the current run
+    latency_s: float  # smoothed excess latency over the fastest packet (see sensorhub.timing.clock)
+
+
+class _Sensor:
+    __slots__ = ("clock", "decode_stats", "decoder", "ref")
+
+    def __init__(self, ref: SensorRef, decoder: PacketDecoder, params: ClockParams) -> None:
+        self.ref = ref
+        self.decoder = decoder
+        self.decode_stats = DecodeStats(ref.sensor_id)
+        self.clock = SensorClock(ref.sensor_id, params)
+
+
+class _Leg:
+    __slots__ = ("aligner", "now_s", "sensors")
+
+    def __init__(self) -> None:
+        self.sensors: list[_Sensor] = []
+        self.aligner: LegAligner | None = None
+        self.now_s = -math.inf
+
+
+def _nominal_rate_hz(period_us: int) -> float | None:
+    """The supported rate a sensor period belongs to (within 5 %), or None for an implausible period."""
+    for rate_hz in RATES_HZ:
+        if abs(period_us * rate_hz * 1e-6 - 1.0) < 0.05:
+            return float(rate_hz)
+    return None
+
+
+class Front:
+    """decode -> clock -> align for a set of sensors.
+
+    ``rate_hz`` is the grid rate; ``None`` takes each leg's rate from the first packet whose period
+    matches a supported rate (50-800 Hz); samples before that are not aligned.
+    ``protocols`` maps sensor_id -> decoder protocol name (default ``sensorhub-v1``).
+    """
+
+    def __init__(
+        self,
+        sensors: Sequence[SensorRef],
+        *,
+        rate_hz: float | None = None,
+        protocols: Mapping[str, str] | None = None,
+        clock_params: ClockParams | None = None,
+        max_wait_s: float = 0.1,
+    ) -> None:
+        params = clock_params or ClockParams()
+        protocols = protocols or {}
+        self.rate_hz = rate_hz
+        self.max_wait_s = max_wait_s
+        self._sensors: dict[str, _Sensor] = {}
+        self._legs: dict[str, _Leg] = {}
+        self._sensor_leg: dict[str, _Leg] = {}
+        for ref in sensors:
+            if ref.sensor_id in self._sensors:
+                raise ConfigError(f"sensor {ref.sensor_id!r} is listed twice")
+            leg = self._legs.setdefault(ref.leg_id, _Leg())
+            if any(s.ref.segment == ref.segment for s in leg.sensors):
+                raise ConfigError(
+                    f"leg {ref.leg_id} has two {ref.segment} sensors (second: {ref.sensor_id!r})"
+                )
+            sensor = _Sensor(ref, make_decoder(protocols.get(ref.sensor_id, PROTOCOL_NAME)), params)
+            self._sensors[ref.sensor_id] = sensor
+            leg.sensors.append(sensor)
+            self._sensor_leg[ref.sensor_id] = leg
+        self.unknown_packets = 0
+
+    @property
+    def leg_ids(self) -> tuple[str, ...]:
+        return tuple(self._legs)
+
+    def grid_rate_hz(self, leg_id: str) -> float:
+        """The grid rate of a leg (fixed by its first packet when ``rate_hz`` is None)."""
+        leg = self._legs[leg_id]
+        if leg.aligner is None:
+            raise KeyError(f"leg {leg_id} has no grid yet (no packet received)")
+        return float(leg.aligner.rate_hz)
+
+    def ingest(self, packet: RawPacket) -> list[LegSamples]:
+        """Process one received packet; returns the grid chunks it completed (usually 0 or 1)."""
+        sensor = self._sensors.get(packet.sensor_id)
+        if sensor is None:
+            self.unknown_packets += 1
+            if self.unknown_packets == 1:
+                log.warning("packet from unconfigured sensor %r ignored (counted)", packet.sensor_id)
+            return []
+        imu = decode_or_count(packet, sensor.decoder, sensor.decode_stats)
+        leg = self._sensor_leg[packet.sensor_id]
+        if packet.t_host_s > leg.now_s:
+            leg.now_s = packet.t_host_s
+        out: list[LegSamples] = []
+        if imu is not None:
+            if leg.aligner is None:
+                rate_hz = self.rate_hz or _nominal_rate_hz(imu.period_us)
+                if rate_hz is not None:
+                    leg.aligner = LegAligner(sensor.ref.leg_id, rate_hz, max_wait_s=self.max_wait_s)
+            self._feed(leg, sensor, sensor.clock.push(imu, leg.now_s))
+            if leg.aligner is not None:
+                leg.aligner.heard(sensor.ref.segment, sensor.clock.last_accepted_s)
+        for other in leg.sensors:  # the leg's clock advanced: release what waited too long elsewhere
+            if other is not sensor:
+                self._feed(leg, other, other.clock.poll(leg.now_s))
+        if leg.aligner is not None:
+            chunk = leg.aligner.advance(leg.now_s)
+            if chunk is not None:
+                out.append(chunk)
+        return out
+
+    def flush(self) -> list[LegSamples]:
+        """End of stream: release everything held and emit the remaining grid points."""
+        out: list[LegSamples] = []
+        for leg in self._legs.values():
+            for sensor in leg.sensors:
+                self._feed(leg, sensor, sensor.clock.flush())
+            if leg.aligner is not None:
+                chunk = leg.aligner.advance(leg.now_s)
+                if chunk is not None:
+                    out.append(chunk)
+                chunk = leg.aligner.flush()
+                if chunk is not None:
+                    out.append(chunk)
+        return out
+
+    def stats(self) -> dict[str, SensorStats]:
+        out: dict[str, SensorStats] = {}
+        for sensor_id, sensor in self._sensors.items():
+            clock = sensor.clock.stats()
+            dec = sensor.decode_stats
+            out[sensor_id] = SensorStats(
+                sensor_id=sensor_id,
+                leg_id=sensor.ref.leg_id,
+                packets=clock.packets,
+                samples=clock.samples,
+                lost=clock.lost,
+                duplicates=clock.duplicates,
+                reordered=clock.reordered,
+                late=clock.late,
+                restarts=clock.restarts,
+                malformed=dec.malformed_total,
+                malformed_by_reason=dict(dec.malformed),
+                clipped=dec.clipped,
+                drift_ppm=clock.drift_ppm,
+                offset_s=clock.offset_s,
+                latency_s=clock.latency_s,
+            )
+        return out
+
+    @staticmethod
+    def _feed(leg: _Leg, sensor: _Sensor, chunks: Iterable[TimedSamples]) -> None:
+        # Only adds: the caller advances the aligner once per packet (same output, less work).
+        if leg.aligner is None:
+            return
+        for samples in chunks:
+            leg.aligner.add(sensor.ref.segment, samples)

@@ -1,0 +1,189 @@
+"""The ASGI app: pages, static assets, the v1 websocket, the coach's HTTP commands and /health.
+
+Routes (see docs/dashboard.md):
+  GET  /                      coach page            GET /athlete?athlete=ID   athlete page
+  GET  /history               history page          GET /static/...           assets (no data in them)
+  GET  /health                health JSON           WS  /ws/v1[?athlete=ID]   live stream
+  GET  /api/athletes          athletes + state      GET /api/athletes/ID/history
+  POST /api/athletes/ID/set/start {"drill"}   POST /api/athletes/ID/set/stop
+  POST /api/athletes/ID/drill {"drill"}       PUT  /api/athletes/ID/thresholds {name: value}
+  POST /api/athletes/ID/pain {"pain": 0-10}
+With a token required (non-loopback bind), everything but the static assets checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from sensorhub.sinks.store import HistoryStore
+from sensorhub.web.auth import AccessPolicy
+from sensorhub.web.health import HealthReporter
+from sensorhub.web.hub import Hub, encode
+from sensorhub.web.protocol import WS_PATH
+from sensorhub.web.session import SessionError, SessionManager
+
+# Close codes: 4401 = token missing or wrong (mirrors HTTP 401), 4404 = unknown athlete.
+WS_UNAUTHORIZED = 4401
+WS_UNKNOWN_ATHLETE = 4404
+
+
+def static_dir() -> Path:
+    """The packaged assets: works from a source checkout and from an installed wheel."""
+    return Path(str(resources.files("sensorhub.web") / "static"))
+
+
+@dataclass(slots=True)
+class WebContext:
+    hub: Hub
+    sessions: SessionManager
+    health: HealthReporter
+    policy: AccessPolicy
+    store: HistoryStore | None = None
+
+
+def create_app(ctx: WebContext) -> Starlette:
+    root = static_dir()
+
+    def unauthorized() -> Response:
+        return JSONResponse(
+            {"error": "access token required: open the URL printed at start-up"}, status_code=401
+        )
+
+    def page(name: str) -> Any:
+        async def handler(request: Request) -> Response:
+            athlete = request.query_params.get("athlete")
+            allowed = (
+                ctx.policy.may_watch(request, athlete)
+                if name == "athlete.html" and athlete
+                else (ctx.policy.is_coach(request))
+            )
+            if not allowed:
+                return unauthorized()
+            return FileResponse(root / name, headers={"Cache-Control": "no-store"})
+
+        return handler
+
+    async def health(request: Request) -> Response:
+        if not ctx.policy.is_coach(request):
+            return unauthorized()
+        return JSONResponse(ctx.health.report())
+
+    async def athletes(request: Request) -> Response:
+        if not ctx.policy.is_coach(request):
+            return unauthorized()
+        return JSONResponse(
+            {
+                "athletes": [s.snapshot() for s in ctx.sessions.athletes.values()],
+                "drills": list(ctx.sessions.drills),
+            }
+        )
+
+    async def history(request: Request) -> Response:
+        if not ctx.policy.is_coach(request):
+            return unauthorized()
+        athlete = request.path_params["athlete"]
+        if athlete not in ctx.sessions.athletes:
+            return JSONResponse({"error": f"unknown athlete {athlete!r}"}, status_code=404)
+        if ctx.store is None:
+            return JSONResponse(
+                {"athlete": athlete, "sessions": [], "sets": [], "pain": [], "trends": {}, "recent_cues": []}
+            )
+        store = ctx.store
+        await asyncio.to_thread(store.flush)  # include what was just entered
+        return JSONResponse(await asyncio.to_thread(store.history, athlete))
+
+    async def command(request: Request) -> Response:
+        if not ctx.policy.is_coach(request):
+            return unauthorized()
+        athlete = request.path_params["athlete"]
+        action = request.path_params["action"]
+        try:
+            body = await request.json() if await request.body() else {}
+        except json.JSONDecodeError:
+            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        try:
+            result: Any
+            if action == "start":
+                result = {"set_id": ctx.sessions.start_set(athlete, body.get("drill"))}
+            elif action == "stop":
+                result = {"set_id": ctx.sessions.stop_set(athlete)}
+            elif action == "drill":
+                ctx.sessions.choose_drill(athlete, str(body.get("drill", "")))
+                result = {"drill": body.get("drill")}
+            elif action == "thresholds":
+                result = {"thresholds": ctx.sessions.set_thresholds(athlete, body)}
+            elif action == "pain":
+                result = ctx.sessions.record_pain(athlete, body.get("pain"))  # type: ignore[arg-type]
+            else:
+                return JSONResponse({"error": f"unknown command {action!r}"}, status_code=404)
+        except SessionError as exc:
+            status = 404 if "unknown athlete" in str(exc) else 409
+            return JSONResponse({"error": str(exc)}, status_code=status)
+        return JSONResponse(result)
+
+    async def ws_endpoint(websocket: WebSocket) -> None:
+        athlete = websocket.query_params.get("athlete") or None
+        allowed = (
+            ctx.policy.is_coach(websocket) if athlete is None else ctx.policy.may_watch(websocket, athlete)
+        )
+        if not allowed:
+            await websocket.close(code=WS_UNAUTHORIZED)
+            return
+        if athlete is not None and athlete not in ctx.sessions.athletes:
+            await websocket.close(code=WS_UNKNOWN_ATHLETE)
+            return
+        await websocket.accept()
+        visible = [s for s in ctx.sessions.athletes.values() if athlete is None or s.athlete_id == athlete]
+        channel = ctx.hub.connect(athlete)
+        try:
+            await websocket.send_text(
+                encode(ctx.hub.hello(athlete, [s.snapshot() for s in visible], list(ctx.sessions.drills)))
+            )
+
+            async def pump() -> None:
+                while True:
+                    await websocket.send_text(await channel.get())
+
+            async def listen() -> None:
+                while True:
+                    text = await websocket.receive_text()
+                    with contextlib.suppress(json.JSONDecodeError):
+                        if json.loads(text).get("type") == "ping":
+                            channel.offer(encode({"type": "pong"}))
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(pump())
+                tg.create_task(listen())
+        except* (WebSocketDisconnect, ConnectionResetError, RuntimeError):
+            pass  # the client went away (or the server is closing it): nothing to clean beyond the channel
+        finally:
+            ctx.hub.disconnect(channel)
+
+    routes = [
+        Route("/", page("coach.html")),
+        Route("/athlete", page("athlete.html")),
+        Route("/history", page("history.html")),
+        Route("/health", health),
+        Route("/api/athletes", athletes),
+        Route("/api/athletes/{athlete}/history", history),
+        Route("/api/athletes/{athlete}/set/{action}", command, methods=["POST"]),
+        Route("/api/athletes/{athlete}/{action}", command, methods=["POST", "PUT"]),
+        WebSocketRoute(WS_PATH, ws_endpoint),
+        Mount("/static", StaticFiles(directory=root), name="static"),
+    ]
+    return Starlette(routes=routes)

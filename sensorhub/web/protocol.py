@@ -1,0 +1,13 @@
+"""Dashboard websocket protocol, version 1 (documented in docs/dashboard.md).
+
+Server -> client, JSON text frames, each with ``type``:
+``hello`` (once, first), ``angles`` (decimated traces, every ~50 ms), ``state`` (an athlete's session),
+``event``, ``cue``, ``health`` (coach only, every second). Client -> server: ``{"type": "ping"}`` is
+answered by ``{"type": "pong"}``; anything else is ignored. Commands go over HTTP (``/api/...``).
+A client that receives a ``hello`` with a ``protocol`` it does not know must not interpret frames.
+"""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+WS_PATH = "/ws/v1"

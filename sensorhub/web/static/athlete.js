@@ -1,0 +1,95 @@
+// Athlete view (a phone): one athlete, a large knee-angle gauge, rep counter, the cue text and its sound.
+import { connect, param, SIDE_COLOURS, Traces } from "./common.js";
+
+const athlete = param("athlete");
+const traces = new Traces();
+const gauge = document.getElementById("gauge");
+const cueText = document.getElementById("cue");
+let audio = null;
+let cueTimer = null;
+// What was played (read by the browser tests; also handy when debugging a silent phone).
+window.sensorhubAudio = { enabled: false, played: 0, last: null, spoken: 0 };
+
+document.getElementById("title").textContent = athlete || "no athlete given";
+document.getElementById("sound").addEventListener("click", (ev) => {
+  audio = audio || new AudioContext();
+  audio.resume();
+  window.sensorhubAudio.enabled = true;
+  ev.target.textContent = "Sound on";
+});
+
+// Each cue's audio id maps to a short, distinct tone pattern (no audio files: works offline).
+function tonePattern(audioId) {
+  let h = 0;
+  for (const ch of String(audioId)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  const base = 440 + (h % 7) * 70;
+  return [base, base * (h & 1 ? 1.25 : 0.8), base];
+}
+
+function playCue(cue) {
+  const id = cue.audio_id || cue.rule || cue.phrase;
+  window.sensorhubAudio.last = id;
+  window.sensorhubAudio.played += 1;
+  if (audio) {
+    let t = audio.currentTime;
+    for (const f of tonePattern(id)) {
+      const osc = audio.createOscillator(), amp = audio.createGain();
+      osc.frequency.value = f; amp.gain.setValueAtTime(0.25, t); amp.gain.exponentialRampToValueAtTime(0.001, t + 0.12);
+      osc.connect(amp).connect(audio.destination); osc.start(t); osc.stop(t + 0.13); t += 0.14;
+    }
+  }
+  if (window.speechSynthesis && window.sensorhubAudio.enabled && cue.phrase) {
+    window.speechSynthesis.speak(new SpeechSynthesisUtterance(cue.phrase));
+    window.sensorhubAudio.spoken += 1;
+  }
+}
+
+function showState(s) {
+  document.getElementById("reps").textContent = String(s.reps);
+  document.getElementById("drill").textContent = s.drill ? `${s.drill} - set ${s.set_no || "-"} ${s.set_state}` : "";
+  if (s.name) document.getElementById("title").textContent = s.name;
+}
+
+function onFrame(f) {
+  if (f.type === "hello") { for (const s of f.athletes) showState(s); }
+  else if (f.type === "state") showState(f.state);
+  else if (f.type === "angles" && f.athletes[athlete]) {
+    for (const [side, data] of Object.entries(f.athletes[athlete])) traces.add(side, data);
+  } else if (f.type === "cue") {
+    cueText.textContent = f.phrase;
+    playCue(f);
+    clearTimeout(cueTimer);
+    cueTimer = setTimeout(() => { cueText.textContent = ""; }, 4000);
+  }
+}
+
+function drawGauge() {
+  const dpr = window.devicePixelRatio || 1;
+  const w = gauge.clientWidth, h = gauge.clientHeight;
+  if (gauge.width !== w * dpr) { gauge.width = w * dpr; gauge.height = h * dpr; }
+  const g = gauge.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const cx = w / 2, cy = h * 0.9, r = Math.min(w / 2, h) * 0.85, max = 140;
+  const ang = (deg) => Math.PI + Math.max(0, Math.min(max, deg)) / max * Math.PI;
+  g.lineWidth = 18; g.strokeStyle = "#2b3642"; g.beginPath(); g.arc(cx, cy, r, Math.PI, 2 * Math.PI); g.stroke();
+  g.fillStyle = "#8b98a5"; g.font = "12px system-ui";
+  for (let d = 0; d <= max; d += 20) {
+    const a = ang(d);
+    g.fillText(String(d), cx + Math.cos(a) * (r - 34) - 8, cy + Math.sin(a) * (r - 34) + 4);
+  }
+  let y = 28;
+  for (const side of ["right", "left"]) {
+    const v = traces.latest(side);
+    if (!v || v.flex === null) continue;
+    const a = ang(v.flex);
+    g.strokeStyle = SIDE_COLOURS[side]; g.lineWidth = 6; g.beginPath(); g.moveTo(cx, cy);
+    g.lineTo(cx + Math.cos(a) * r, cy + Math.sin(a) * r); g.stroke();
+    g.fillStyle = SIDE_COLOURS[side]; g.font = "bold 22px system-ui";
+    g.fillText(`${side} ${v.flex.toFixed(0)}\u00b0`, side === "right" ? 10 : w - 110, y);
+  }
+  requestAnimationFrame(drawGauge);
+}
+
+connect(athlete, onFrame, (s) => { document.getElementById("status").textContent = s; });
+requestAnimationFrame(drawGauge);

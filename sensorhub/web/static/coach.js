@@ -1,0 +1,156 @@
+// Coach view: every athlete at once, live traces, last event vs targets, cues, health, session controls.
+import { api, connect, drawTraces, el, fmt, Traces, withToken } from "./common.js";
+
+const QUALITY = { 1: "missing input", 2: "heading stale", 4: "implausible" };
+const cards = {};
+let drills = [];
+
+function qualityText(bits) {
+  const names = Object.entries(QUALITY).filter(([b]) => bits & Number(b)).map(([, n]) => n);
+  return names.length ? names.join(", ") : "ok";
+}
+
+function makeCard(state) {
+  const id = state.athlete;
+  const c = { id, traces: new Traces(), state };
+  c.canvas = el("canvas", { class: "trace" });
+  c.drill = el("select", { class: "drill", onchange: () => command("drill", { drill: c.drill.value }) });
+  for (const d of drills) c.drill.append(el("option", { value: d }, d));
+  c.setButton = el("button", { class: "set-toggle primary", onclick: () => toggleSet(c) }, "Start set");
+  c.setInfo = el("span", { class: "set-info" }, "-");
+  c.reps = el("span", { class: "reps big" }, "0");
+  c.metrics = el("table", { class: "metrics" });
+  c.cues = el("ol", { class: "cues" });
+  c.health = el("table", { class: "health" });
+  c.flags = el("span", { class: "flags label" }, "");
+  c.painInput = el("input", { class: "pain-input", type: "number", min: "0", max: "10", step: "1", value: "0" });
+  c.painStatus = el("span", { class: "pain-status" }, "");
+  c.thresholdForm = el("div", { class: "thresholds" });
+  const command = async (action, body) => {
+    try {
+      const path = action === "start" || action === "stop" ? `/api/athletes/${id}/set/${action}` : `/api/athletes/${id}/${action}`;
+      return await api(path, action === "thresholds" ? "PUT" : "POST", body);
+    } catch (e) { c.painStatus.textContent = String(e.message || e); return null; }
+  };
+  c.command = command;
+  const painButton = el("button", { class: "pain-submit", onclick: async () => {
+    const r = await command("pain", { pain: Number(c.painInput.value) });
+    if (r) showPain(c, r);
+  } }, "Record pain");
+  const saveThresholds = el("button", { class: "thresholds-save", onclick: async () => {
+    const values = {};
+    for (const input of c.thresholdForm.querySelectorAll("input")) {
+      if (input.value !== "" && Number(input.value) !== Number(input.dataset.current)) values[input.name] = Number(input.value);
+    }
+    if (Object.keys(values).length) await command("thresholds", values);
+  } }, "Save thresholds");
+  c.root = el("section", { class: "card", "data-athlete": id },
+    el("h2", {}, state.name || id, el("span", { class: "meta" }, id),
+      el("a", { href: withToken("/athlete?athlete=" + encodeURIComponent(id)), target: "_blank" }, "athlete view")),
+    c.canvas,
+    el("div", { class: "row" },
+      el("span", { class: "label" }, "drill"), c.drill, c.setButton, c.setInfo,
+      el("span", { class: "label" }, "reps"), c.reps, c.flags),
+    el("div", { class: "row" }, el("div", { style: "flex: 1 1 55%" }, el("div", { class: "label" }, "last event vs target"), c.metrics),
+      el("div", { style: "flex: 1 1 35%" }, el("div", { class: "label" }, "last cues"), c.cues)),
+    el("div", { class: "row" }, el("span", { class: "label" }, "pain after set (0-10)"), c.painInput, painButton, c.painStatus),
+    el("details", {}, el("summary", {}, "sensor health"), c.health),
+    el("details", { class: "threshold-editor" }, el("summary", {}, "thresholds"), c.thresholdForm, saveThresholds));
+  cards[id] = c;
+  document.getElementById("athletes").append(c.root);
+  updateState(c, state);
+  return c;
+}
+
+async function toggleSet(c) {
+  const running = c.state.set_state === "running";
+  await c.command(running ? "stop" : "start", running ? {} : { drill: c.drill.value });
+}
+
+function showPain(c, p) {
+  c.painStatus.replaceChildren();
+  if (!p) return;
+  const text = `pain ${p.pain}/10 (threshold ${p.threshold})`;
+  if (p.flagged) c.painStatus.append(el("span", { class: "flag pain-flag" }, text + " - " + p.guidance));
+  else c.painStatus.append(el("span", { class: "good" }, text + " - ok"));
+}
+
+function updateState(c, s) {
+  c.state = s;
+  if (document.activeElement !== c.drill && s.drill) c.drill.value = s.drill;
+  const running = s.set_state === "running";
+  c.setButton.textContent = running ? "Stop set" : "Start set";
+  c.setButton.className = "set-toggle " + (running ? "stop" : "primary");
+  c.drill.disabled = running;
+  c.setInfo.textContent = s.set_no ? `set ${s.set_no} ${running ? "running" : "done"}` : "no set yet";
+  c.reps.textContent = String(s.reps);
+  if (s.last_event) showEvent(c, s.last_event);
+  c.cues.replaceChildren(...s.last_cues.map((q) => el("li", {}, `${q.phrase} `, el("span", { class: "label" }, `${q.leg.split("/")[1] || ""} ${q.rule}`))));
+  showPain(c, s.last_pain);
+  if (!c.thresholdForm.contains(document.activeElement)) {
+    c.thresholdForm.replaceChildren();
+    const entries = [["pain_threshold", { value: s.pain_threshold, bound: "max" }], ...Object.entries(s.targets)];
+    for (const [name, t] of entries) {
+      c.thresholdForm.append(el("label", {}, `${name} (${t.bound})`,
+        el("input", { name, type: "number", step: "any", value: String(t.value), "data-current": String(t.value) })));
+    }
+  }
+}
+
+function showEvent(c, ev) {
+  c.metrics.replaceChildren(el("tr", {}, el("th", {}, `${ev.type} (${ev.leg.split("/")[1]})`), el("th", {}, "value"), el("th", {}, "target")));
+  for (const m of ev.metrics) {
+    c.metrics.append(el("tr", { class: m.grade },
+      el("td", {}, m.name), el("td", {}, fmt(m.value, 2)),
+      el("td", {}, m.target === null ? "" : `${m.bound === "min" ? ">=" : "<="} ${fmt(m.target, 2)}`)));
+  }
+}
+
+function showHealth(health) {
+  const byAthlete = {};
+  for (const [sid, s] of Object.entries(health.sensors)) (byAthlete[s.athlete] ||= []).push([sid, s]);
+  for (const [athlete, sensors] of Object.entries(byAthlete)) {
+    const c = cards[athlete];
+    if (!c) continue;
+    c.health.replaceChildren(el("tr", {}, ...["sensor", "link", "batt %", "Hz", "loss %", "drift ppm", "p99 ms"].map((h) => el("th", {}, h))));
+    for (const [sid, s] of sensors) {
+      c.health.append(el("tr", { class: s.connected ? "" : "bad" },
+        el("td", {}, `${s.side} ${s.segment}`), el("td", {}, s.connected ? "connected" : s.state),
+        el("td", {}, fmt(s.battery_pct, 0)), el("td", {}, fmt(s.rate_hz, 0)), el("td", {}, fmt(s.loss_pct, 2)),
+        el("td", {}, fmt(s.clock_drift_ppm, 1)), el("td", {}, fmt(s.latency_ms.p99_ms, 2))));
+    }
+  }
+}
+
+function onFrame(f) {
+  if (f.type === "hello") {
+    drills = f.drills;
+    document.getElementById("athletes").replaceChildren();
+    for (const k of Object.keys(cards)) delete cards[k];
+    for (const s of f.athletes) makeCard(s);
+  } else if (f.type === "angles") {
+    for (const [athlete, legs] of Object.entries(f.athletes)) {
+      const c = cards[athlete];
+      if (!c) continue;
+      for (const [side, data] of Object.entries(legs)) c.traces.add(side, data);
+      c.flags.textContent = "filter: " + Object.entries(c.traces.quality).map(([s, q]) => `${s} ${qualityText(q)}`).join(", ");
+    }
+  } else if (f.type === "state") {
+    const c = cards[f.athlete];
+    if (c) updateState(c, f.state);
+  } else if (f.type === "event") {
+    const c = cards[f.athlete];
+    if (c) showEvent(c, f);
+  } else if (f.type === "health") {
+    showHealth(f.health);
+  }
+}
+
+document.getElementById("history-link").href = withToken("/history");
+connect(null, onFrame, (s) => { document.getElementById("status").textContent = s; });
+
+function frame() {
+  for (const c of Object.values(cards)) drawTraces(c.canvas, c.traces);
+  requestAnimationFrame(frame);
+}
+requestAnimationFrame(frame);
