@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sensorhub import __version__
-from sensorhub.errors import NotYetAvailable, SensorhubError
+from sensorhub.errors import NotYetAvailableError, SensorhubError
 
 log = logging.getLogger("sensorhub")
 
@@ -23,7 +23,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.file)
     n_sensors = sum(len(a.sensors) for a in config.athletes)
-    print(f"{config.source_file}: ok ({len(config.athletes)} athletes, {n_sensors} sensors, source {config.source.kind})")
+    print(
+        f"{config.source_file}: ok ({len(config.athletes)} athletes, {n_sensors} sensors, "
+        f"source {config.source.kind})"
+    )
     return 0
 
 
@@ -59,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _not_yet(feature: str, issue: str) -> None:
-    raise NotYetAvailable(f"`sensorhub {feature}` is not available in this release yet ({issue}).")
+    raise NotYetAvailableError(f"`sensorhub {feature}` is not available in this release yet ({issue}).")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -142,14 +142,17 @@ class Config:
         athlete_ids: set[str] = set()
         for i, athlete in enumerate(self.athletes):
             if athlete.id in athlete_ids:
-                raise ConfigError(f"{self.source_file}: athletes[{i}].id: duplicate athlete id {athlete.id!r}")
+                raise ConfigError(
+                    f"{self.source_file}: athletes[{i}].id: duplicate athlete id {athlete.id!r}"
+                )
             athlete_ids.add(athlete.id)
             slots: set[tuple[str, str]] = set()
             for j, sensor in enumerate(athlete.sensors):
                 key = f"athletes[{i}].sensors[{j}]"
                 if sensor.id in seen:
                     raise ConfigError(
-                        f"{self.source_file}: {key}.id: sensor id {sensor.id!r} is already used by {seen[sensor.id]}"
+                        f"{self.source_file}: {key}.id: sensor id {sensor.id!r} is already used by "
+                        f"{seen[sensor.id]}"
                     )
                 seen[sensor.id] = key
                 slot = (sensor.side, sensor.segment)
@@ -209,11 +212,12 @@ def _convert(value: Any, tp: Any, where: str, meta: Mapping[str, Any]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    elif tp is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
     if "allowed" in meta and value not in meta["allowed"]:
-        raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, meta['allowed']))}")
+        raise ConfigError(
+            f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, meta['allowed']))}"
+        )
     if "range" in meta:
         lo, hi = meta["range"]
         if not lo <= value <= hi:
@@ -226,9 +230,7 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(fields))}")
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         key = f"{where}.{name}" if where and not where.endswith(":") else f"{where} {name}"

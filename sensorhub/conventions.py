@@ -39,6 +39,7 @@ def g_to_m_s2(value_g: float) -> float:
 def dps_to_rad_s(value_dps: float) -> float:
     return value_dps * RAD_PER_DEG
 
+
 # --- Segment frames and the knee joint (Grood & Suntay) -------------------------------------------
 # Anatomical segment frames (thigh, shank, pelvis), identical to the earth frame when the athlete stands
 # in the calibration pose facing +x: x anterior, y left, z up (proximal). Identical for both legs.

@@ -35,5 +35,5 @@ class SinkError(SensorhubError):
     """A sink (MQTT, InfluxDB, store) failed in a way the caller must handle."""
 
 
-class NotYetAvailable(SensorhubError):
+class NotYetAvailableError(SensorhubError):
     """A command or feature that a later release fills in."""

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError, BleakGATTProtocolError
 
 from firmware_sim.device import SensorClock, SimulatedDevice
@@ -52,8 +54,8 @@ async def sim() -> AsyncIterator[tuple[str, PeripheralGroup]]:
     forget_local_link(link_name)
 
 
-async def discover(spec_: str) -> dict[str, tuple[object, object]]:
-    found = await BleakScanner.discover(
+async def discover(spec_: str) -> dict[str | None, tuple[BLEDevice, AdvertisementData]]:
+    found = await BleakScanner.discover(  # type: ignore[call-overload]  # backend keyword
         timeout=0.4, return_adv=True, service_uuids=[spec.SERVICE_UUID], backend=BumbleScanner,
         bumble_transport=spec_,
     )
@@ -65,14 +67,14 @@ async def test_scan_finds_peripherals_with_name_uuid_and_rssi(sim: tuple[str, Pe
     found = await discover(spec_)
     assert set(found) == {"SH-IMU-T001", "SH-IMU-T002"}
     device, adv = found["SH-IMU-T001"]
-    assert device.address == group.by_name("SH-IMU-T001").address  # type: ignore[attr-defined]
-    assert adv.service_uuids == [spec.SERVICE_UUID]  # type: ignore[attr-defined]
-    assert -100 <= adv.rssi <= 0  # type: ignore[attr-defined]
+    assert device.address == group.by_name("SH-IMU-T001").address
+    assert adv.service_uuids == [spec.SERVICE_UUID]
+    assert -100 <= adv.rssi <= 0
 
 
 async def test_scan_filter_drops_other_services(sim: tuple[str, PeripheralGroup]) -> None:
     spec_, _ = sim
-    found = await BleakScanner.discover(
+    found = await BleakScanner.discover(  # type: ignore[call-overload]  # backend keyword
         timeout=0.3, service_uuids=["0000feed-0000-1000-8000-00805f9b34fb"], backend=BumbleScanner,
         bumble_transport=spec_,
     )
@@ -95,12 +97,13 @@ async def test_connect_discover_read_write_notify_disconnect(sim: tuple[str, Per
         assert props[spec.CONTROL_UUID] == ["write"]
         assert props[spec.INFO_UUID] == ["read"]
         assert (await client.read_gatt_char(spec.BATTERY_LEVEL_UUID))[0] == 87
-        assert spec.parse_info(await client.read_gatt_char(spec.INFO_UUID)).state == spec.DeviceState.IDLE
+        info = spec.parse_info(bytes(await client.read_gatt_char(spec.INFO_UUID)))
+        assert info.state == spec.DeviceState.IDLE
 
         await client.start_notify(spec.DATA_UUID, lambda _ch, data: received.append(bytes(data)))
         settings = spec.StreamSettings(rate_hz=400, acc_range_g=8, gyr_range_dps=1000, samples_per_packet=19)
         await client.write_gatt_char(spec.CONTROL_UUID, spec.encode_start(settings), response=True)
-        info = spec.parse_info(await client.read_gatt_char(spec.INFO_UUID))
+        info = spec.parse_info(bytes(await client.read_gatt_char(spec.INFO_UUID)))
         assert info.state == spec.DeviceState.STREAMING and info.settings == settings
         with pytest.raises(BleakGATTProtocolError) as rejected:
             await client.write_gatt_char(spec.CONTROL_UUID, b"\x01\x07\x00", response=True)

@@ -143,7 +143,8 @@ async def test_two_athletes_two_sensors_200hz_30s_zero_loss() -> None:
         assert sent[sensor.id] - len(seq) <= 1  # at most the one in flight at the snapshot
         assert len(seq) * 8 >= 0.97 * 30.0 * 200  # >= 5820 samples each in the 30 s
         assert links[sensor.id][0] is LinkState.STREAMING and links[sensor.id][1] == 1
-        assert links[sensor.id][2] is not None and 0 < links[sensor.id][2] <= 100
+        battery_pct = links[sensor.id][2]
+        assert battery_pct is not None and 0 < battery_pct <= 100
         assert stats[sensor.id]["att_mtu"] == 247 and stats[sensor.id]["gaps"] == 0
         sent_at = dict(p.trace or [])
         latencies_s += [pkt.t_host_s - sent_at[s] for pkt, s in zip(got, seq, strict=True) if s in sent_at]
@@ -226,38 +227,41 @@ async def test_sensor_that_never_appears_is_reported_missing_not_waited_on() -> 
     assert all(link.connects == 1 for link in present)
 
 
-async def test_peripherals_in_another_process_over_tcp_hci(tmp_path: object) -> None:
+async def test_peripherals_in_another_process_over_tcp_hci() -> None:
     port = 28_000 + (uuid.uuid4().int % 1000)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "firmware_sim.serve_ble", "--config", "configs/sim-ble.toml",
         "--hci", f"tcp-server:127.0.0.1:{port}", "--motion", "synthetic", "--duration-s", "30",
-        stdout=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30.0)
         assert line.decode().startswith(READY_LINE)
         config = load_config("configs/sim-ble.toml")
-        queue = PacketQueue()
-        source = BleSource(config, bumble_transport=f"tcp-client:127.0.0.1:{port}")
-        task = asyncio.create_task(source.run(queue))
-        try:
-            t0 = time.monotonic()
-            while not all(link.state is LinkState.STREAMING for link in source.links().values()):
-                assert time.monotonic() - t0 < 5.0, source.links()
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        received = by_sensor(queue.drain())
-        assert set(received) == {s.id for a in config.athletes for s in a.sensors}
-        for packets in received.values():
-            assert len(packets) >= 20 and seqs(packets) == list(range(len(packets)))
+        # Twice: the second host (a restarted sensorhub) finds the sensors advertising again.
+        for round_ in range(2):
+            queue = PacketQueue()
+            source = BleSource(config, bumble_transport=f"tcp-client:127.0.0.1:{port}")
+            task = asyncio.create_task(source.run(queue))
+            try:
+                t0 = time.monotonic()
+                while not all(link.state is LinkState.STREAMING for link in source.links().values()):
+                    assert time.monotonic() - t0 < 5.0, (round_, source.links())
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1.0)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            received = by_sensor(queue.drain())
+            assert set(received) == {s.id for a in config.athletes for s in a.sensors}
+            for packets in received.values():
+                assert len(packets) >= 20 and seqs(packets) == list(range(len(packets)))
     finally:
         proc.terminate()
-        await proc.wait()
+        _, stderr = await proc.communicate()
+    assert b"Traceback" not in stderr and b"no connection for handle" not in stderr, stderr.decode()[-2000:]
 
 
 def test_state_machine_rejects_illegal_transitions() -> None:
@@ -280,3 +284,23 @@ def test_samples_per_packet_follow_the_mtu() -> None:
     assert max_samples_per_packet(185) == 14  # iOS-typical MTU
     assert max_samples_per_packet(247) == 19
     assert max_samples_per_packet(517) == 19
+
+
+async def test_failed_setup_backs_off_and_recovers() -> None:
+    config = make_config(1)
+    sensors = [s for a in config.athletes for s in a.sensors]
+    peripherals = [make_peripheral(s) for s in sensors]
+    peripherals[0].faults.reject_starts = 2  # the sensor refuses START twice, then behaves
+    async with rig(config, peripherals) as r:
+        await r.wait_until(r.streaming, 6.0)
+        history = [state for _, state in r.source.stats()[sensors[0].id]["recent_states"]]
+        link = r.source.links()[sensors[0].id]
+        error = link.last_error
+    assert history == [
+        "scanning", "connecting", "backing_off",
+        "scanning", "connecting", "backing_off",
+        "scanning", "connecting", "streaming",
+    ]
+    assert "GATT Protocol Error" in error or "0x80" in error
+    assert link.connects == 1  # only the successful setup counts as a connection
+    assert r.source.stats()[sensors[1].id]["recent_states"][-1][1] == "streaming"

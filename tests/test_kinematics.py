@@ -91,7 +91,7 @@ def test_calibration_report_and_refusals() -> None:
         estimate_knee_angles(still.samples, "right", RATE_HZ)
     # motion from the first second: the standing period is too short
     short = make_leg("bends", seed=3, duration_s=20.0, standing_s=1.0)
-    with pytest.raises(CalibrationError, match="stand still"):
+    with pytest.raises(CalibrationError, match="stand still for at least 3 s"):
         estimate_knee_angles(short.samples, "right", RATE_HZ)
     # a thigh sensor that never moves (lying on a table): its flexion axis is unobservable
     rng = np.random.default_rng(4)
@@ -100,6 +100,15 @@ def test_calibration_report_and_refusals() -> None:
     table = LegSamples("right", s.t_s, table_acc, table_gyr, s.shank_acc_m_s2, s.shank_gyr_rad_s)
     with pytest.raises(CalibrationError, match="thigh and shank must both move"):
         estimate_knee_angles(table, "right", RATE_HZ)
+
+
+def test_fidgeting_before_the_standing_period_is_skipped() -> None:
+    """Real recordings do not always start still: a quick half bend, then 4 s of standing, then bends."""
+    leg = make_leg("bends", seed=91, duration_s=30.0, standing_s=5.5, fidget_s=1.5)
+    angles, cal = estimate_knee_angles(leg.samples, "right", RATE_HZ)
+    assert cal.standing_start_index > 1.5 * RATE_HZ and cal.report.standing_s > 3.0
+    rmse = _rmse(angles, leg)
+    assert rmse[0] <= 2.0 and rmse[1] <= 2.0 and rmse[2] <= 4.0, rmse
 
 
 @pytest.mark.parametrize(("kind", "side"), [("bends", "right"), ("bends", "left"), ("walk", "right"),

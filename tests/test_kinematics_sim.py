@@ -73,10 +73,11 @@ def test_drills_meet_the_bounds_with_realistic_errors(drill: str) -> None:
         assert np.all(rmse <= BOUNDS), (drill, seed, rmse)
 
 
-@pytest.mark.parametrize("drill", ALL_DRILLS)
-def test_slow_drills_meet_the_bounds_over_a_lossy_link(drill: str) -> None:
-    """The simulator's typical BLE link (random losses and ~0.3 s loss bursts): gaps are bridged and the
-    inclination recovers; in slow movements the bounds still hold."""
+@pytest.mark.parametrize("drill", ["squat", "step_down", "lunge", "cmj", "walk"])
+def test_drills_meet_the_bounds_over_a_lossy_link(drill: str) -> None:
+    """The simulator's typical BLE link (random losses and ~0.3 s loss bursts): gaps are bridged, the
+    inclination and the relative heading recover; the bounds still hold. (A burst in the swing phase of a
+    jog or a cut loses tens of degrees of flexion for its duration: see docs/kinematics.md.)"""
     for seed in (100, 101):
         side = ("right", "left")[seed % 2]
         a = _arrays(drill, side, seed, "realistic", link="typical")

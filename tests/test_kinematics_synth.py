@@ -100,11 +100,15 @@ def _acc_from(q_mats: FloatArray, pos_m: FloatArray, dt_s: float) -> FloatArray:
 def make_leg(kind: str = "bends", side: str = "right", seed: int = 0, mount_max_deg: float = 30.0,
              duration_s: float = 30.0, standing_s: float = 4.0, reps: int = 6, noise: bool = True,
              gyr_bias_rad_s: float = 0.01, c_thigh: FloatArray | None = None,
-             c_shank: FloatArray | None = None, hinge_only: bool = False) -> SynthLeg:
+             c_shank: FloatArray | None = None, hinge_only: bool = False, fidget_s: float = 0.0) -> SynthLeg:
     rng = np.random.default_rng(seed)
     dt = 1.0 / RATE_HZ
     t: FloatArray = np.arange(int(duration_s * RATE_HZ), dtype=np.float64) * dt
     tr = _angle_tracks(kind, t, standing_s, reps)
+    if fidget_s > 0:  # a quick half bend right after switching on, before the standing period
+        extra = 40.0 * _smooth_bump(t / fidget_s)
+        tr["flex"] += extra
+        tr["thigh_pitch"] -= 0.5 * extra
     if hinge_only:  # no secondary knee motion and no hip motion coupled to flexion
         tr["valgus"][:] = 0.0
         tr["rotation"][:] = 0.0

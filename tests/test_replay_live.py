@@ -26,7 +26,19 @@ from sensorhub.sinks.recorder import RecordingWriter
 def drop_jump_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dj")
     code = firmware_sim_main(
-        ["record", "--drill", "drop_jump", "--out", str(out), "--seed", "3", "--reps", "4", "--errors", "realistic"]
+        [
+            "record",
+            "--drill",
+            "drop_jump",
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+            "--reps",
+            "4",
+            "--errors",
+            "realistic",
+        ]
     )
     assert code == 0
     return out
@@ -66,10 +78,16 @@ def test_replay_clock_drift_matches_injected(long_recording_dir: Path) -> None:
     result = asyncio.run(replay_async(long_recording_dir / "recording.shrec", speed=None))
     for sensor_id, injected in truth["sensors"].items():
         drift_ppm = result.sensors[sensor_id].drift_ppm
-        assert abs(drift_ppm - injected["clock_drift_ppm"]) < 5.0, (sensor_id, drift_ppm, injected["clock_drift_ppm"])
+        assert abs(drift_ppm - injected["clock_drift_ppm"]) < 5.0, (
+            sensor_id,
+            drift_ppm,
+            injected["clock_drift_ppm"],
+        )
 
 
-def test_replay_cli_runs_to_the_end(drop_jump_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_cli_runs_to_the_end(
+    drop_jump_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = sensorhub_main(
         ["replay", str(drop_jump_dir / "recording.shrec"), "--as-fast-as-possible", "--csv", str(tmp_path)]
     )
@@ -99,7 +117,9 @@ async def _live_session(recording: Path) -> ReplayResult:
     sub = bus.subscribe(["angles"], maxsize=1_000_000)
     meta = {"source": "test", "sensors": transport.sensor_refs()}
     with RecordingWriter(recording, meta) as writer:
-        runner = LiveRunner(IteratorSource(aiter(transport), [r.sensor_id for r in refs]), pipeline, bus, writer)
+        runner = LiveRunner(
+            IteratorSource(aiter(transport), [r.sensor_id for r in refs]), pipeline, bus, writer
+        )
         await runner.run()
     result = ReplayResult(sensors=pipeline.stats(), packets=runner.stats.packets)
     for message in sub.drain():

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,8 +45,15 @@ def test_history_round_trip_with_trend_means(tmp_path: Path) -> None:
             store.start_session(session_id, "ana", t_s)
             store.start_set(f"{session_id}-1", session_id, "ana", "squat", 1, t_s)
             for i, depth in enumerate(values):
-                store.record_event("ana", f"{session_id}-1", "ana/right", "rep", t_s + i, {"depth_deg": depth,
-                                   "eccentric_s": float("nan")}, 80.0 + k)
+                store.record_event(
+                    "ana",
+                    f"{session_id}-1",
+                    "ana/right",
+                    "rep",
+                    t_s + i,
+                    {"depth_deg": depth, "eccentric_s": float("nan")},
+                    80.0 + k,
+                )
             store.end_set(f"{session_id}-1", t_s + 60.0, len(values))
             store.record_pain(PainEntry("ana", f"{session_id}-1", t_s + 61.0, 2 + 3 * k, 3, 2 + 3 * k > 3))
         store.record_cue("ana", "s2-1", "ana/right", "knees out", "valgus", 1, t0 + 86401.0, 0.012)
@@ -61,7 +69,10 @@ def test_history_round_trip_with_trend_means(tmp_path: Path) -> None:
     assert [p["n"] for p in points] == [3, 2]
     assert "eccentric_s" not in h["trends"]["rep"]  # NaN metrics are not stored
     assert [p["mean"] for p in h["trends"]["rep"]["control_score"]] == [80.0, 81.0]
-    assert [(p["pain"], p["flagged"], p["session_id"]) for p in h["pain"]] == [(2, False, "s1"), (5, True, "s2")]
+    assert [(p["pain"], p["flagged"], p["session_id"]) for p in h["pain"]] == [
+        (2, False, "s1"),
+        (5, True, "s2"),
+    ]
     assert h["sets"][1]["reps"] == 2
     assert h["recent_cues"][0]["phrase"] == "knees out"
 
@@ -85,7 +96,7 @@ async def test_writes_never_block_the_event_loop(tmp_path: Path, monkeypatch: py
     loop for anything near that, because SQLite runs only on the writer thread."""
     slow_commit = HistoryStore._commit
 
-    def commit(self: HistoryStore, conn: sqlite3.Connection, batch: list) -> None:  # type: ignore[type-arg]
+    def commit(self: HistoryStore, conn: sqlite3.Connection, batch: list[Any]) -> None:
         time.sleep(0.4)
         slow_commit(self, conn, batch)
 

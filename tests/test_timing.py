@@ -233,6 +233,19 @@ def test_packet_later_than_the_reorder_window_is_dropped_as_late() -> None:
     assert np.all(np.diff(t_s) > 0.0)
 
 
+def test_overtaken_first_packet_is_late_not_a_restart() -> None:
+    packets, _ = make_stream("s", duration_s=2.0, seed=14)
+    first, second = packets[0], packets[1]
+    packets[0], packets[1] = (
+        replace(second, t_host_s=first.t_host_s),
+        replace(first, t_host_s=first.t_host_s + 1e-3),
+    )
+    clock = SensorClock("s")
+    t_s = times(run_clock(clock, packets))
+    stats = clock.stats()
+    assert (stats.restarts, stats.late, stats.packets) == (0, 1, 49) and np.all(np.diff(t_s) > 0.0)
+
+
 @pytest.mark.parametrize("with_flag", [True, False])
 def test_sensor_restart_starts_a_new_run(with_flag: bool) -> None:
     first, _ = make_stream("s", duration_s=5.0, seed=11, drift_ppm=50.0, t0_us=90_000_000)
@@ -358,6 +371,30 @@ def test_front_aligns_a_leg_and_is_deterministic() -> None:
     assert np.isnan(leg.thigh_acc_m_s2[late]).sum() == 0
 
 
+@pytest.mark.parametrize(("rate_hz", "per_packet"), [(50, 19), (200, 19), (800, 4)])
+def test_front_has_no_nan_rows_on_a_clean_link_whatever_the_packet_size(
+    rate_hz: int, per_packet: int
+) -> None:
+    # BLE delivers in order (connection events); 19-sample packets at 50 Hz come every 0.38 s
+    kwargs = {"duration_s": 8.0, "rate_hz": rate_hz, "per_packet": per_packet}
+    thigh, _ = make_stream("thigh-r", drift_ppm=40.0, latency=lattice_latency(0.0113), **kwargs)  # type: ignore[arg-type]
+    shank, _ = make_stream(
+        "shank-r",
+        drift_ppm=-30.0,
+        t0_us=9_000_000,
+        latency=lattice_latency(0.0152, 0.007),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    front = Front(SENSORS)
+    chunks: list[LegSamples] = []
+    for p in sorted(thigh + shank, key=lambda p: p.t_host_s):
+        chunks.extend(front.ingest(p))
+    leg = concat_legs(chunks + front.flush())["ann/right"]
+    inner = (leg.t_s > leg.t_s[0] + 0.5) & (leg.t_s < leg.t_s[-1] - 0.5)  # both sensors started, not ended
+    assert np.all(np.abs(np.diff(leg.t_s) * rate_hz - 1.0) < 1e-3)
+    assert not np.isnan(leg.thigh_acc_m_s2[inner]).any() and not np.isnan(leg.shank_gyr_rad_s[inner]).any()
+
+
 def test_front_stats_per_sensor() -> None:
     packets = two_sensor_packets(6.0)
     packets = [p for i, p in enumerate(packets) if i != 50]
@@ -417,7 +454,7 @@ def test_any_loss_duplication_and_swaps_keep_the_stream_consistent(
     assert stats.restarts == 0  # (chained swaps can make a packet late: its samples then count as lost)
     assert np.all(np.diff(t_s) > 0.0)
     assert stats.samples + stats.lost == 600
-    assert stats.duplicates == len(stream) - stats.packets
+    assert stats.duplicates == len(stream) - stats.packets - stats.late
 
 
 def test_front_on_a_firmware_sim_recording(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ class PeripheralFaults:
 
     malformed_every: int = 0  # every n-th data notification is truncated to a non-protocol length
     malformed_sent: int = 0
+    reject_starts: int = 0  # answer this many START commands with ATT 0x80 (a flaky sensor)
 
 
 @dataclass(eq=False)
@@ -201,6 +202,9 @@ class BlePeripheral:
             await self._advertise()
 
     def _on_control_write(self, _connection: Connection, value: bytes) -> None:
+        if self.faults.reject_starts > 0 and bytes(value[:1]) == b"\x01":
+            self.faults.reject_starts -= 1
+            raise ATT_Error(ATT_APPLICATION_ERROR, message="fault injection: START rejected")
         try:
             self.device.write_control(bytes(value), self.now_true_s())
         except CommandRejected as exc:
@@ -250,8 +254,7 @@ class _RemoteHostProtocol(asyncio.Protocol):
         if controller is None:
             return
         log.info("serve-ble: host went away; dropping its connections")
-        self._group.link.remove_controller(controller)
-        asyncio.get_running_loop().create_task(self._group.drop_connections_from(controller))
+        self._group.track(asyncio.get_running_loop().create_task(self._group.retire(controller)))
 
 
 @dataclass(eq=False)
@@ -263,12 +266,21 @@ class PeripheralGroup:
     server: asyncio.AbstractServer | None = None
     transports: list[Any] = field(default_factory=list)
 
-    async def drop_connections_from(self, controller: Controller) -> None:
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def retire(self, controller: Controller) -> None:
+        """A remote host is gone: end its links from the sensor side (they advertise again), then take
+        its controller off the link."""
         addresses = {controller.random_address, controller.public_address}
         for p in self.peripherals:
             connection = p._connection
             if connection is not None and connection.peer_address in addresses:
                 await p.drop_connection()
+        self.link.remove_controller(controller)
 
     def by_name(self, name: str) -> BlePeripheral:
         for p in self.peripherals:
@@ -321,6 +333,8 @@ async def serve_peripherals(
     finally:
         if group.server is not None:
             group.server.close()
+        for task in list(group.tasks):
+            task.cancel()
         for p in peripherals:
             await p.stop()
         for hci in group.transports:

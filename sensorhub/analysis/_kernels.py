@@ -44,7 +44,9 @@ P_CUT_WINDOW_S = 21
 P_CUT_MIN_STANCE_S = 22
 P_REP_END_QUIET_S = 23
 P_REP_MIN_CONC_S = 24
-P_SIZE = 25
+P_FLIGHT_SHANK_MAX_G = 25
+P_REP_HOLDOFF_S = 26
+P_SIZE = 27
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -71,11 +73,14 @@ S_CUT_OPEN = 20
 S_CUT_PLANT = 21
 S_CUT_TURN = 22  # integrated turn rate since the plant (rad)
 S_CUT_STILL = 23
-S_CUT_TURN_PRE = 24  # turn integrated over the previous stride (rad)
+S_REP_END = 24  # end of a rep waiting for its hold-off (a flight would make it a jump's dip)
 S_LAST_TURN_START = 25
 S_CUT_LEN = 26
 S_ASC_MIN = 27
 S_ASUM = 28  # running sum of the thigh |a| over the confirm window
+S_SH_SUM = 29  # shank |a| summed since the candidate began
+S_SH_N = 30
+S_PREV_VALID = 31
 S_RING_M = 32
 S_RING_F = S_RING_M + RING
 S_RING_A = S_RING_F + RING
@@ -149,19 +154,22 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                         s[S_CAND] = g
                         s[S_CAND_SUM] = 0.0
                         s[S_CAND_N] = 0.0
+                        s[S_SH_SUM] = 0.0
+                        s[S_SH_N] = 0.0
                 if s[S_CAND] >= 0.0:
                     if a_t > p[P_AIR_BREAK_G] or g - s[S_CAND] > p[P_MAX_FLIGHT_S] * rate:
                         s[S_CAND] = -1.0
                     else:
                         s[S_CAND_SUM] += a_t
                         s[S_CAND_N] += 1.0
+                        s[S_SH_SUM] += a_s
+                        s[S_SH_N] += 1.0
                     if s[S_CAND] >= 0.0 and g - s[S_CAND] >= confirm_n:
                         # a flight when the mean thigh |a| since the candidate began is low (the leg may still
                         # swing just after push-off, so single samples may exceed 1 g)
                         if s[S_CAND_SUM] / s[S_CAND_N] < p[P_AIR_MEAN_MAX_G]:
                             s[S_AIR] = 1.0
                             s[S_TAKEOFF] = s[S_CAND]
-                            s[S_LAST_AIR] = s[S_CAND]
                             if s[S_LAND_OPEN] > 0.0:  # rebound: ground contact ends at this take-off
                                 n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
                                               s[S_CAND], s[S_CAND])
@@ -169,9 +177,16 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                         s[S_CAND] = -1.0
             else:
                 early = (g - s[S_TAKEOFF]) * dt < p[P_MIN_FLIGHT_S]  # leg still swinging after push-off
-                if (m > p[P_IMPACT_G] and not early) or g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate:
+                # contact hidden in a gap of lost samples: on the ground again after it
+                after_gap = s[S_PREV_VALID] < 0.5 and a_t > p[P_AIR_ENTER_G] + 0.3 and not early
+                impact = (m > p[P_IMPACT_G] and not early) or after_gap
+                s[S_SH_SUM] += a_s
+                s[S_SH_N] += 1.0
+                if impact or g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate:
                     s[S_AIR] = 0.0
-                    if m > p[P_IMPACT_G]:
+                    # a flight leaves the shank unloaded too (a fast squat drops the hips, not the foot)
+                    shank_free = s[S_SH_SUM] / max(s[S_SH_N], 1.0) < p[P_FLIGHT_SHANK_MAX_G]
+                    if impact and shank_free:
                         # initial contact: the last sample before the monotonic rise of the impact
                         k = g
                         while k - 1.0 > g - RING + 1 and k - 1.0 > s[S_TAKEOFF]:
@@ -182,11 +197,13 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                             else:
                                 break
                         if (k - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
+                            s[S_LAST_AIR] = s[S_TAKEOFF]
                             s[S_LAND_OPEN] = 1.0
                             s[S_LAND_CONTACT] = k
                             s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
                         s[S_LAST_IMPACT] = k
             s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
+        s[S_PREV_VALID] = 1.0 if valid else 0.0
 
         # ---- cut: a foot strike, then a stance in which the leg turns about the vertical ---------------
         if valid:
@@ -230,6 +247,13 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
         else:
             s[S_QUIET_RUN] = 0.0
         state = s[S_REP]
+        if state == 3.0:
+            if s[S_LAST_AIR] >= s[S_REP_START]:
+                s[S_REP] = 0.0  # the dip of a jump, not a rep
+            elif g >= s[S_REP_END] + p[P_REP_HOLDOFF_S] * rate:
+                n_out = _emit(out, n_out, K_REP, s[S_REP_START], s[S_REP_PEAK_IDX], s[S_REP_END], 0.0)
+                s[S_REP] = 0.0
+            state = s[S_REP]
         if state == 0.0:
             if s[S_ONSET] >= 0.0 and fl - s[S_ONSET_FLEX] > p[P_REP_ENTER_DEG] and rate_deg_s > 0.0:
                 s[S_REP] = 1.0
@@ -238,7 +262,7 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                 s[S_REP_PEAK] = fl
                 s[S_REP_PEAK_IDX] = g
                 s[S_ONSET] = -1.0
-        else:
+        elif state != 3.0:
             if fl > s[S_REP_PEAK] and s[S_REP] == 1.0:
                 s[S_REP_PEAK] = fl
                 s[S_REP_PEAK_IDX] = g
@@ -253,14 +277,14 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                     continue
             if s[S_REP] == 2.0 and s[S_QUIET_RUN] >= p[P_REP_END_QUIET_S] * rate \
                     and fl < s[S_REP_START_FLEX] + p[P_REP_END_FRAC] * exc:
+                end = g - s[S_QUIET_RUN] + 1.0  # the rep ended where the knee became quiet
                 ecc_s = (s[S_REP_PEAK_IDX] - s[S_REP_START]) * dt
-                conc_s = (g - s[S_QUIET_RUN] + 1.0 - s[S_REP_PEAK_IDX]) * dt
+                conc_s = (end - s[S_REP_PEAK_IDX]) * dt
+                s[S_REP] = 0.0
                 if exc >= p[P_REP_MIN_EXC_DEG] and ecc_s >= p[P_REP_MIN_ECC_S] \
                         and conc_s >= p[P_REP_MIN_CONC_S] and s[S_LAST_AIR] < s[S_REP_START]:
-                    # the rep ended where the knee became quiet (the start of the quiet run)
-                    n_out = _emit(out, n_out, K_REP, s[S_REP_START], s[S_REP_PEAK_IDX],
-                                  g - s[S_QUIET_RUN] + 1.0, 0.0)
-                s[S_REP] = 0.0
+                    s[S_REP] = 3.0
+                    s[S_REP_END] = end
             elif (g - s[S_REP_START]) * dt > p[P_REP_MAX_S] or s[S_LAST_AIR] >= s[S_REP_START]:
                 s[S_REP] = 0.0
     return n_out

@@ -19,7 +19,7 @@ from sensorhub.errors import InputError
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
 from . import _kernels as K
-from .metrics import MetricWindows, Signals, cut_metrics, landing_metrics, rep_metrics
+from .metrics import MetricWindows, Signals, cut_metrics, landing_metrics, refine_rep_start, rep_metrics
 from .score import control_score
 
 HISTORY_S = 20.0  # longest rep (descent + ascent) plus margin; metrics read back this far at most
@@ -34,6 +34,7 @@ class AnalysisParams:
     air_break_g: float = 2.0  # ... is abandoned when it reads above this ...
     air_confirm_s: float = 0.12  # ... and is a flight when, after this long,
     air_mean_max_g: float = 0.7  # its mean thigh |a| is below this (free fall: 0 g plus leg rotation)
+    flight_shank_max_g: float = 0.9  # mean shank |a| over a flight (a planted shank reads ~1 g)
     impact_g: float = 2.0  # while airborne: either segment above this is the ground impact
     min_flight_s: float = 0.15
     max_flight_s: float = 1.5
@@ -50,6 +51,7 @@ class AnalysisParams:
     rep_end_frac: float = 0.35  # end: quiet within this fraction of the excursion above the start
     rep_end_quiet_s: float = 0.08
     rep_max_s: float = 12.0
+    rep_holdoff_s: float = 0.6  # a rep is reported this long after its end unless a flight follows (jump)
     cut_impact_g: float = 2.5  # foot strike on the ground (not airborne before)
     cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical within the window
     cut_window_s: float = 0.6
@@ -65,6 +67,7 @@ class AnalysisParams:
         p[K.P_AIR_CONFIRM_S] = self.air_confirm_s
         p[K.P_AIR_MEAN_MAX_G] = self.air_mean_max_g
         p[K.P_IMPACT_G] = self.impact_g
+        p[K.P_FLIGHT_SHANK_MAX_G] = self.flight_shank_max_g
         p[K.P_MIN_FLIGHT_S] = self.min_flight_s
         p[K.P_MAX_FLIGHT_S] = self.max_flight_s
         p[K.P_LANDING_WINDOW_S] = self.landing_window_s
@@ -80,6 +83,7 @@ class AnalysisParams:
         p[K.P_REP_END_FRAC] = self.rep_end_frac
         p[K.P_REP_END_QUIET_S] = self.rep_end_quiet_s
         p[K.P_REP_MAX_S] = self.rep_max_s
+        p[K.P_REP_HOLDOFF_S] = self.rep_holdoff_s
         p[K.P_CUT_IMPACT_G] = self.cut_impact_g
         p[K.P_CUT_MIN_TURN_DEG] = self.cut_min_turn_deg
         p[K.P_CUT_WINDOW_S] = self.cut_window_s
@@ -249,7 +253,7 @@ class EventDetector:
                 etype, t_s = "landing", sig.t(ia)
             elif kind == K.K_REP:
                 metrics = rep_metrics(sig, ia, ib, ic)
-                etype, t_s = "rep", sig.t(ia)
+                etype, t_s = "rep", sig.t(refine_rep_start(sig, ia))
             else:
                 metrics = cut_metrics(sig, ia, c * 1e-3, w)
                 if not metrics["peak_decel_g"] >= self.params.cut_min_decel_g:

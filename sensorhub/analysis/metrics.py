@@ -96,7 +96,24 @@ def _time_to_stabilization(s: Signals, contact: int, end: int, w: MetricWindows)
     return float(s.t_s[sl][first] - s.t(contact))
 
 
+def refine_rep_start(s: Signals, start: int, lookback_s: float = 1.0, above_deg: float = 0.5) -> int:
+    """The state machine's start is where the flexion rate first exceeded the quiet threshold; a slow
+    lowering leaves its resting posture earlier: go back to the last sample within ``above_deg`` of the
+    lowest flexion of the preceding ``lookback_s``."""
+    n_back = max(1, round(lookback_s / _dt(s)))
+    sl = s.sl(start - n_back, start)
+    flex = s.flex_deg[sl]
+    if flex.size == 0 or not np.isfinite(flex).all():
+        return start
+    k = flex.shape[0] - 1
+    while k > 0 and flex[k - 1] <= flex[k]:  # back down the monotonic rise only (not into a step before it)
+        k -= 1
+    near = np.flatnonzero(flex[k:] <= flex[k] + above_deg)
+    return start - (flex.shape[0] - 1 - (k + int(near[-1])))
+
+
 def rep_metrics(s: Signals, start: int, bottom: int, end: int) -> dict[str, float]:
+    start = refine_rep_start(s, start)
     sl = s.sl(start, end)
     valg = s.valg_deg[sl]
     t0, tb, te = s.t(start), s.t(bottom), s.t(end)

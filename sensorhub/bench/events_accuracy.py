@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.model import Event, LegSamples
+from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
 MATCH_S = {"landing": 0.1, "cut": 0.2, "rep": 0.4}
 DRILL_LIST = ("standing", "calibration_bends", "squat", "step_down", "lunge", "cmj", "drop_jump", "cut_45",
@@ -58,12 +58,15 @@ def simulate_leg(drill: str, errors: str, seed: int, reps: int = 5, side: str = 
     return arr, samples, 200.0
 
 
-def detect_leg(samples: LegSamples, side: str, rate_hz: float, chunk: int = 0) -> list[Event]:
-    """Knee angles then events, in one batch (chunk=0) or fed ``chunk`` samples at a time."""
+def detect_leg(samples: LegSamples, side: str, rate_hz: float, chunk: int = 0,
+               truth_deg: FloatArray | None = None) -> list[Event]:
+    """Knee angles then events, in one batch (chunk=0) or fed ``chunk`` samples at a time. With
+    ``truth_deg`` (N, 3) the true knee angles replace the estimator's (tests of the detector alone)."""
     from sensorhub.analysis import EventDetector
     from sensorhub.kinematics import KneeEstimator
 
-    knee = KneeEstimator(side, rate_hz, samples.leg_id)
+    knee: KneeEstimator | _TruthAngles = (KneeEstimator(side, rate_hz, samples.leg_id) if truth_deg is None
+                                           else _TruthAngles(samples, truth_deg))
     det = EventDetector(side, rate_hz, samples.leg_id)
     n = len(samples)
     step = n if chunk <= 0 else chunk
@@ -76,6 +79,27 @@ def detect_leg(samples: LegSamples, side: str, rate_hz: float, chunk: int = 0) -
     events += det.push(_empty(samples.leg_id), knee.finish())
     events += det.finish()
     return events
+
+
+class _TruthAngles:
+    """Stands in for the knee estimator: the simulator's true angles for the pushed rows."""
+
+    def __init__(self, samples: LegSamples, truth_deg: FloatArray) -> None:
+        self._rad = np.radians(truth_deg)
+        self._t = samples.t_s
+        self._leg = samples.leg_id
+        self._i = 0
+
+    def push(self, part: LegSamples) -> KneeAngles:
+        i, n = self._i, len(part)
+        self._i += n
+        r = self._rad[i:i + n]
+        return KneeAngles(self._leg, self._t[i:i + n], r[:, 0].copy(), r[:, 1].copy(), r[:, 2].copy(),
+                          np.zeros(n, dtype=np.uint8))
+
+    def finish(self) -> KneeAngles:
+        e = np.empty(0)
+        return KneeAngles(self._leg, e, e, e, e, np.empty(0, dtype=np.uint8))
 
 
 def _empty(leg_id: str) -> LegSamples:

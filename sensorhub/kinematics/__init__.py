@@ -6,6 +6,7 @@ Public API:
   ``push(LegSamples) -> KneeAngles`` and ``finish() -> KneeAngles``; ``calibration`` after it succeeded;
 - ``estimate_knee_angles(samples, side, rate_hz) -> (KneeAngles, KneeCalibration)`` (offline = one push);
 - ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``;
+- ``warmup()``: compile or load every kernel before the first live sample;
 - quality flags (bits of ``KneeAngles.quality``): ``QUALITY_MISSING_INPUT``, ``QUALITY_HEADING_STALE``,
   ``QUALITY_IMPLAUSIBLE``.
 """
@@ -29,6 +30,7 @@ from sensorhub.kinematics.knee import (
     OrientationStream,
     concat_angles,
     estimate_knee_angles,
+    warmup,
 )
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "estimate_knee_angles",
     "knee_angles_from_rotation",
     "knee_rotation",
+    "warmup",
 ]

@@ -29,6 +29,7 @@ class CalibrationParams:
     """Thresholds of the automatic calibration (units in the names)."""
 
     standing_min_s: float = 2.0  # the design asks for >= 3 s; accept a little less before refusing
+    steady_deg: float = 3.0  # gravity directions must stay this steady over the standing window
     still_gyr_rad_s: float = 0.35  # above this either sensor is moving (bias of cheap gyros stays below)
     still_acc_dev_m_s2: float = 1.5  # | |acc| - g | above this: moving
     motion_min_gyr_rad_s: float = 0.25  # samples quieter than this carry no axis information
@@ -88,9 +89,8 @@ def _finite_rows(a: FloatArray) -> np.ndarray:
     return np.all(np.isfinite(a), axis=1)
 
 
-def find_motion_onset(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank_acc_m_s2: FloatArray,
-                      shank_gyr_rad_s: FloatArray, rate_hz: float, params: CalibrationParams) -> int | None:
-    """Index of the first sample of sustained motion (either sensor), or None while all is still."""
+def _sustained_motion(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank_acc_m_s2: FloatArray,
+                      shank_gyr_rad_s: FloatArray, rate_hz: float, params: CalibrationParams) -> np.ndarray:
     moving = np.zeros(thigh_acc_m_s2.shape[0], dtype=bool)
     for acc, gyr in ((thigh_acc_m_s2, thigh_gyr_rad_s), (shank_acc_m_s2, shank_gyr_rad_s)):
         with np.errstate(invalid="ignore"):
@@ -100,8 +100,69 @@ def find_motion_onset(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, s
     # sustained: at least half of the next 0.1 s moves (a single spike is not the start of the motion)
     win = max(1, round(0.1 * rate_hz))
     counts = np.convolve(moving.astype(np.float64), np.ones(win), mode="full")[win - 1:]
-    idx = np.flatnonzero(moving & (counts >= 0.5 * win))
-    return int(idx[0]) if idx.size else None
+    return np.asarray(moving & (counts >= 0.5 * win))
+
+
+def _steady_since(thigh_acc_m_s2: FloatArray, shank_acc_m_s2: FloatArray, start: int, end: int,
+                  rate_hz: float, params: CalibrationParams) -> int:
+    """First index of the quiet window [start, end) from which both gravity directions stay within
+    ``steady_deg`` of those of its last 0.5 s: a quiet pause in another posture (a squat held before
+    standing up) is not part of the standing pose."""
+    first = start
+    cos_lim = math.cos(math.radians(params.steady_deg))
+    win = max(1, round(0.1 * rate_hz))
+    for acc in (thigh_acc_m_s2, shank_acc_m_s2):
+        a = np.array(acc[start:end], dtype=np.float64)
+        fin = _finite_rows(a)
+        tail = fin.copy()
+        tail[: max(0, a.shape[0] - max(1, round(0.5 * rate_hz)))] = False
+        use = tail if np.any(tail) else fin
+        if not np.any(use):
+            continue
+        ref_vec = np.mean(a[use], axis=0)
+        a[~fin] = ref_vec  # a missing sample says nothing against steadiness
+        ref = _unit(ref_vec)
+        smooth = np.cumsum(np.vstack([np.zeros((1, 3)), a]), axis=0)
+        smooth = (smooth[win:] - smooth[:-win]) / win  # moving mean over 0.1 s
+        cosines = (smooth @ ref) / np.maximum(np.linalg.norm(smooth, axis=1), 1e-9)
+        off = np.flatnonzero(cosines < cos_lim)
+        if off.size:
+            first = max(first, start + int(off[-1]) + win)
+    return first
+
+
+def find_standing(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank_acc_m_s2: FloatArray,
+                  shank_gyr_rad_s: FloatArray, rate_hz: float,
+                  params: CalibrationParams) -> tuple[int, int, int] | str:
+    """The first quiet standing period of >= standing_min_s that is followed by motion:
+    (start, end, motion onset) indices, or a message saying what is missing. Fidgeting before it is
+    skipped (the design asks recordings to start with standing; real ones sometimes do not quite)."""
+    active = _sustained_motion(thigh_acc_m_s2, thigh_gyr_rad_s, shank_acc_m_s2, shank_gyr_rad_s, rate_hz,
+                               params)
+    n = active.shape[0]
+    onsets = np.flatnonzero(active & ~np.concatenate(([False], active[:-1])))  # first sample of each motion
+    settle = round(0.2 * rate_hz)  # the first samples after switching on
+    margin = round(0.25 * rate_hz)  # the last instants before motion are often not still
+    quiet_start = 0
+    longest_s = 0.0
+    for onset in onsets:
+        start = quiet_start + (settle if quiet_start == 0 else margin)
+        end = onset - margin
+        if (end - start) / rate_hz >= params.standing_min_s:
+            start = _steady_since(thigh_acc_m_s2, shank_acc_m_s2, int(start), int(end), rate_hz, params)
+        if (end - start) / rate_hz >= params.standing_min_s:
+            return int(start), int(end), int(onset)
+        longest_s = max(longest_s, (onset - quiet_start) / rate_hz)
+        rest = np.flatnonzero(~active[onset:])
+        if rest.size == 0:
+            break
+        quiet_start = int(onset + rest[0])
+    if onsets.size == 0 or (not active[-1] and (n - quiet_start) / rate_hz >= params.standing_min_s):
+        return ("no movement after the standing period yet: do 3-5 slow knee bends (or walk for 10 s) "
+                "after standing still")
+    return (f"no quiet standing period of at least {params.standing_min_s:.0f} s before the movement "
+            f"(longest {longest_s:.1f} s): stand still for at least 3 s before moving, then do 3-5 slow "
+            "knee bends")
 
 
 def _unit(v: FloatArray) -> FloatArray:
@@ -228,29 +289,25 @@ def calibrate_knee(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shan
                    params: CalibrationParams | None = None) -> KneeCalibration:
     """Calibrate both segments from standing + bends/gait (NaN rows allowed).
 
-    Raises CalibrationPendingError while the data is still insufficient (no motion yet, too few bends, spread
-    too large) and plain CalibrationError when the standing period is too short to ever succeed."""
+    Raises CalibrationPendingError while the data is still insufficient (no standing followed by motion
+    yet, too few bends, spread too large); its message says what to do."""
     p = params or CalibrationParams()
     dt_s = 1.0 / rate_hz
-    onset = find_motion_onset(thigh_acc_m_s2, thigh_gyr_rad_s, shank_acc_m_s2, shank_gyr_rad_s, rate_hz, p)
-    if onset is None:
-        raise CalibrationPendingError("no movement after the standing period: do 3-5 slow knee bends "
-                                  "(or walk for 10 s) after standing still")
-    margin = round(0.25 * rate_hz)  # the last instants before motion onset are often not still
-    start = min(round(0.2 * rate_hz), max(0, onset - margin))  # skip the first settling samples
-    stand_end = max(start, onset - margin)
+    found = find_standing(thigh_acc_m_s2, thigh_gyr_rad_s, shank_acc_m_s2, shank_gyr_rad_s, rate_hz, p)
+    if isinstance(found, str):
+        raise CalibrationPendingError(found)
+    start, stand_end, onset = found
     standing_s = (stand_end - start) * dt_s
-    if standing_s < p.standing_min_s:
-        raise CalibrationError(
-            f"the quiet standing period at the start is too short ({onset * dt_s:.1f} s): "
-            f"stand still for at least 3 s before moving, then do 3-5 slow knee bends")
     sl = slice(start, stand_end)
-    z_t = np.nanmean(thigh_acc_m_s2[sl], axis=0)
-    z_s = np.nanmean(shank_acc_m_s2[sl], axis=0)
-    bias_t = np.nanmean(thigh_gyr_rad_s[sl], axis=0)
-    bias_s = np.nanmean(shank_gyr_rad_s[sl], axis=0)
-    if not (np.all(np.isfinite(z_t)) and np.all(np.isfinite(z_s))):
-        raise CalibrationError("the standing period has no valid samples: check that both sensors stream")
+    valid = (_finite_rows(thigh_acc_m_s2[sl]) & _finite_rows(thigh_gyr_rad_s[sl])
+             & _finite_rows(shank_acc_m_s2[sl]) & _finite_rows(shank_gyr_rad_s[sl]))
+    if np.count_nonzero(valid) < 0.5 * (stand_end - start):
+        raise CalibrationError("more than half of the standing period is missing samples: check that both "
+                               "sensors stream, then record again (stand still 3 s, then 3-5 knee bends)")
+    z_t = np.mean(thigh_acc_m_s2[sl][valid], axis=0)
+    z_s = np.mean(shank_acc_m_s2[sl][valid], axis=0)
+    bias_t = np.mean(thigh_gyr_rad_s[sl][valid], axis=0)
+    bias_s = np.mean(shank_gyr_rad_s[sl][valid], axis=0)
 
     g1 = thigh_gyr_rad_s[onset:] - bias_t
     g2 = shank_gyr_rad_s[onset:] - bias_s
@@ -372,7 +429,7 @@ __all__ = [
     "KneeCalibration",
     "calibrate_knee",
     "count_flexion_cycles",
-    "find_motion_onset",
+    "find_standing",
     "fit_flexion_axes",
     "refine_axes",
     "segment_frame",

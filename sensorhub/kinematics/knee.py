@@ -319,3 +319,24 @@ def estimate_knee_angles(samples: LegSamples, side: str, rate_hz: float, params:
     parts = [est.push(samples), est.finish()]
     assert est.calibration is not None
     return concat_angles(parts, est.leg_id), est.calibration
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) every kinematics kernel, so that the first live samples do
+    not wait for the JIT. Call at start-up, next to ``sensorhub.orientation.warmup()``."""
+    q = np.zeros((2, 4))
+    q[:, 0] = 1.0
+    eye = np.eye(3)
+    missing = np.zeros(2, dtype=np.bool_)
+    values = np.zeros((2, 3))
+    values[1] = np.nan
+    _kernels.fill_gaps(values, np.zeros(3), missing, 1.0, 1)
+    blend_state = np.zeros(4)
+    _kernels.blend_after_gaps(q, q, missing, np.array([1.0, 0.01, 10.0, 0.9, 1.0, 1.0]), blend_state,
+                              np.empty((2, 4)))
+    params = loop_params(HeadingParams(), 100.0, 1.0)
+    _kernels.knee_angles_loop(q, q, eye, eye, missing, params, np.zeros(_kernels.K_SIZE), np.empty((2, 3)),
+                              np.empty(2, dtype=np.uint8))
+    gyr = np.ones((3, 3))
+    _kernels.hinge_residuals(gyr, gyr, np.zeros(4))
+    _kernels.decompose_knee(eye, 1.0)

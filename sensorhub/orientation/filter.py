@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from enum import IntFlag
 
 import numpy as np
+from numba.core.errors import NumbaError
 from numpy.typing import NDArray
 
 from sensorhub.errors import InputError
@@ -107,7 +108,7 @@ class OrientationFilter:
             _bridge_gap(self._rec, int(n_missing_before))
         try:
             status = _filter_batch(self._rec, gyr_rad_s, acc_m_s2, out_quat, out_flags)
-        except TypeError:  # not float64 C-contiguous (compilation is disabled after warmup): convert
+        except (TypeError, NumbaError):  # not float64 C-contiguous (no compiling after warmup): convert
             _check_out(out_quat, out_flags)
             gyr = _as_rows("gyr_rad_s", gyr_rad_s)
             acc = _as_rows("acc_m_s2", acc_m_s2)
@@ -178,7 +179,8 @@ class OrientationBank:
             rates = [float(r) for r in rate_hz]
         if len(rates) != n_sensors:
             raise InputError(f"rate_hz has {len(rates)} entries for {n_sensors} sensors")
-        self._recs = np.stack([_new_record(self._params, r) for r in rates])
+        records = {r: _new_record(self._params, r) for r in set(rates)}  # derive once per distinct rate
+        self._recs = np.stack([records[r] for r in rates])
         self._n_missing_zero = np.zeros(n_sensors, dtype=np.int64)
 
     @property
@@ -205,7 +207,7 @@ class OrientationBank:
         flags = np.empty((n_s, shape[1]), np.uint8)
         try:
             status = _filter_many(self._recs, gyr_rad_s, acc_m_s2, counts, missing, quat, flags)
-        except TypeError:  # other dtype or layout: convert once
+        except (TypeError, NumbaError):  # other dtype or layout: convert once
             gyr = np.array(gyr_rad_s, dtype=np.float64, order="C", copy=True)
             acc = np.array(acc_m_s2, dtype=np.float64, order="C", copy=True)
             status = _filter_many(self._recs, gyr, acc, np.array(counts, dtype=np.int64, copy=True),

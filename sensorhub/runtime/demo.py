@@ -192,10 +192,9 @@ def auto_sets(source: SimulatorSource) -> Stage:
                         and s.set_id is None
                         and (athlete, epoch_s, current.start_s) not in done
                     ):
-                        if t_lap_s <= current.start_s + 2.0:  # do not open a set halfway through a block
-                            handle.sessions.start_set(athlete, current.drill)
-                            opened[athlete] = (epoch_s, current.start_s)
-                            done.add((athlete, epoch_s, current.start_s))
+                        handle.sessions.start_set(athlete, current.drill)
+                        opened[athlete] = (epoch_s, current.start_s)
+                        done.add((athlete, epoch_s, current.start_s))
                     elif current is None and s.set_id is not None and athlete in opened:
                         handle.sessions.stop_set(athlete)
                         del opened[athlete]

@@ -39,9 +39,9 @@ class IteratorSource:
         for link in self._links.values():
             link.set_state(LinkState.STREAMING)
         async for packet in self._packets:
-            link = self._links.get(packet.sensor_id)
-            if link is not None:
-                link.last_packet_host_s = packet.t_host_s
+            found = self._links.get(packet.sensor_id)
+            if found is not None:
+                found.last_packet_host_s = packet.t_host_s
             out.put_nowait(packet)
         for link in self._links.values():
             link.set_state(LinkState.IDLE)

@@ -120,6 +120,4 @@ def sensor_refs_from_meta(sensors: Iterable[dict[str, str]]) -> list[SensorRef]:
     """SensorRefs from recording metadata / simulator descriptions."""
     from sensorhub.model import Segment, Side
 
-    return [
-        SensorRef(s["sensor_id"], s["athlete"], Side(s["side"]), Segment(s["segment"])) for s in sensors
-    ]
+    return [SensorRef(s["sensor_id"], s["athlete"], Side(s["side"]), Segment(s["segment"])) for s in sensors]

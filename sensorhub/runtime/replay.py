@@ -62,7 +62,9 @@ async def replay_async(path: Path, speed: float | None) -> ReplayResult:
     for message in sub.drain():
         result.angles.setdefault(message.key, []).append(message.payload)
     tail = source.recording.tail
-    result.tail = "" if tail is None else f"{tail.reason} at byte {tail.offset} ({tail.ignored_bytes} bytes ignored)"
+    result.tail = (
+        "" if tail is None else f"{tail.reason} at byte {tail.offset} ({tail.ignored_bytes} bytes ignored)"
+    )
     return result
 
 
@@ -75,12 +77,29 @@ def print_report(result: ReplayResult) -> None:
     from rich.table import Table
 
     table = Table(title=f"replay: {result.packets} packets")
-    for col in ("sensor", "packets", "samples", "lost", "dup", "reordered", "malformed", "clipped", "drift ppm"):
+    for col in (
+        "sensor",
+        "packets",
+        "samples",
+        "lost",
+        "dup",
+        "reordered",
+        "malformed",
+        "clipped",
+        "drift ppm",
+    ):
         table.add_column(col, justify="right" if col != "sensor" else "left")
     for sid, s in sorted(result.sensors.items()):
         table.add_row(
-            sid, str(s.packets), str(s.samples), str(s.lost), str(s.duplicates), str(s.reordered),
-            str(s.malformed), str(s.clipped), _fmt(s.drift_ppm, 2),
+            sid,
+            str(s.packets),
+            str(s.samples),
+            str(s.lost),
+            str(s.duplicates),
+            str(s.reordered),
+            str(s.malformed),
+            str(s.clipped),
+            _fmt(s.drift_ppm, 2),
         )
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
@@ -91,7 +110,9 @@ def print_report(result: ReplayResult) -> None:
         console.print(f"[yellow]recording tail ignored: {result.tail}[/yellow]")
 
 
-def replay_main(path: Path, speed: float | None, csv_dir: Path | None = None, json_out: Path | None = None) -> int:
+def replay_main(
+    path: Path, speed: float | None, csv_dir: Path | None = None, json_out: Path | None = None
+) -> int:
     read_recording(path)  # fail fast with a RecordingError before starting the loop
     result = asyncio.run(replay_async(path, speed))
     print_report(result)

@@ -87,6 +87,36 @@ class ServiceHandle:
 Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]
 
 
+def cue_stage() -> Stage:
+    """The cue engine on the bus: ``events`` in, ``cues`` out; follows the coach's drill choice and,
+    when the engine supports per-athlete limits (``set_thresholds``), the ``thresholds`` topic."""
+    from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
+
+    engine = CueEngine(parse_rules(DEFAULT_RULES, "<default cue rules>"))
+
+    def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
+        if kind == "state" and fields.get("drill"):
+            engine.set_drill(athlete, str(fields["drill"]))
+
+    async def run_cues(handle: ServiceHandle) -> None:
+        handle.sessions.add_listener(follow_drill)
+        set_thresholds = getattr(engine, "set_thresholds", None)
+        sub = handle.bus.subscribe(["events", "thresholds"], maxsize=10_000)
+        try:
+            async for message in sub:
+                if message.topic == "thresholds":
+                    if set_thresholds is not None:
+                        set_thresholds(message.key, dict(message.payload["values"]))
+                    continue
+                cue = engine.on_event(message.payload)
+                if cue is not None:
+                    handle.bus.publish("cues", cue.leg_id, cue)
+        finally:
+            sub.close()
+
+    return run_cues
+
+
 def _athlete_names(config: Config, sensor_refs: Sequence[SensorRef]) -> list[tuple[str, str]]:
     names = {a.id: a.name for a in config.athletes}
     seen: list[str] = []
@@ -108,8 +138,12 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[ServiceHandle], None] | None = None,
     stages: Sequence[Stage] = (),
+    cues: bool = True,
 ) -> ServiceHandle:
-    """Run until ``stop`` is set (or the source ends and ``stop`` is None), then shut down in order."""
+    """Run until ``stop`` is set (or the source ends and ``stop`` is None), then shut down in order.
+    ``cues``: run the cue engine on the bus (events -> cues)."""
+    if cues:
+        stages = [cue_stage(), *stages]
     host = host if host is not None else config.service.host
     port = port if port is not None else config.service.port
     policy = AccessPolicy.for_bind(host, config.service.access_token)

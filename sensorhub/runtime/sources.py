@@ -40,14 +40,17 @@ def simulated_source(config: Config, athletes: int | None = None, realtime: bool
     unknown = [d for d in sim.drills if d not in DRILLS]
     if unknown:
         raise ConfigError(
-            f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; allowed: {', '.join(DRILLS)}"
+            f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; "
+            f"allowed: {', '.join(DRILLS)}"
         )
     n = athletes if athletes is not None else sim.athletes
     faults = {"valgus": sim.fault_rate, "stiff_landing": sim.fault_rate, "fast_eccentric": sim.fault_rate}
     plan = [(drill, 5) for drill in sim.drills]
     sim_athletes = []
     for i in range(n):
-        motion = session(plan=plan, sides=("right", "left"), seed=sim.seed + i, faults=faults, min_duration_s=600.0)
+        motion = session(
+            plan=plan, sides=("right", "left"), seed=sim.seed + i, faults=faults, min_duration_s=600.0
+        )
         sim_athletes.append(SimulatedAthlete(f"athlete{i + 1}", motion, errors=sim.errors, seed=sim.seed + i))
     stream = config.stream
     settings = StreamSettings(
@@ -72,7 +75,9 @@ def make_source(config: Config) -> SourceSetup:
         from sensorhub.sources.replay import ReplaySource
 
         if not config.source.replay_file:
-            raise ConfigError(f"{config.source_file}: source.replay_file is required when source.kind = 'replay'")
+            raise ConfigError(
+                f"{config.source_file}: source.replay_file is required when source.kind = 'replay'"
+            )
         replay = ReplaySource(config.source.replay_file, speed=1.0)
         rec = replay.recording
         return SourceSetup(replay, rec.sensors, rec.protocols, dict(rec.meta))

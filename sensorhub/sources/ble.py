@@ -23,9 +23,10 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -48,9 +49,13 @@ from sensorhub.protocol import spec, witmotion
 from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
 from sensorhub.sources.bumble_backend.specs import DEFAULT_TCP_SPEC, ENV_TRANSPORT
 
+if TYPE_CHECKING:
+    from sensorhub.runtime.sources import SourceSetup
+
 log = logging.getLogger(__name__)
 
 ATT_HEADER_SIZE = 3  # opcode + handle in front of every notification value
+HISTORY_LENGTH = 32  # recent state transitions kept per sensor (why is it flapping?)
 
 
 class BleStateError(SourceError):
@@ -229,6 +234,7 @@ class _SensorExtras:
     samples_per_packet: int = 0
     open_gap_s: float | None = None  # host time of the drop while a gap is open
     gaps: list[LinkGap] = field(default_factory=list)
+    history: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
 
 
 class BleSource:
@@ -265,6 +271,11 @@ class BleSource:
         self._connect_locks: dict[str, asyncio.Lock] = {}
         self._lost_events: dict[str, asyncio.Event] = {}
 
+    @property
+    def bumble_spec(self) -> str:
+        """The Bumble transport used when ``source.transport = "bumble"``."""
+        return self._bumble_spec
+
     # -- PacketSource ---------------------------------------------------------------------------------
 
     def links(self) -> dict[str, SensorLink]:
@@ -287,6 +298,7 @@ class BleSource:
                 "gaps": len(extra.gaps),
                 "last_gap_s": round(extra.gaps[-1].duration_s, 3) if extra.gaps else None,
                 "gap_open": extra.open_gap_s is not None,
+                "recent_states": list(extra.history),
             }
         return out
 
@@ -338,6 +350,10 @@ class BleSource:
 
     # -- one sensor ---------------------------------------------------------------------------------
 
+    def _move(self, link: SensorLink, state: LinkState, error: str = "") -> None:
+        move(link, state, error)
+        self._extras[link.sensor_id].history.append((round(time.time(), 3), state.value))
+
     async def _session(self, sensor: SensorConfig, out: PacketQueue) -> None:
         link = self._links[sensor.id]
         extra = self._extras[sensor.id]
@@ -345,32 +361,37 @@ class BleSource:
         timing = self._timing
         failures = 0
         sighting: Sighting | None = None
-        move(link, LinkState.SCANNING)
+        self._move(link, LinkState.SCANNING)
         try:
             while True:
                 _raise_if_cancelled()
                 if link.state is LinkState.SCANNING:
                     sighting = await discovery.wait_for(sensor, timing.find_timeout_s)
                     if sighting is None:
-                        move(link, LinkState.MISSING, self._missing_message(sensor))
+                        self._move(link, LinkState.MISSING, self._missing_message(sensor))
                         log.warning("sensor %s: %s", sensor.id, link.last_error)
                         sighting = await discovery.wait_for(sensor, None)
                 assert sighting is not None
                 extra.address, extra.rssi_dbm = sighting.device.address, sighting.adv.rssi
-                move(link, LinkState.CONNECTING)
+                self._move(link, LinkState.CONNECTING)
                 try:
                     client = await self._connect_and_start(sensor, sighting.device, out)
-                except (BleakError, TimeoutError, OSError) as exc:
+                except BleStateError:
+                    raise
+                except Exception as exc:  # any failure to connect is classified, logged and retried
+                    if not isinstance(exc, BleakError | TimeoutError | OSError):
+                        log.exception("sensor %s: unexpected connection failure", sensor.id)
                     failures += 1
                     delay_s = self._backoff_s(exc, failures)
-                    move(link, LinkState.BACKING_OFF, self._failure_message(sensor, exc))
+                    self._move(link, LinkState.BACKING_OFF, self._failure_message(sensor, exc))
                     log.warning("sensor %s: %s; retrying in %.1f s", sensor.id, link.last_error, delay_s)
                     await asyncio.sleep(delay_s)
-                    move(link, LinkState.SCANNING)
+                    self._move(link, LinkState.SCANNING)
                     continue
+                _raise_if_cancelled()
                 failures = 0
                 link.connects += 1
-                move(link, LinkState.STREAMING)
+                self._move(link, LinkState.STREAMING)
                 try:
                     await self._stream(client, sensor, link)
                 finally:
@@ -380,7 +401,7 @@ class BleSource:
                 _raise_if_cancelled()
                 link.disconnects += 1
                 extra.open_gap_s = link.last_packet_host_s or time.time()  # the gap starts after this packet
-                move(link, LinkState.LOST, "link dropped; reconnecting")
+                self._move(link, LinkState.LOST, "link dropped; reconnecting")
                 log.warning("sensor %s: link lost; reconnecting", sensor.id)
         finally:
             if link.state is not LinkState.IDLE:
@@ -427,7 +448,12 @@ class BleSource:
 
                 await client.start_notify(profile.data_uuid, on_data)
                 command = profile.start_command(self._config.stream, per_packet_max)
-                await client.write_gatt_char(profile.control_uuid, command, response=True)
+                control = client.services.get_characteristic(profile.control_uuid)
+                if control is None:
+                    raise BleakError(f"{profile.protocol}: no control characteristic {profile.control_uuid}")
+                # Write with response where offered (sensorhub profile); some WitMotion units: commands only.
+                with_response = "write" in control.properties
+                await client.write_gatt_char(control, command, response=with_response)
                 await self._read_battery(client, sensor)
         except BaseException:
             with contextlib.suppress(BleakError, TimeoutError, OSError):
@@ -441,6 +467,7 @@ class BleSource:
         lost = self._lost_events[sensor.id]
         next_battery_s = time.monotonic() + self._timing.battery_period_s
         while not lost.is_set() and client.is_connected:
+            _raise_if_cancelled()
             poll_s = 0.05 if extra.open_gap_s is not None else 1.0  # a gap closes at its first packet
             wait_s = min(poll_s, max(0.0, next_battery_s - time.monotonic()))
             with contextlib.suppress(TimeoutError):
@@ -494,3 +521,22 @@ class BleSource:
             f"not seen for {self._timing.find_timeout_s:.0f} s ({what}); is it charged, switched on and in "
             f"range? `sensorhub scan` lists what is advertising"
         )
+
+
+def make_ble_source(config: Config, *, bumble_transport: str | None = None) -> SourceSetup:
+    """The composition root's factory for ``source.kind = "ble"`` (``sensorhub.runtime.sources``)."""
+    from sensorhub.runtime.sources import SourceSetup, configured_sensors  # the caller's types, lazily
+
+    source = BleSource(config, bumble_transport=bumble_transport)
+    sensors = [s for a in config.athletes for s in a.sensors]
+    meta: dict[str, object] = {
+        "source": "ble",
+        "transport": config.source.transport,
+        "rate_hz": config.stream.rate_hz,
+        "sensors": [
+            {"sensor_id": s.id, "protocol": s.protocol, "address": s.address, "name": s.name} for s in sensors
+        ],
+    }
+    if config.source.transport == "bumble":
+        meta["bumble_transport"] = source.bumble_spec
+    return SourceSetup(source, configured_sensors(config), {s.id: s.protocol for s in sensors}, meta)

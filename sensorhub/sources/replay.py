@@ -102,12 +102,12 @@ class Recording:
             while offset < size:
                 if not scan and count >= self.n_packets:
                     return
-                reason = _read_record(f, n_sensors)
-                if isinstance(reason, str):
+                record = _read_record(f, n_sensors)
+                if isinstance(record, str):  # what ends the readable part
                     if scan:
-                        self.tail = TailInfo(offset, size - offset, reason)
+                        self.tail = TailInfo(offset, size - offset, record)
                     return
-                t_host_s, index, payload = reason
+                t_host_s, index, payload = record
                 offset += RECORD_HEADER.size + len(payload) + CRC.size
                 count += 1
                 yield t_host_s, index, payload

@@ -5,7 +5,7 @@ same grid. Each sensor is linearly interpolated at the grid times; a grid time f
 wider than ``max_gap_periods`` periods, or outside its data, gives a NaN row for that sensor.
 
 A grid point is emitted once both sensors have data past it. A sensor that has not been heard from for
-``max_wait_s`` (host time) is silent: grid points older than ``now - max_wait_s`` are emitted with NaN
+``max_wait_s`` plus one packet span (host time) is silent: grid points older than that are emitted with NaN
 for it, so the aligner never stalls behind a dead sensor. A sensor that is heard (packets arrive, even if
 they wait in the clock's reorder window, see :meth:`LegAligner.heard`) is waited for, but never longer
 than ``max_wait_heard_s`` (a sensor bursting old buffered data must not hold the grid back). "Host time" is
@@ -93,6 +93,7 @@ class LegAligner:
         self.period_s = 1.0 / self.rate_hz
         self.max_wait_s = max_wait_s
         self.max_wait_heard_s = max(max_wait_heard_s, max_wait_s)
+        self.packet_span_s = 0.0  # longest packet seen: a sensor is heard once per packet at best
         self.max_gap_s = max_gap_periods * self.period_s
         self.max_fill_s = max_fill_s
         self._max_fill_points = math.ceil(max_fill_s * self.rate_hz)
@@ -104,6 +105,12 @@ class LegAligner:
         """Add samples of the thigh or shank sensor; returns the grid points that became final."""
         self.add(segment, samples)
         return self.advance(now_s)
+
+    def note_packet_span(self, span_s: float) -> None:
+        """A sensor sends packets covering ``span_s`` of samples: wait that much longer before calling it
+        silent (19-sample packets at 50 Hz arrive only every 0.38 s)."""
+        if span_s > self.packet_span_s:
+            self.packet_span_s = span_s
 
     def heard(self, segment: Segment, t_host_s: float) -> None:
         """The sensor of ``segment`` delivered a packet at host time ``t_host_s`` (its samples may follow)."""
@@ -123,8 +130,8 @@ class LegAligner:
         thigh = self._tracks[Segment.THIGH]
         shank = self._tracks[Segment.SHANK]
         now_s = self._now_s = max(self._now_s, now_s, thigh.last_t_s, shank.last_t_s)
-        give_up_s = now_s - self.max_wait_s
-        give_up_heard_s = now_s - self.max_wait_heard_s
+        give_up_s = now_s - self.max_wait_s - self.packet_span_s
+        give_up_heard_s = now_s - self.max_wait_heard_s - self.packet_span_s
         ready_s = min(
             max(thigh.last_t_s, give_up_heard_s if thigh.heard_s >= give_up_s else give_up_s),
             max(shank.last_t_s, give_up_heard_s if shank.heard_s >= give_up_s else give_up_s),

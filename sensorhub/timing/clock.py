@@ -150,13 +150,16 @@ class SensorClock:
         if self._is_duplicate(packet):
             self._stats.duplicates += 1
             return self.poll(now_s)
+        ds = _signed(packet.seq - self._last_seq, SEQ_MODULUS, _HALF_SEQ)
+        dt_us = _signed(packet.t0_sensor_us - self._last_t0_us, T0_MODULUS_US, _HALF_T0)
         if packet.flags & FLAG_RESTART:
+            if ds < 0 and self._fits_earlier(packet, ds, dt_us):
+                self._stats.late += 1  # this run's first packet, overtaken by the ones after it
+                return self.poll(now_s)
             out.extend(self.flush())
             self._restart(packet)
             out.append(self._release(packet, packet.seq))
             return out
-        ds = _signed(packet.seq - self._last_seq, SEQ_MODULUS, _HALF_SEQ)
-        dt_us = _signed(packet.t0_sensor_us - self._last_t0_us, T0_MODULUS_US, _HALF_T0)
         if ds <= 0:
             if self._is_late(packet, ds):
                 self._stats.late += 1
@@ -259,6 +262,12 @@ class SensorClock:
         lo = max(before)
         hi = min(after)
         return self._ext_t0(lo) < t0_ext < self._ext_t0(hi)
+
+    @staticmethod
+    def _fits_earlier(packet: ImuPacket, ds: int, dt_us: int) -> bool:
+        """Sequence and sensor clock both behind by about the same number of packets."""
+        expected_us = ds * packet.n_samples * packet.period_us
+        return dt_us < 0 and abs(dt_us - expected_us) <= -expected_us // 2
 
     def _ext_t0(self, entry: tuple[int, int, int]) -> int:
         dt_us = _signed(entry[2] - self._last_t0_us, T0_MODULUS_US, _HALF_T0)

@@ -139,6 +139,7 @@ class Front:
             self._feed(leg, sensor, sensor.clock.push(imu, leg.now_s))
             if leg.aligner is not None:
                 leg.aligner.heard(sensor.ref.segment, sensor.clock.last_accepted_s)
+                leg.aligner.note_packet_span(imu.n_samples * imu.period_us * 1e-6)
         for other in leg.sensors:  # the leg's clock advanced: release what waited too long elsewhere
             if other is not sensor:
                 self._feed(leg, other, other.clock.poll(leg.now_s))

@@ -6,6 +6,8 @@ sensorhub sensor can send 19-sample packets; ``mtu_size`` reports the result.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,14 +20,14 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
-from bumble import core
+from bumble import core, hci
 from bumble.att import ATT_Error
 from bumble.device import Connection, Peer
 from bumble.gatt import Characteristic
 from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 from bumble.hci import HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR, Address
 
-from sensorhub.sources.bumble_backend.links import get_adapter
+from sensorhub.sources.bumble_backend.links import BumbleAdapter, get_adapter
 from sensorhub.sources.bumble_backend.scanner import BumbleDeviceDetails
 from sensorhub.sources.bumble_backend.specs import resolve_spec
 from sensorhub.sources.bumble_backend.uuids import to_bleak_uuid, to_bumble_uuid
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ATT_MTU = 247
 """Requested at connect: 247 bytes carry a 242-byte, 19-sample packet (the data length extension size)."""
 MIN_ATT_MTU = 23
+ABANDON_GRACE_S = 0.5
+"""How long an abandoned connection attempt may take to wind down at each step."""
 
 _PROPERTY_NAMES: tuple[tuple[Characteristic.Properties, CharacteristicPropertyName], ...] = (
     (Characteristic.Properties.BROADCAST, "broadcast"),
@@ -46,6 +50,19 @@ _PROPERTY_NAMES: tuple[tuple[Characteristic.Properties, CharacteristicPropertyNa
     (Characteristic.Properties.AUTHENTICATED_SIGNED_WRITES, "authenticated-signed-writes"),
     (Characteristic.Properties.EXTENDED_PROPERTIES, "extended-properties"),
 )
+
+
+async def _abandon(attempt: asyncio.Future[Connection], adapter: BumbleAdapter) -> None:
+    """Stop a connection attempt for good: cancel the task, and the pending connect at the controller."""
+    attempt.cancel()
+    await asyncio.wait({attempt}, timeout=ABANDON_GRACE_S)
+    if not attempt.done():  # the cancellation was swallowed inside Bumble: end the HCI procedure
+        with contextlib.suppress(core.BaseBumbleError, TimeoutError):
+            await adapter.device.send_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+        await asyncio.wait({attempt}, timeout=ABANDON_GRACE_S)
+    if attempt.done() and not attempt.cancelled() and attempt.exception() is None:
+        with contextlib.suppress(core.BaseBumbleError):  # it connected after all: nobody wants this link
+            await attempt.result().disconnect()
 
 
 def _property_names(properties: Characteristic.Properties) -> list[CharacteristicPropertyName]:
@@ -103,20 +120,7 @@ class BumbleClient(BaseBleakClient):
         timeout = float(kwargs.get("timeout", self._timeout))
         adapter = await get_adapter(self._spec, self._adapter_name)
         async with adapter.connect_lock:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                print("SWALLOWED BEFORE CONNECT")
-                raise asyncio.CancelledError
-            try:
-                connection = await adapter.device.connect(self._peer_address, timeout=timeout)
-            except core.TimeoutError as exc:
-                raise TimeoutError(
-                    f"{self.address}: no connection within {timeout:.1f} s (is it advertising and in range?)"
-                ) from exc
-            except core.ConnectionError as exc:
-                raise BleakError(f"{self.address}: connection failed: {exc}") from exc
-            except core.InvalidStateError as exc:
-                raise BleakError(f"{self.address}: adapter busy: {exc}") from exc
+            connection = await self._create_connection(adapter, timeout)
         self._connection = connection
         connection.on("disconnection", self._on_disconnection)
         try:
@@ -129,6 +133,32 @@ class BumbleClient(BaseBleakClient):
         except (core.BaseBumbleError, ATT_Error, core.ProtocolError) as exc:
             await self.disconnect()
             raise BleakError(f"{self.address}: GATT setup failed: {exc}") from exc
+
+    async def _create_connection(self, adapter: BumbleAdapter, timeout: float) -> Connection:
+        """``Device.connect`` in a task of its own, awaited with ``asyncio.wait``.
+
+        Bumble awaits HCI responses with ``asyncio.wait_for``, which on Python 3.11 drops a cancellation
+        that arrives in the same loop step as the response; awaiting the attempt through ``asyncio.wait``
+        keeps our caller cancellable, and an abandoned attempt is cancelled at the controller too.
+        """
+        attempt = asyncio.ensure_future(adapter.device.connect(self._peer_address, timeout=timeout))
+        try:
+            await asyncio.wait({attempt}, timeout=timeout + ABANDON_GRACE_S)
+        except asyncio.CancelledError:
+            await _abandon(attempt, adapter)
+            raise
+        if not attempt.done():
+            await _abandon(attempt, adapter)
+        try:
+            return attempt.result()
+        except (core.TimeoutError, asyncio.CancelledError) as exc:
+            raise TimeoutError(
+                f"{self.address}: no connection within {timeout:.1f} s (is it advertising and in range?)"
+            ) from exc
+        except core.ConnectionError as exc:
+            raise BleakError(f"{self.address}: connection failed: {exc}") from exc
+        except core.InvalidStateError as exc:
+            raise BleakError(f"{self.address}: adapter busy: {exc}") from exc
 
     async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         uuids = [to_bumble_uuid(u) for u in self._service_filter] if self._service_filter else []

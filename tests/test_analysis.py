@@ -1,0 +1,139 @@
+"""Event detection against firmware_sim ground truth; streaming == batch; score and symmetry."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sensorhub.analysis import EventDetector, control_score, event_to_json, limb_symmetry
+from sensorhub.bench.events_accuracy import Result, detect_leg, match, simulate_leg
+from sensorhub.errors import InputError
+from sensorhub.model import Event, KneeAngles, LegSamples
+
+_CACHE: dict[tuple[str, str, int], tuple[Any, LegSamples, list[Event]]] = {}
+
+
+def _run(drill: str, preset: str = "realistic", seed: int = 1) -> tuple[Any, LegSamples, list[Event]]:
+    """Realistic raw IMU (random mounts, errors, packet loss) with the simulator's true knee angles: these
+    tests check the detector itself; the end-to-end figures with estimated angles are the events bench's."""
+    key = (drill, preset, seed)
+    if key not in _CACHE:
+        arr, samples, rate = simulate_leg(drill, preset, seed)
+        _CACHE[key] = (arr, samples, detect_leg(samples, "right", rate, truth_deg=arr.truth_deg))
+    return _CACHE[key]
+
+
+def _score(drill: str, preset: str = "realistic") -> Result:
+    arr, _, events = _run(drill, preset)
+    res = Result()
+    match(arr.motion.events, events, res, drill)
+    return res
+
+
+@pytest.mark.parametrize("drill", ["cmj", "drop_jump"])
+def test_landings_found_and_timed(drill: str) -> None:
+    res = _score(drill)
+    t = res.tallies["landing"]
+    assert t.fn <= 1 and t.fp == 0, (t, res.false_in)
+    assert float(np.median(np.abs(res.contact_err_s))) <= 0.010
+    for name, bound in (("flexion_at_contact_deg", 3.0), ("peak_flexion_deg", 3.0), ("flight_time_s", 0.015),
+                        ("peak_valgus_deg", 3.0)):
+        errs = np.abs(res.errors[f"landing.{name}"])
+        assert np.median(errs) <= bound, (name, errs)
+
+
+def test_drop_jump_rebound_ground_contact_time() -> None:
+    res = _score("drop_jump")
+    gct = np.abs(res.errors["landing.ground_contact_time_s"])
+    assert gct.size >= 3 and gct.max() <= 0.015
+
+
+@pytest.mark.parametrize("drill", ["squat", "lunge", "step_down"])
+def test_reps_found_with_depth_and_valgus(drill: str) -> None:
+    res = _score(drill)
+    t = res.tallies["rep"]
+    assert t.f1 >= 0.9, (t, res.false_in)
+    assert np.median(np.abs(res.errors["rep.depth_deg"])) <= 3.0
+    assert np.median(np.abs(res.errors["rep.peak_valgus_deg"])) <= 3.0
+
+
+@pytest.mark.parametrize("drill", ["standing", "walk"])
+def test_no_false_landings_or_cuts_in_quiet_standing_and_walking(drill: str) -> None:
+    res = _score(drill)
+    assert res.tallies["landing"].fp == 0 and res.tallies["cut"].fp == 0
+    assert res.tallies["rep"].fp == 0  # the calibration bends are true reps; gait is not
+
+
+def test_streaming_chunks_equal_batch() -> None:
+    arr, samples, events = _run("drop_jump", "realistic")
+    chunked = detect_leg(samples, "right", 200.0, chunk=7, truth_deg=arr.truth_deg)
+    assert [event_to_json(e) for e in chunked] == [event_to_json(e) for e in events]
+
+
+def test_events_json_shape() -> None:
+    _, _, events = _run("squat")
+    reps = [event_to_json(e) for e in events if e.type == "rep"]
+    assert reps and all({"type", "t_s", "t_bottom_s", "t_end_s", "depth_deg", "control_score"} <= set(r) for r in reps)
+    assert all(r["t_s"] < r["t_bottom_s"] < r["t_end_s"] for r in reps)
+    assert all(0.0 <= r["control_score"] <= 100.0 for r in reps)
+
+
+def test_live_phase_during_descent() -> None:
+    arr, samples, _ = _run("squat", "clean")
+    r = np.radians(arr.truth_deg)
+    angles = KneeAngles("right", samples.t_s, r[:, 0], r[:, 1], r[:, 2], np.zeros(len(samples), np.uint8))
+    det = EventDetector("right", 200.0)
+    truth = [e for e in arr.motion.events if e["type"] == "rep" and not e.get("calibration")]
+    seen: list[float] = []
+    step = 20
+    for i in range(0, len(samples), step):
+        sl = slice(i, i + step)
+        part = LegSamples("right", samples.t_s[sl], samples.thigh_acc_m_s2[sl], samples.thigh_gyr_rad_s[sl],
+                          samples.shank_acc_m_s2[sl], samples.shank_gyr_rad_s[sl])
+        ang = KneeAngles("right", angles.t_s[sl], angles.flexion_rad[sl], angles.valgus_rad[sl],
+                         angles.rotation_rad[sl], angles.quality[sl])
+        out = det.step(part, ang)
+        if out.phase is not None:
+            assert out.phase.kind == "rep_descent" and out.phase.metrics["excursion_deg"] > 10.0
+            seen.append(out.phase.t_s)
+    for rep in truth:  # every squat's descent is reported live, before its bottom
+        assert any(rep["t_s"] < t < rep["t_bottom_s"] + 0.05 for t in seen), rep
+
+
+def test_samples_wait_for_late_angles() -> None:
+    det = EventDetector("left", 100.0, "x/left")
+    n = 50
+    t = np.arange(n) / 100.0
+    acc = np.tile([0.0, 0.0, 9.81], (n, 1))
+    zero3 = np.zeros((n, 3))
+    samples = LegSamples("x/left", t, acc, zero3, acc, zero3)
+    empty = KneeAngles("x/left", np.empty(0), np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.uint8))
+    assert det.push(samples, empty) == []
+    z = np.zeros(n)
+    assert det.push(samples, KneeAngles("x/left", t, z, z, z, np.zeros(n, np.uint8))) == []
+    with pytest.raises(InputError, match="angles start"):
+        det.push(samples, KneeAngles("x/left", t + 5.0, z, z, z, np.zeros(n, np.uint8)))
+
+
+def test_control_score_bounds_and_direction() -> None:
+    good = {"flexion_excursion_deg": 60.0, "flexion_at_contact_deg": 35.0, "peak_valgus_deg": 1.0}
+    stiff = {"flexion_excursion_deg": 15.0, "flexion_at_contact_deg": 5.0, "peak_valgus_deg": 12.0}
+    assert control_score("landing", good) == 100.0
+    assert control_score("landing", stiff) == 0.0
+    mid = control_score("landing", {**good, "peak_valgus_deg": 6.5})
+    assert mid == pytest.approx(100.0 * (2 + 1 + 2 * 0.5) / 5)
+    assert math.isnan(control_score("landing", {}))
+
+
+def test_limb_symmetry_index() -> None:
+    events = [Event("landing", "ana/left", 1.0, {"peak_flexion_deg": 60.0}),
+              Event("landing", "ana/left", 3.0, {"peak_flexion_deg": 80.0}),
+              Event("landing", "ana/right", 1.0, {"peak_flexion_deg": 70.0})]
+    (entry,) = [e for e in limb_symmetry(events) if e.metric == "peak_flexion_deg"]
+    assert entry.left_mean == 70.0 and entry.right_mean == 70.0 and entry.lsi_pct == 100.0
+    events.append(Event("landing", "ana/right", 3.0, {"peak_flexion_deg": 105.0}))
+    (entry,) = [e for e in limb_symmetry(events) if e.metric == "peak_flexion_deg"]
+    assert entry.lsi_pct == pytest.approx(100.0 * 70.0 / 87.5, abs=0.1)

@@ -1,0 +1,126 @@
+"""Configuration: every shipped file loads; wrong keys/values fail fast naming file, key and allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sensorhub.cli import main
+from sensorhub.config import load_config
+from sensorhub.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
+def test_shipped_configs_load(name: str) -> None:
+    config = load_config(CONFIGS / name, env={})
+    assert config.source_file.endswith(name)
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None, env={})
+    assert config.service.host == "127.0.0.1" and config.service.port == 8765
+    assert config.stream.rate_hz == 200 and config.source.kind == "simulator"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[stream]\nrate_hz = 300\n", "stream.rate_hz: 300 is not allowed; allowed: 50, 100, 200, 400, 800"),
+        ("[service]\nportt = 1\n", "service: unknown key 'portt'; allowed keys:"),
+        ("[source]\nkind = 'usb'\n", "source.kind: 'usb' is not allowed; allowed: 'simulator', 'ble'"),
+        ("[service]\nport = 'x'\n", "service.port: expected an integer"),
+        ("[service]\nport = 70000\n", "service.port: 70000 is out of range; allowed: 0 to 65535"),
+        ("[[athletes]]\nname = 'a'\n", "athletes[0].id: required key is missing"),
+        (
+            "[[athletes]]\nid='a'\n[[athletes.sensors]]\nid='s'\nside='right'\nsegment='foot'\n",
+            "athletes[0].sensors[0].segment: 'foot' is not allowed",
+        ),
+        (
+            "[[athletes]]\nid='a'\n[[athletes.sensors]]\nid='s'\nside='right'\nsegment='thigh'\n"
+            "[[athletes.sensors]]\nid='s'\nside='right'\nsegment='shank'\n",
+            "sensor id 's' is already used by athletes[0].sensors[0]",
+        ),
+        ("[stream\n", "not valid TOML"),
+    ],
+)
+def test_wrong_config_names_file_key_and_allowed(tmp_path: Path, text: str, expected: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    assert expected in message, message
+
+
+def test_ble_sensor_needs_address_or_name(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "[source]\nkind='ble'\n[[athletes]]\nid='a'\n[[athletes.sensors]]\nid='s'\nside='left'\nsegment='thigh'\n",
+    )
+    with pytest.raises(
+        ConfigError, match=r"athletes\[0\]\.sensors\[0\]: a BLE sensor needs `address` or `name`"
+    ):
+        load_config(path, env={})
+
+
+def test_environment_overrides_and_their_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[service]\nport = 9000\n")
+    env = {
+        "SENSORHUB_SERVICE__PORT": "9100",
+        "SENSORHUB_SINKS__MQTT__ENABLED": "true",
+        "SENSORHUB_BROAD_DIR": "x",
+    }
+    config = load_config(path, env=env)
+    assert config.service.port == 9100
+    assert config.sinks.mqtt.enabled is True
+    with pytest.raises(
+        ConfigError, match=r"with SENSORHUB_STREAM__RATE_HZ\): stream.rate_hz: 33 is not allowed"
+    ):
+        load_config(path, env={"SENSORHUB_STREAM__RATE_HZ": "33"})
+    # SENSORHUB_CONFIG names the file when no path is given.
+    assert load_config(None, env={"SENSORHUB_CONFIG": str(path)}).service.port == 9000
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_cli_help_and_check_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "analyze" in capsys.readouterr().out
+    assert main(["check-config", str(CONFIGS / "team.toml")]) == 0
+    assert "2 athletes, 6 sensors" in capsys.readouterr().out
+    bad = _write(tmp_path, "[stream]\nrate_hz = 300\n")
+    assert main(["check-config", str(bad)]) == 2
+    assert "stream.rate_hz: 300 is not allowed" in capsys.readouterr().err
+
+
+def test_not_yet_available_commands_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "ana"]) == 2
+    assert "not available in this release yet" in capsys.readouterr().err
+
+
+def test_console_scripts_are_installed() -> None:
+    """The README's install gives both console scripts (`pip install -e .` in this environment)."""
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    for script, expected in (("sensorhub", "analyze"), ("firmware-sim", "record")):
+        path = bin_dir / script
+        if not path.exists():
+            pytest.skip(f"{script} is not installed in {bin_dir} (run `pip install -e .`)")
+        out = subprocess.run([str(path), "--help"], capture_output=True, text=True, timeout=60, check=True)
+        assert expected in out.stdout
