@@ -51,6 +51,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firmware-sim", description="sensorhub sensor simulator")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("drills", help="list the drills the body model simulates")
+    ble = sub.add_parser("serve-ble", help="serve simulated sensors as BLE peripherals (Bumble)")
+    from .serve_ble import add_arguments as add_serve_ble_arguments
+
+    add_serve_ble_arguments(ble)
     rec = sub.add_parser("record", help="write DIR/recording.shrec plus truth.json and truth_angles.csv")
     rec.add_argument("--drill", required=True)
     rec.add_argument("--out", required=True, type=Path)
@@ -178,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "drills":
             return _list_drills()
+        if args.command == "serve-ble":
+            from .serve_ble import serve_ble_main
+
+            return serve_ble_main(args)
         return _record(args)
     except SensorhubError as exc:
         print(f"firmware-sim: error: {exc}", file=sys.stderr)

@@ -76,15 +76,20 @@ def synthetic_device(
 
 
 def _body_devices(
-    config: Config, drill: str, reps: int, errors: str, seed: int
+    config: Config, drills: Sequence[str], motion_s: float, errors: str, seed: int
 ) -> dict[str, SimulatedDevice]:
-    """Devices driven by the biomechanical body model (one motion per athlete), keyed by sensor id."""
-    from .athletes import SimulatedAthlete, simulate_motion
+    """Devices driven by the biomechanical body model (one session per athlete), keyed by sensor id."""
+    from .athletes import SimulatedAthlete
+    from .body import session
 
+    rate = config.simulator.fault_rate
+    faults = {"valgus": rate, "stiff_landing": rate, "fast_eccentric": rate}
     devices: dict[str, SimulatedDevice] = {}
     for i, athlete in enumerate(config.athletes):
         sides = tuple(sorted({s.side for s in athlete.sensors}))
-        motion = simulate_motion(drill, reps=reps, sides=sides, seed=seed + i)
+        # Quiet standing then knee bends first: sensorhub calibrates the sensor mounting from them.
+        plan = [("calibration_bends", 3)] + [(drill, 5) for drill in drills]
+        motion = session(plan=plan, sides=sides, seed=seed + i, faults=faults, min_duration_s=motion_s)
         sim = SimulatedAthlete(athlete.id, motion, sides=sides, errors=errors, seed=seed + i)
         for sensor in athlete.sensors:
             devices[sensor.id] = sim.device(sim.sensor(sensor.side, sensor.segment))
@@ -95,21 +100,22 @@ def build_peripherals(
     config: Config,
     *,
     motion: str = "auto",
-    drill: str = "squat",
-    reps: int = 200,
+    drills: Sequence[str] = (),
+    motion_s: float = 900.0,
     errors: str = "realistic",
     seed: int = 1,
     only: Sequence[str] = (),
 ) -> list[BlePeripheral]:
-    """One peripheral per configured sensor (or the ``only`` ids). ``motion``: ``body`` (the body model,
-    ``drill`` x ``reps``), ``synthetic`` (knee bends forever) or ``auto`` (body, else synthetic)."""
+    """One peripheral per configured sensor (or the ``only`` ids). ``motion``: ``body`` (the body model
+    looping ``drills``, default ``simulator.drills``, for ``motion_s``; the sensors fall silent after it),
+    ``synthetic`` (knee bends, endless) or ``auto`` (body, else synthetic)."""
     sensors = [s for a in config.athletes for s in a.sensors if not only or s.id in only]
     if not sensors:
         raise ServeError(f"{config.source_file}: no sensors to serve (configure [[athletes.sensors]])")
     devices: dict[str, SimulatedDevice] = {}
     if motion in ("auto", "body"):
         try:
-            devices = _body_devices(config, drill, reps, errors, seed)
+            devices = _body_devices(config, drills or config.simulator.drills, motion_s, errors, seed)
         except ImportError as exc:
             if motion == "body":
                 raise ServeError(f"the body model is not available: {exc}") from exc
@@ -139,7 +145,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hci", default=DEFAULT_HCI, help=f"Bumble transport (default {DEFAULT_HCI})")
     parser.add_argument("--sensor", action="append", default=[], help="serve only this sensor id (repeat)")
     parser.add_argument("--motion", choices=("auto", "body", "synthetic"), default="auto")
-    parser.add_argument("--drill", default="squat")
+    parser.add_argument("--drill", action="append", default=[], help="drill to loop (repeatable)")
+    parser.add_argument("--motion-s", type=float, default=900.0, help="body-model session length")
     parser.add_argument("--errors", choices=("clean", "realistic"), default="realistic")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--duration-s", type=float, default=None, help="stop after this long (default: run)")
@@ -148,7 +155,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def serve_ble_main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     peripherals = build_peripherals(
-        config, motion=args.motion, drill=args.drill, errors=args.errors, seed=args.seed, only=args.sensor
+        config,
+        motion=args.motion,
+        drills=args.drill,
+        motion_s=args.motion_s,
+        errors=args.errors,
+        seed=args.seed,
+        only=args.sensor,
     )
     if not args.hci.startswith(("tcp-server:", "local")) and len(peripherals) != 1:
         raise ServeError(f"{args.hci} is one radio: pick one sensor with --sensor ID")
@@ -162,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The virtual controller warns about packets still in flight when a link ends, as a radio drops them.
+    logging.getLogger("bumble.controller").setLevel(logging.ERROR)
     try:
         return serve_ble_main(args)
     except SensorhubError as exc:

@@ -61,6 +61,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_main(args.config, port=args.port)
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from sensorhub.sources.ble_scan import scan_main
+
+    return scan_main(
+        args.timeout_s,
+        args.transport,
+        bumble_transport=args.bumble_transport,
+        adapter=args.adapter,
+        all_devices=args.all,
+    )
+
+
 def _not_yet(feature: str, issue: str) -> None:
     raise NotYetAvailableError(f"`sensorhub {feature}` is not available in this release yet ({issue}).")
 
@@ -146,8 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.set_defaults(func=_cmd_check_config)
 
+    p = sub.add_parser("scan", help="list nearby sensors: name, address, RSSI, detected protocol")
+    p.add_argument("--timeout-s", type=float, default=5.0, help="how long to listen (default 5 s)")
+    p.add_argument(
+        "--transport", choices=("bleak", "bumble"), default="bleak", help="BLE stack (default: OS)"
+    )
+    p.add_argument(
+        "--bumble-transport", default=None, help="with --transport bumble, e.g. tcp-client:H:P, usb:0"
+    )
+    p.add_argument("--adapter", default="", help="BLE adapter, e.g. hci1 (default: the system's)")
+    p.add_argument("--all", action="store_true", help="list every advertiser, not only IMUs")
+    p.set_defaults(func=_cmd_scan)
+
     for name, issue, text in (
-        ("scan", "the BLE ingestion issue", "list nearby sensors"),
         ("gateway", "the MQTT issue", "BLE/simulated sensors -> raw packets on MQTT"),
         ("report", "the rehab workflow issue", "HTML progress report for an athlete"),
     ):

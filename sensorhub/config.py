@@ -62,7 +62,7 @@ class SensorConfig:
     # How to find it over BLE: by address, by advertised name, or both.
     address: str = ""
     name: str = ""
-    protocol: Literal["sensorhub-v1"] = "sensorhub-v1"
+    protocol: Literal["sensorhub-v1", "witmotion"] = "sensorhub-v1"
     adapter: str = ""
 
 
@@ -79,6 +79,9 @@ class SourceConfig:
     kind: Literal["simulator", "ble", "mqtt", "replay"] = "simulator"
     # BLE stack under bleak: the OS stack in production, Bumble for tests and demos.
     transport: Literal["bleak", "bumble"] = "bleak"
+    # With transport = "bumble": where the Bumble controller is, e.g. "tcp-client:127.0.0.1:28700"
+    # (a `firmware-sim serve-ble` process), "usb:0" (a dongle) or "local:NAME" (in-process link).
+    bumble_transport: str = ""
     replay_file: str = ""
 
 

@@ -39,8 +39,12 @@ def test_landings_found_and_timed(drill: str) -> None:
     t = res.tallies["landing"]
     assert t.fn <= 1 and t.fp == 0, (t, res.false_in)
     assert float(np.median(np.abs(res.contact_err_s))) <= 0.010
-    for name, bound in (("flexion_at_contact_deg", 3.0), ("peak_flexion_deg", 3.0), ("flight_time_s", 0.015),
-                        ("peak_valgus_deg", 3.0)):
+    for name, bound in (
+        ("flexion_at_contact_deg", 3.0),
+        ("peak_flexion_deg", 3.0),
+        ("flight_time_s", 0.015),
+        ("peak_valgus_deg", 3.0),
+    ):
         errs = np.abs(res.errors[f"landing.{name}"])
         assert np.median(errs) <= bound, (name, errs)
 
@@ -76,7 +80,9 @@ def test_streaming_chunks_equal_batch() -> None:
 def test_events_json_shape() -> None:
     _, _, events = _run("squat")
     reps = [event_to_json(e) for e in events if e.type == "rep"]
-    assert reps and all({"type", "t_s", "t_bottom_s", "t_end_s", "depth_deg", "control_score"} <= set(r) for r in reps)
+    assert reps and all(
+        {"type", "t_s", "t_bottom_s", "t_end_s", "depth_deg", "control_score"} <= set(r) for r in reps
+    )
     assert all(r["t_s"] < r["t_bottom_s"] < r["t_end_s"] for r in reps)
     assert all(0.0 <= r["control_score"] <= 100.0 for r in reps)
 
@@ -91,10 +97,22 @@ def test_live_phase_during_descent() -> None:
     step = 20
     for i in range(0, len(samples), step):
         sl = slice(i, i + step)
-        part = LegSamples("right", samples.t_s[sl], samples.thigh_acc_m_s2[sl], samples.thigh_gyr_rad_s[sl],
-                          samples.shank_acc_m_s2[sl], samples.shank_gyr_rad_s[sl])
-        ang = KneeAngles("right", angles.t_s[sl], angles.flexion_rad[sl], angles.valgus_rad[sl],
-                         angles.rotation_rad[sl], angles.quality[sl])
+        part = LegSamples(
+            "right",
+            samples.t_s[sl],
+            samples.thigh_acc_m_s2[sl],
+            samples.thigh_gyr_rad_s[sl],
+            samples.shank_acc_m_s2[sl],
+            samples.shank_gyr_rad_s[sl],
+        )
+        ang = KneeAngles(
+            "right",
+            angles.t_s[sl],
+            angles.flexion_rad[sl],
+            angles.valgus_rad[sl],
+            angles.rotation_rad[sl],
+            angles.quality[sl],
+        )
         out = det.step(part, ang)
         if out.phase is not None:
             assert out.phase.kind == "rep_descent" and out.phase.metrics["excursion_deg"] > 10.0
@@ -129,9 +147,11 @@ def test_control_score_bounds_and_direction() -> None:
 
 
 def test_limb_symmetry_index() -> None:
-    events = [Event("landing", "ana/left", 1.0, {"peak_flexion_deg": 60.0}),
-              Event("landing", "ana/left", 3.0, {"peak_flexion_deg": 80.0}),
-              Event("landing", "ana/right", 1.0, {"peak_flexion_deg": 70.0})]
+    events = [
+        Event("landing", "ana/left", 1.0, {"peak_flexion_deg": 60.0}),
+        Event("landing", "ana/left", 3.0, {"peak_flexion_deg": 80.0}),
+        Event("landing", "ana/right", 1.0, {"peak_flexion_deg": 70.0}),
+    ]
     (entry,) = [e for e in limb_symmetry(events) if e.metric == "peak_flexion_deg"]
     assert entry.left_mean == 70.0 and entry.right_mean == 70.0 and entry.lsi_pct == 100.0
     events.append(Event("landing", "ana/right", 3.0, {"peak_flexion_deg": 105.0}))

@@ -23,43 +23,82 @@ def _rep(t_s: float, valgus: float = 1.0, ecc: float = 2.0, leg: str = "ana/righ
 
 # ---- grammar and config errors -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("op,value,fires", [(">", 7.0, True), (">", 6.0, False), (">=", 6.0, True),
-                                            ("<", 5.9, True), ("<", 6.0, False), ("<=", 6.0, True)])
+
+@pytest.mark.parametrize(
+    "op,value,fires",
+    [
+        (">", 7.0, True),
+        (">", 6.0, False),
+        (">=", 6.0, True),
+        ("<", 5.9, True),
+        ("<", 6.0, False),
+        ("<=", 6.0, True),
+    ],
+)
 def test_each_comparison(op: str, value: float, fires: bool) -> None:
-    engine = _rules({"on": "rep", "metric": "peak_valgus_deg", "op": op, "threshold": 6, "phrase": "knees out"})
+    engine = _rules(
+        {"on": "rep", "metric": "peak_valgus_deg", "op": op, "threshold": 6, "phrase": "knees out"}
+    )
     assert (engine.on_event(_rep(10.0, valgus=value)) is not None) is fires
 
 
 def test_when_string_with_and() -> None:
     conds = parse_condition("peak_valgus_deg > 6 and depth_deg >= 60.5", "rep", "x")
-    assert [(c.metric, c.op, c.threshold) for c in conds] == [("peak_valgus_deg", ">", 6.0), ("depth_deg", ">=", 60.5)]
+    assert [(c.metric, c.op, c.threshold) for c in conds] == [
+        ("peak_valgus_deg", ">", 6.0),
+        ("depth_deg", ">=", 60.5),
+    ]
     engine = _rules({"on": "rep", "when": "peak_valgus_deg > 6 and depth_deg >= 95", "phrase": "knees out"})
     assert engine.on_event(_rep(1.0, valgus=9.0)) is None  # depth 90 fails the second clause
 
 
-@pytest.mark.parametrize("when", ["__import__('os') > 1", "peak_valgus_deg == 6", "peak_valgus_deg > six",
-                                  "peak_valgus_deg > 6 or depth_deg > 1", "peak_valgus_deg > 6; x"])
+@pytest.mark.parametrize(
+    "when",
+    [
+        "__import__('os') > 1",
+        "peak_valgus_deg == 6",
+        "peak_valgus_deg > six",
+        "peak_valgus_deg > 6 or depth_deg > 1",
+        "peak_valgus_deg > 6; x",
+    ],
+)
 def test_grammar_rejects_anything_else(when: str) -> None:
-    with pytest.raises(ConfigError, match="METRIC OP NUMBER|unknown metric"):
+    with pytest.raises(ConfigError, match=r"METRIC OP NUMBER|unknown metric"):
         parse_rules({"rules": [{"name": "bad", "on": "rep", "when": when, "phrase": "x"}]}, "cfg.toml")
 
 
 def test_unknown_metric_names_file_rule_and_metric() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_rules({"rules": [{"name": "wobbly", "on": "landing", "metric": "knee_wobble_deg", "op": ">",
-                                "threshold": 3, "phrase": "steady"}]}, "configs/club.toml")
+        parse_rules(
+            {
+                "rules": [
+                    {
+                        "name": "wobbly",
+                        "on": "landing",
+                        "metric": "knee_wobble_deg",
+                        "op": ">",
+                        "threshold": 3,
+                        "phrase": "steady",
+                    }
+                ]
+            },
+            "configs/club.toml",
+        )
     msg = str(info.value)
     assert "configs/club.toml" in msg and "'wobbly'" in msg and "knee_wobble_deg" in msg
 
 
-@pytest.mark.parametrize("rule,key", [
-    ({"on": "jump", "when": "depth_deg > 1", "phrase": "x"}, "on ="),
-    ({"on": "rep", "when": "depth_deg > 1", "phrase": "x", "colour": "red"}, "colour"),
-    ({"on": "rep", "metric": "depth_deg", "op": "!=", "threshold": 1, "phrase": "x"}, "op ="),
-    ({"on": "rep", "metric": "depth_deg", "op": ">", "phrase": "x"}, "threshold"),
-    ({"on": "rep", "when": "depth_deg > 1", "phrase": ""}, "phrase"),
-    ({"on": "rep", "when": "depth_deg > 1", "phrase": "x", "cooldown_s": -1}, "cooldown_s"),
-])
+@pytest.mark.parametrize(
+    "rule,key",
+    [
+        ({"on": "jump", "when": "depth_deg > 1", "phrase": "x"}, "on ="),
+        ({"on": "rep", "when": "depth_deg > 1", "phrase": "x", "colour": "red"}, "colour"),
+        ({"on": "rep", "metric": "depth_deg", "op": "!=", "threshold": 1, "phrase": "x"}, "op ="),
+        ({"on": "rep", "metric": "depth_deg", "op": ">", "phrase": "x"}, "threshold"),
+        ({"on": "rep", "when": "depth_deg > 1", "phrase": ""}, "phrase"),
+        ({"on": "rep", "when": "depth_deg > 1", "phrase": "x", "cooldown_s": -1}, "cooldown_s"),
+    ],
+)
 def test_config_errors_name_the_key(rule: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         parse_rules({"rules": [{"name": "r1", **rule}]}, "c.toml")
@@ -72,6 +111,7 @@ def test_default_rules_parse() -> None:
 
 # ---- engine ----------------------------------------------------------------------------------------------
 
+
 def test_cooldown_blocks_repeats_then_allows() -> None:
     engine = _rules({"on": "rep", "when": "peak_valgus_deg > 6", "phrase": "knees out", "cooldown_s": 5})
     assert engine.on_event(_rep(10.0, valgus=9)) is not None
@@ -80,9 +120,10 @@ def test_cooldown_blocks_repeats_then_allows() -> None:
 
 
 def test_one_cue_at_a_time_highest_priority_wins() -> None:
-    engine = _rules({"name": "valgus", "on": "rep", "when": "peak_valgus_deg > 6", "phrase": "knees out",
-                     "priority": 1},
-                    {"name": "tempo", "on": "rep", "when": "eccentric_s < 0.9", "phrase": "slower", "priority": 2})
+    engine = _rules(
+        {"name": "valgus", "on": "rep", "when": "peak_valgus_deg > 6", "phrase": "knees out", "priority": 1},
+        {"name": "tempo", "on": "rep", "when": "eccentric_s < 0.9", "phrase": "slower", "priority": 2},
+    )
     cue = engine.on_event(_rep(10.0, valgus=9, ecc=0.5))
     assert cue is not None and cue.phrase == "knees out"
     # the other leg of the same athlete, 0.2 s later: channel busy
@@ -103,18 +144,34 @@ def test_mute_per_athlete() -> None:
 
 
 def test_live_hysteresis() -> None:
-    engine = _rules({"on": "rep_descent", "when": "peak_valgus_deg > 6", "phrase": "knees out", "hysteresis": 2,
-                     "cooldown_s": 0})
+    engine = _rules(
+        {
+            "on": "rep_descent",
+            "when": "peak_valgus_deg > 6",
+            "phrase": "knees out",
+            "hysteresis": 2,
+            "cooldown_s": 0,
+        }
+    )
     leg = "ana/right"
-    fired = [engine.on_phase(leg, "rep_descent", t, {"peak_valgus_deg": v}) is not None
-             for t, v in ((0.0, 5.0), (2.0, 6.5), (4.0, 5.5), (6.0, 6.8), (8.0, 3.9), (10.0, 6.1))]
+    fired = [
+        engine.on_phase(leg, "rep_descent", t, {"peak_valgus_deg": v}) is not None
+        for t, v in ((0.0, 5.0), (2.0, 6.5), (4.0, 5.5), (6.0, 6.8), (8.0, 3.9), (10.0, 6.1))
+    ]
     # fires on the first crossing; wobbling around 6 does not re-fire until it fell below 6 - 2
     assert fired == [False, True, False, False, False, True]
 
 
 def test_live_phase_end_rearms() -> None:
-    engine = _rules({"on": "rep_descent", "when": "descent_rate_deg_s > 100", "phrase": "slower",
-                     "hysteresis": 10, "cooldown_s": 0})
+    engine = _rules(
+        {
+            "on": "rep_descent",
+            "when": "descent_rate_deg_s > 100",
+            "phrase": "slower",
+            "hysteresis": 10,
+            "cooldown_s": 0,
+        }
+    )
     assert engine.on_phase("a/right", "rep_descent", 0.0, {"descent_rate_deg_s": 150.0}) is not None
     assert engine.on_phase("a/right", "rep_descent", 2.0, {"descent_rate_deg_s": 150.0}) is None
     engine.end_phase("a/right", "rep_descent")
@@ -131,6 +188,7 @@ def test_drill_specific_rules() -> None:
 
 
 # ---- audio -------------------------------------------------------------------------------------------------
+
 
 def test_tone_clips_are_short_audible_and_distinct() -> None:
     a, b = tone_clip("knees out"), tone_clip("softer landing")

@@ -28,7 +28,7 @@ from typing import Any
 from bumble import gatt
 from bumble.att import ATT_Error
 from bumble.controller import Controller
-from bumble.core import UUID, AdvertisingData
+from bumble.core import UUID, AdvertisingData, BaseBumbleError
 from bumble.device import Connection, Device
 from bumble.hci import HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR, Address
 from bumble.host import Host
@@ -226,7 +226,11 @@ class BlePeripheral:
                     continue  # no central: the radio has nobody to send to
                 if self.trace is not None:
                     self.trace.append((packet.seq, time.time()))
-                await self._bumble.notify_subscriber(connection, self._data_char, payload)
+                try:
+                    await self._bumble.notify_subscriber(connection, self._data_char, payload)
+                except (BaseBumbleError, ConnectionError) as exc:  # the link ended under us: keep sampling
+                    log.debug("sensor %s: notification not sent: %r", self.name, exc)
+                    continue
                 self.notifications_sent += 1
 
 

@@ -2,8 +2,9 @@
 (live) and batch (offline) with identical results; limb symmetry over a set. See docs/events.md.
 
 Public API:
-- ``EventDetector(side, rate_hz, leg_id="", params=None)`` with ``push(LegSamples, KneeAngles) -> list[Event]``,
-  ``step(...) -> DetectorOutput(events, phase)``, ``phase`` (the ``LivePhase`` in progress) and ``finish()``;
+- ``EventDetector(side, rate_hz, leg_id="", params=None)`` with
+  ``push(LegSamples, KneeAngles) -> list[Event]``, ``step(...) -> DetectorOutput(events, phase)``,
+  ``phase`` (the ``LivePhase`` in progress) and ``finish()``;
 - ``detect_events(samples, angles, side, rate_hz) -> list[Event]`` (offline = one push);
 - ``event_to_json(Event) -> dict`` (events.json objects); ``control_score``; ``limb_symmetry``.
 """

@@ -4,9 +4,8 @@ float64 array, so that chunked (live) and one-batch (offline) processing take id
 The kernel only finds WHEN things happen (global sample indices of take-off, contact, start of descent,
 bottom, end, plant); ``sensorhub.analysis.metrics`` computes the metric values from the buffered signals.
 
-Inputs per sample: thigh and shank specific-force magnitude (g), thigh and shank angular-rate magnitude
-(rad/s), thigh horizontal-plane turn rate proxy (rad/s, see detector.py), knee flexion and valgus (deg).
-Magnitudes do not depend on how a sensor is mounted.
+Inputs per sample: thigh and shank specific-force magnitude (g) and knee flexion (deg). Magnitudes do not
+depend on how a sensor is mounted.
 """
 
 from __future__ import annotations
@@ -38,15 +37,14 @@ P_REP_MIN_ECC_S = 15
 P_REP_ASCENT_FRAC = 16
 P_REP_END_FRAC = 17
 P_REP_MAX_S = 18
-P_CUT_IMPACT_G = 19
-P_CUT_MIN_TURN_DEG = 20
-P_CUT_WINDOW_S = 21
-P_CUT_MIN_STANCE_S = 22
+P_SWING_MIN_DEG = 19
+P_STRIKE_RISE_DEG = 22
 P_REP_END_QUIET_S = 23
 P_REP_MIN_CONC_S = 24
 P_FLIGHT_SHANK_MAX_G = 25
 P_REP_HOLDOFF_S = 26
-P_SIZE = 27
+P_IMPACT_WINDOW_S = 27
+P_SIZE = 28
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -69,18 +67,18 @@ S_REP_START_FLEX = 16
 S_REP_PEAK = 17
 S_REP_PEAK_IDX = 18
 S_LAST_IMPACT = 19  # global index of the last ground impact of any kind (foot strike, landing)
-S_CUT_OPEN = 20
-S_CUT_PLANT = 21
-S_CUT_TURN = 22  # integrated turn rate since the plant (rad)
-S_CUT_STILL = 23
+S_SW = 20
+S_SW_MIN = 21
+S_SW_MIN_IDX = 22
 S_REP_END = 24  # end of a rep waiting for its hold-off (a flight would make it a jump's dip)
-S_LAST_TURN_START = 25
-S_CUT_LEN = 26
-S_ASC_MIN = 27
+S_ASC_MIN = 30
 S_ASUM = 28  # running sum of the thigh |a| over the confirm window
 S_SH_SUM = 29  # shank |a| summed since the candidate began
-S_SH_N = 30
+S_SH_N = 23
 S_PREV_VALID = 31
+S_CAND_CHECKS = 25  # confirmation checks made on the current candidate
+S_IMP_END = 26  # while an impact is being examined: the sample at which it is decided, else -1
+S_LAST_CONTACT = 27  # global index of the last landing's initial contact
 S_RING_M = 32
 S_RING_F = S_RING_M + RING
 S_RING_A = S_RING_F + RING
@@ -89,13 +87,13 @@ S_SIZE = S_RING_A + RING
 # ---- output records --------------------------------------------------------------------------------------
 K_LANDING = 1.0  # a: contact, b: take-off, c: end of window, d: next take-off (-1)
 K_REP = 2.0  # a: start of descent, b: bottom, c: end
-K_CUT = 3.0  # a: plant, b: end of stance window, c: turn over the window (rad * 1e3, signed)
+K_STRIKE = 3.0  # a: foot strike (initial contact) outside landings
 OUT_COLS = 5
 
 
 def new_state() -> FloatArray:
     s = np.zeros(S_SIZE)
-    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_IMPACT, S_LAST_TURN_START):
+    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_IMPACT, S_LAST_CONTACT, S_IMP_END):
         s[k] = -1.0
     s[S_RING_M:S_SIZE] = np.nan
     return s
@@ -113,14 +111,17 @@ def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float
 
 
 @njit(cache=True)
-def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s: FloatArray,
-           flex_deg: FloatArray, p: FloatArray, s: FloatArray, out: FloatArray) -> int:
+def detect(
+    at_g: FloatArray, as_g: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray, out: FloatArray
+) -> int:
     """Run the state machines over one chunk; returns the number of records written to ``out``."""
     n = at_g.shape[0]
     rate = p[P_RATE_HZ]
     dt = 1.0 / rate
     confirm_n = p[P_AIR_CONFIRM_S] * rate
-    lag = max(1, int(round(p[P_RATE_LAG_S] * rate)))
+    lag = max(1, int(p[P_RATE_LAG_S] * rate + 0.5))
+    impact_n = max(2, int(p[P_IMPACT_WINDOW_S] * rate + 0.5))
+    lag_imp = max(2, int(0.03 * rate + 0.5))  # searched before the trigger for the steepest rise
     quiet_min_n = p[P_QUIET_MIN_S] * rate
     win_n = p[P_LANDING_WINDOW_S] * rate
     n_out = 0
@@ -149,13 +150,13 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
         # ---- free fall: both segments' specific force well below 1 g -----------------------------------
         if valid:
             if s[S_AIR] < 0.5:
-                if s[S_CAND] < 0.0:
-                    if a_t < p[P_AIR_ENTER_G] and s[S_PREV_ABOVE] > 0.5:
-                        s[S_CAND] = g
-                        s[S_CAND_SUM] = 0.0
-                        s[S_CAND_N] = 0.0
-                        s[S_SH_SUM] = 0.0
-                        s[S_SH_N] = 0.0
+                if s[S_CAND] < 0.0 and a_t < p[P_AIR_ENTER_G] and s[S_PREV_ABOVE] > 0.5:
+                    s[S_CAND] = g
+                    s[S_CAND_SUM] = 0.0
+                    s[S_CAND_N] = 0.0
+                    s[S_SH_SUM] = 0.0
+                    s[S_SH_N] = 0.0
+                    s[S_CAND_CHECKS] = 0.0
                 if s[S_CAND] >= 0.0:
                     if a_t > p[P_AIR_BREAK_G] or g - s[S_CAND] > p[P_MAX_FLIGHT_S] * rate:
                         s[S_CAND] = -1.0
@@ -164,40 +165,82 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                         s[S_CAND_N] += 1.0
                         s[S_SH_SUM] += a_s
                         s[S_SH_N] += 1.0
-                    if s[S_CAND] >= 0.0 and g - s[S_CAND] >= confirm_n:
-                        # a flight when the mean thigh |a| since the candidate began is low (the leg may still
-                        # swing just after push-off, so single samples may exceed 1 g)
-                        if s[S_CAND_SUM] / s[S_CAND_N] < p[P_AIR_MEAN_MAX_G]:
+                    age = g - s[S_CAND]
+                    due = (s[S_CAND_CHECKS] == 0.0 and age >= confirm_n) or (
+                        s[S_CAND_CHECKS] == 1.0 and age >= 2.0 * confirm_n
+                    )  # ">=": a check may fall in a gap
+                    if s[S_CAND] >= 0.0 and due:
+                        s[S_CAND_CHECKS] += 1.0
+                        # a flight when the mean thigh |a| since the candidate began is low; just after a
+                        # push-off the leg may still swing (thigh > 1 g), so an ambiguous first window
+                        # (below 0.95 g) gets a second look over twice the time
+                        mean = s[S_CAND_SUM] / max(s[S_CAND_N], 1.0)
+                        if mean < p[P_AIR_MEAN_MAX_G]:
                             s[S_AIR] = 1.0
                             s[S_TAKEOFF] = s[S_CAND]
                             if s[S_LAND_OPEN] > 0.0:  # rebound: ground contact ends at this take-off
-                                n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
-                                              s[S_CAND], s[S_CAND])
+                                n_out = _emit(
+                                    out,
+                                    n_out,
+                                    K_LANDING,
+                                    s[S_LAND_CONTACT],
+                                    s[S_LAND_TAKEOFF],
+                                    s[S_CAND],
+                                    s[S_CAND],
+                                )
                                 s[S_LAND_OPEN] = 0.0
-                        s[S_CAND] = -1.0
+                            s[S_CAND] = -1.0
+                        elif mean >= 0.95 or s[S_CAND_CHECKS] >= 2.0:
+                            s[S_CAND] = -1.0
             else:
                 early = (g - s[S_TAKEOFF]) * dt < p[P_MIN_FLIGHT_S]  # leg still swinging after push-off
                 # contact hidden in a gap of lost samples: on the ground again after it
                 after_gap = s[S_PREV_VALID] < 0.5 and a_t > p[P_AIR_ENTER_G] + 0.3 and not early
-                impact = (m > p[P_IMPACT_G] and not early) or after_gap
-                s[S_SH_SUM] += a_s
-                s[S_SH_N] += 1.0
-                if impact or g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate:
+                pending = s[S_IMP_END] >= 0.0
+                if not pending:
+                    if m > p[P_IMPACT_G] and not early and not after_gap:
+                        # the impact: decide its onset once the whole rise is in (a pre-contact swing of
+                        # the shank can exceed the threshold just before the real, steeper impact)
+                        s[S_IMP_END] = g + impact_n
+                        pending = True
+                    else:
+                        s[S_SH_SUM] += a_s
+                        s[S_SH_N] += 1.0
+                        s[S_CAND_SUM] += a_t
+                        s[S_CAND_N] += 1.0
+                done = (pending and g >= s[S_IMP_END]) or after_gap
+                if done or (not pending and g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate):
                     s[S_AIR] = 0.0
+                    s[S_IMP_END] = -1.0
                     # a flight leaves the shank unloaded too (a fast squat drops the hips, not the foot)
-                    shank_free = s[S_SH_SUM] / max(s[S_SH_N], 1.0) < p[P_FLIGHT_SHANK_MAX_G]
-                    if impact and shank_free:
-                        # initial contact: the last sample before the monotonic rise of the impact
+                    shank_free = (
+                        s[S_SH_SUM] / max(s[S_SH_N], 1.0) < p[P_FLIGHT_SHANK_MAX_G]
+                        and s[S_CAND_SUM] / max(s[S_CAND_N], 1.0) < p[P_AIR_MEAN_MAX_G]
+                    )
+                    if done and shank_free:
+                        # initial contact: the steepest one-sample rise of the impact, then back down the
+                        # monotonic rise to its last sample before it
                         k = g
-                        while k - 1.0 > g - RING + 1 and k - 1.0 > s[S_TAKEOFF]:
-                            prev = s[S_RING_M + int(k - 1.0) % RING]
-                            cur = s[S_RING_M + int(k) % RING]
-                            if np.isfinite(prev) and prev < cur - p[P_RISE_G]:
-                                k -= 1.0
-                            else:
-                                break
+                        if not after_gap:
+                            best = -1.0
+                            j = g
+                            while j > max(g - impact_n - lag_imp, g - RING + 2) and j - 1.0 > s[S_TAKEOFF]:
+                                cur = s[S_RING_M + int(j) % RING]
+                                prev = s[S_RING_M + int(j - 1.0) % RING]
+                                if np.isfinite(cur) and np.isfinite(prev) and cur - prev > best:
+                                    best = cur - prev
+                                    k = j
+                                j -= 1.0
+                            while k - 1.0 > g - RING + 1 and k - 1.0 > s[S_TAKEOFF]:
+                                prev = s[S_RING_M + int(k - 1.0) % RING]
+                                cur = s[S_RING_M + int(k) % RING]
+                                if np.isfinite(prev) and prev < cur - p[P_RISE_G]:
+                                    k -= 1.0
+                                else:
+                                    break
                         if (k - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
                             s[S_LAST_AIR] = s[S_TAKEOFF]
+                            s[S_LAST_CONTACT] = k
                             s[S_LAND_OPEN] = 1.0
                             s[S_LAND_CONTACT] = k
                             s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
@@ -205,32 +248,27 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
             s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
         s[S_PREV_VALID] = 1.0 if valid else 0.0
 
-        # ---- cut: a foot strike, then a stance in which the leg turns about the vertical ---------------
-        if valid:
-            if s[S_CUT_OPEN] > 0.0:
-                s[S_CUT_LEN] += 1.0
-                if np.isfinite(turn_rad_s[i]):
-                    s[S_CUT_TURN] += turn_rad_s[i] * dt
-                if s[S_CUT_LEN] >= p[P_CUT_WINDOW_S] * rate:
-                    if abs(s[S_CUT_TURN]) * 57.29577951308232 >= p[P_CUT_MIN_TURN_DEG]:
-                        n_out = _emit(out, n_out, K_CUT, s[S_CUT_PLANT], g, s[S_CUT_TURN] * 1e3, 0.0)
-                    s[S_CUT_OPEN] = 0.0
-            if s[S_AIR] < 0.5 and a_s > p[P_CUT_IMPACT_G] and s[S_CUT_OPEN] < 0.5 \
-                    and g - s[S_LAST_AIR] > p[P_MAX_FLIGHT_S] * rate and s[S_LAND_OPEN] < 0.5:
-                k = g
-                while k - 1.0 > g - RING + 1:
-                    prev = s[S_RING_M + int(k - 1.0) % RING]
-                    cur = s[S_RING_M + int(k) % RING]
-                    if np.isfinite(prev) and prev < cur - p[P_RISE_G]:
-                        k -= 1.0
-                    else:
-                        break
-                if g - s[S_LAST_IMPACT] > p[P_CUT_MIN_STANCE_S] * rate:
-                    s[S_CUT_OPEN] = 1.0
-                    s[S_CUT_PLANT] = k
-                    s[S_CUT_TURN] = 0.0
-                    s[S_CUT_LEN] = g - k
-                s[S_LAST_IMPACT] = k
+        # ---- foot strikes of running (candidates for a cut plant, judged in Python): the knee extends
+        # from a swing peak to a minimum at initial contact, then flexes again in the loading response
+        if s[S_SW] == 0.0:
+            if fl > p[P_SWING_MIN_DEG] and s[S_AIR] < 0.5:
+                s[S_SW] = 1.0
+                s[S_SW_MIN] = fl  # the swing peak while in state 1
+        elif s[S_SW] == 1.0:
+            if fl > s[S_SW_MIN]:
+                s[S_SW_MIN] = fl
+            elif fl < s[S_SW_MIN] - 4.0 * p[P_STRIKE_RISE_DEG]:  # terminal swing: the knee extends
+                s[S_SW] = 2.0
+                s[S_SW_MIN] = fl
+                s[S_SW_MIN_IDX] = g
+        else:
+            if fl < s[S_SW_MIN]:
+                s[S_SW_MIN] = fl
+                s[S_SW_MIN_IDX] = g
+            elif fl > s[S_SW_MIN] + p[P_STRIKE_RISE_DEG]:
+                if s[S_LAND_OPEN] < 0.5 and g - s[S_LAST_AIR] > p[P_MAX_FLIGHT_S] * rate:
+                    n_out = _emit(out, n_out, K_STRIKE, s[S_SW_MIN_IDX], 0.0, 0.0, 0.0)
+                s[S_SW] = 0.0
 
         # ---- reps: quiet knee, descent, bottom, ascent, quiet again ---------------------------------------
         if g >= lag:
@@ -248,8 +286,8 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
             s[S_QUIET_RUN] = 0.0
         state = s[S_REP]
         if state == 3.0:
-            if s[S_LAST_AIR] >= s[S_REP_START]:
-                s[S_REP] = 0.0  # the dip of a jump, not a rep
+            if s[S_LAST_CONTACT] >= s[S_REP_START]:
+                s[S_REP] = 0.0  # the dip of a jump or a landing's absorption, not a rep
             elif g >= s[S_REP_END] + p[P_REP_HOLDOFF_S] * rate:
                 n_out = _emit(out, n_out, K_REP, s[S_REP_START], s[S_REP_PEAK_IDX], s[S_REP_END], 0.0)
                 s[S_REP] = 0.0
@@ -275,16 +313,23 @@ def detect(at_g: FloatArray, as_g: FloatArray, ws_rad_s: FloatArray, turn_rad_s:
                 if fl > s[S_ASC_MIN] + p[P_REP_ENTER_DEG]:  # bending again: gait or a bounce, not one rep
                     s[S_REP] = 0.0
                     continue
-            if s[S_REP] == 2.0 and s[S_QUIET_RUN] >= p[P_REP_END_QUIET_S] * rate \
-                    and fl < s[S_REP_START_FLEX] + p[P_REP_END_FRAC] * exc:
+            if (
+                s[S_REP] == 2.0
+                and s[S_QUIET_RUN] >= p[P_REP_END_QUIET_S] * rate
+                and fl < s[S_REP_START_FLEX] + p[P_REP_END_FRAC] * exc
+            ):
                 end = g - s[S_QUIET_RUN] + 1.0  # the rep ended where the knee became quiet
                 ecc_s = (s[S_REP_PEAK_IDX] - s[S_REP_START]) * dt
                 conc_s = (end - s[S_REP_PEAK_IDX]) * dt
                 s[S_REP] = 0.0
-                if exc >= p[P_REP_MIN_EXC_DEG] and ecc_s >= p[P_REP_MIN_ECC_S] \
-                        and conc_s >= p[P_REP_MIN_CONC_S] and s[S_LAST_AIR] < s[S_REP_START]:
+                if (
+                    exc >= p[P_REP_MIN_EXC_DEG]
+                    and ecc_s >= p[P_REP_MIN_ECC_S]
+                    and conc_s >= p[P_REP_MIN_CONC_S]
+                    and s[S_LAST_CONTACT] < s[S_REP_START]
+                ):
                     s[S_REP] = 3.0
                     s[S_REP_END] = end
-            elif (g - s[S_REP_START]) * dt > p[P_REP_MAX_S] or s[S_LAST_AIR] >= s[S_REP_START]:
+            elif (g - s[S_REP_START]) * dt > p[P_REP_MAX_S] or s[S_LAST_CONTACT] >= s[S_REP_START]:
                 s[S_REP] = 0.0
     return n_out

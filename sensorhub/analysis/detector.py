@@ -18,7 +18,7 @@ from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2, SIDE_SIGN
 from sensorhub.errors import InputError
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
-from . import _kernels as K
+from . import _kernels as kern
 from .metrics import MetricWindows, Signals, cut_metrics, landing_metrics, refine_rep_start, rep_metrics
 from .score import control_score
 
@@ -35,7 +35,8 @@ class AnalysisParams:
     air_confirm_s: float = 0.12  # ... and is a flight when, after this long,
     air_mean_max_g: float = 0.7  # its mean thigh |a| is below this (free fall: 0 g plus leg rotation)
     flight_shank_max_g: float = 0.9  # mean shank |a| over a flight (a planted shank reads ~1 g)
-    impact_g: float = 2.0  # while airborne: either segment above this is the ground impact
+    impact_g: float = 2.0
+    impact_window_s: float = 0.05  # the impact's onset is decided this long after the threshold crossing  # while airborne: either segment above this is the ground impact
     min_flight_s: float = 0.15
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
@@ -51,43 +52,52 @@ class AnalysisParams:
     rep_end_frac: float = 0.35  # end: quiet within this fraction of the excursion above the start
     rep_end_quiet_s: float = 0.08
     rep_max_s: float = 12.0
+    rep_shank_range_g: tuple[float, float] = (0.5, 2.0)  # a planted foot keeps the shank |a| within this
+    # during the descent; outside it the foot left the ground (a step up onto a box is not a rep)
     rep_holdoff_s: float = 0.6  # a rep is reported this long after its end unless a flight follows (jump)
-    cut_impact_g: float = 2.5  # foot strike on the ground (not airborne before)
-    cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical within the window
-    cut_window_s: float = 0.6
-    cut_min_stance_s: float = 0.15  # foot strikes closer than this to the previous one are ignored
-    cut_min_decel_g: float = 0.5  # horizontal deceleration a plant must show
+    swing_min_deg: float = 70.0  # running: a swing flexes the knee beyond this (deeper than any stance) ...
+    strike_rise_deg: float = 3.0  # ... and initial contact is the flexion minimum before it rises this much
+    cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical around the strike ...
+    cut_turn_before_s: float = 0.7  # ... from this long before it
+    cut_turn_after_s: float = 0.9  # ... to this long after it
+    cut_extra_flexion_deg: float = (
+        8.0  # braking: stance flexion this much deeper than the leg's recent strides
+    )
+    cut_stance_flexion_s: float = 0.25  # stance flexion peak: strike .. strike + this
+    cut_baseline_strides: int = (
+        6  # recent strides (within cut_baseline_s) that give the running stance flexion
+    )
+    cut_baseline_s: float = 5.0
     windows: MetricWindows = field(default_factory=MetricWindows)
 
     def as_array(self, rate_hz: float) -> FloatArray:
-        p = np.zeros(K.P_SIZE)
-        p[K.P_RATE_HZ] = rate_hz
-        p[K.P_AIR_ENTER_G] = self.air_enter_g
-        p[K.P_AIR_BREAK_G] = self.air_break_g
-        p[K.P_AIR_CONFIRM_S] = self.air_confirm_s
-        p[K.P_AIR_MEAN_MAX_G] = self.air_mean_max_g
-        p[K.P_IMPACT_G] = self.impact_g
-        p[K.P_FLIGHT_SHANK_MAX_G] = self.flight_shank_max_g
-        p[K.P_MIN_FLIGHT_S] = self.min_flight_s
-        p[K.P_MAX_FLIGHT_S] = self.max_flight_s
-        p[K.P_LANDING_WINDOW_S] = self.landing_window_s
-        p[K.P_RISE_G] = self.rise_g
-        p[K.P_QUIET_RATE_DEG_S] = self.quiet_rate_deg_s
-        p[K.P_QUIET_MIN_S] = self.quiet_min_s
-        p[K.P_RATE_LAG_S] = self.rate_lag_s
-        p[K.P_REP_ENTER_DEG] = self.rep_enter_deg
-        p[K.P_REP_MIN_EXC_DEG] = self.rep_min_excursion_deg
-        p[K.P_REP_MIN_ECC_S] = self.rep_min_eccentric_s
-        p[K.P_REP_MIN_CONC_S] = self.rep_min_concentric_s
-        p[K.P_REP_ASCENT_FRAC] = self.rep_ascent_frac
-        p[K.P_REP_END_FRAC] = self.rep_end_frac
-        p[K.P_REP_END_QUIET_S] = self.rep_end_quiet_s
-        p[K.P_REP_MAX_S] = self.rep_max_s
-        p[K.P_REP_HOLDOFF_S] = self.rep_holdoff_s
-        p[K.P_CUT_IMPACT_G] = self.cut_impact_g
-        p[K.P_CUT_MIN_TURN_DEG] = self.cut_min_turn_deg
-        p[K.P_CUT_WINDOW_S] = self.cut_window_s
-        p[K.P_CUT_MIN_STANCE_S] = self.cut_min_stance_s
+        p = np.zeros(kern.P_SIZE)
+        p[kern.P_RATE_HZ] = rate_hz
+        p[kern.P_AIR_ENTER_G] = self.air_enter_g
+        p[kern.P_AIR_BREAK_G] = self.air_break_g
+        p[kern.P_AIR_CONFIRM_S] = self.air_confirm_s
+        p[kern.P_AIR_MEAN_MAX_G] = self.air_mean_max_g
+        p[kern.P_IMPACT_G] = self.impact_g
+        p[kern.P_IMPACT_WINDOW_S] = self.impact_window_s
+        p[kern.P_FLIGHT_SHANK_MAX_G] = self.flight_shank_max_g
+        p[kern.P_MIN_FLIGHT_S] = self.min_flight_s
+        p[kern.P_MAX_FLIGHT_S] = self.max_flight_s
+        p[kern.P_LANDING_WINDOW_S] = self.landing_window_s
+        p[kern.P_RISE_G] = self.rise_g
+        p[kern.P_QUIET_RATE_DEG_S] = self.quiet_rate_deg_s
+        p[kern.P_QUIET_MIN_S] = self.quiet_min_s
+        p[kern.P_RATE_LAG_S] = self.rate_lag_s
+        p[kern.P_REP_ENTER_DEG] = self.rep_enter_deg
+        p[kern.P_REP_MIN_EXC_DEG] = self.rep_min_excursion_deg
+        p[kern.P_REP_MIN_ECC_S] = self.rep_min_eccentric_s
+        p[kern.P_REP_MIN_CONC_S] = self.rep_min_concentric_s
+        p[kern.P_REP_ASCENT_FRAC] = self.rep_ascent_frac
+        p[kern.P_REP_END_FRAC] = self.rep_end_frac
+        p[kern.P_REP_END_QUIET_S] = self.rep_end_quiet_s
+        p[kern.P_REP_MAX_S] = self.rep_max_s
+        p[kern.P_REP_HOLDOFF_S] = self.rep_holdoff_s
+        p[kern.P_SWING_MIN_DEG] = self.swing_min_deg
+        p[kern.P_STRIKE_RISE_DEG] = self.strike_rise_deg
         return p
 
 
@@ -115,7 +125,9 @@ class DetectorOutput:
 class EventDetector:
     """Landings, cuts and reps of one leg (thigh + shank IMU and its knee angles)."""
 
-    def __init__(self, side: str, rate_hz: float, leg_id: str = "", params: AnalysisParams | None = None) -> None:
+    def __init__(
+        self, side: str, rate_hz: float, leg_id: str = "", params: AnalysisParams | None = None
+    ) -> None:
         if side not in SIDE_SIGN:
             raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
         if not rate_hz > 0:
@@ -125,8 +137,8 @@ class EventDetector:
         self.leg_id = leg_id or side
         self.params = params or AnalysisParams()
         self._p = self.params.as_array(self.rate_hz)
-        self._state = K.new_state()
-        self._out = np.zeros((MAX_RECORDS, K.OUT_COLS))
+        self._state = kern.new_state()
+        self._out = np.zeros((MAX_RECORDS, kern.OUT_COLS))
         self._pending: list[LegSamples] = []
         self._hist: dict[str, FloatArray] = {name: np.empty(0) for name in _HIST_NAMES}
         self._base = 0
@@ -134,6 +146,8 @@ class EventDetector:
         self._hold = np.array([0.0, 0.0, GRAVITY_M_S2, 0.0, 0.0, 0.0])
         self.phase: LivePhase | None = None
         self._finished = False
+        self._strikes: list[int] = []  # foot strikes waiting for their turn window
+        self._stance_peaks: list[tuple[float, float]] = []  # (time, stance flexion peak) of recent strides
 
     # ---- public --------------------------------------------------------------------------------------
     def push(self, samples: LegSamples, angles: KneeAngles) -> list[Event]:
@@ -157,11 +171,15 @@ class EventDetector:
         """End of stream: close a landing or cut window still open (a rep in progress is dropped)."""
         self._finished = True
         s = self._state
-        g_last = int(s[K.S_N]) - 1
+        g_last = int(s[kern.S_N]) - 1
         events: list[Event] = []
-        if s[K.S_LAND_OPEN] > 0.0:
-            events += self._events(np.array([[K.K_LANDING, s[K.S_LAND_CONTACT], s[K.S_LAND_TAKEOFF], g_last, -1.0]]))
-            s[K.S_LAND_OPEN] = 0.0
+        if s[kern.S_LAND_OPEN] > 0.0:
+            events += self._events(
+                np.array([[kern.K_LANDING, s[kern.S_LAND_CONTACT], s[kern.S_LAND_TAKEOFF], g_last, -1.0]])
+            )
+            s[kern.S_LAND_OPEN] = 0.0
+        if self._hist["t_s"].shape[0]:
+            events += self._judge_strikes(final=True)
         self.phase = None
         return events
 
@@ -173,8 +191,10 @@ class EventDetector:
         head = _slice(joined, slice(0, n))
         self._pending = [_slice(joined, slice(n, len(joined)))] if len(joined) > n else []
         if abs(float(head.t_s[0]) - float(angles.t_s[0])) > 0.25 / self.rate_hz:
-            raise InputError(f"{self.leg_id}: angles start at {angles.t_s[0]:.6f} s but the samples waiting for "
-                             f"them at {head.t_s[0]:.6f} s: pass every sample and every angle row once, in order")
+            raise InputError(
+                f"{self.leg_id}: angles start at {angles.t_s[0]:.6f} s but the samples waiting for "
+                f"them at {head.t_s[0]:.6f} s: pass every sample and every angle row once, in order"
+            )
         return head
 
     def _features(self, x: LegSamples) -> dict[str, FloatArray]:
@@ -212,13 +232,24 @@ class EventDetector:
         f = self._features(x)
         flex = np.ascontiguousarray(angles.flexion_rad * DEG_PER_RAD)
         valg = np.ascontiguousarray(angles.valgus_rad * DEG_PER_RAD)  # already mirrored per side
-        self._append({"t_s": np.asarray(x.t_s, dtype=np.float64), "at_g": f["at_g"], "as_g": f["as_g"],
-                      "ws_rad_s": f["ws_rad_s"], "hacc_g": f["hacc_g"], "flex_deg": flex, "valg_deg": valg})
-        n_out = K.detect(f["at_g"], f["as_g"], f["ws_rad_s"], np.ascontiguousarray(f["turn_rad_s"]), flex,
-                         self._p, self._state, self._out)
-        if n_out > MAX_RECORDS:
-            raise InputError(f"{self.leg_id}: more than {MAX_RECORDS} events in one chunk; push smaller chunks")
+        self._append(
+            {
+                "t_s": np.asarray(x.t_s, dtype=np.float64),
+                "at_g": f["at_g"],
+                "as_g": f["as_g"],
+                "ws_rad_s": f["ws_rad_s"],
+                "hacc_g": f["hacc_g"],
+                "flex_deg": flex,
+                "valg_deg": valg,
+                "turn_rad_s": f["turn_rad_s"],
+            }
+        )
+        n = flex.shape[0]
+        if self._out.shape[0] < n // 8 + MAX_RECORDS:  # records are >= 0.15 s apart: never overflows
+            self._out = np.zeros((n // 8 + MAX_RECORDS, kern.OUT_COLS))
+        n_out = kern.detect(f["at_g"], f["as_g"], flex, self._p, self._state, self._out)
         events = self._events(self._out[:n_out].copy())
+        events += self._judge_strikes()
         self._trim()
         return events
 
@@ -237,8 +268,17 @@ class EventDetector:
 
     def _signals(self) -> Signals:
         h = self._hist
-        return Signals(self._base, h["t_s"], h["at_g"], h["as_g"], h["ws_rad_s"], h["hacc_g"], h["flex_deg"],
-                       h["valg_deg"])
+        return Signals(
+            self._base,
+            h["t_s"],
+            h["at_g"],
+            h["as_g"],
+            h["ws_rad_s"],
+            h["hacc_g"],
+            h["flex_deg"],
+            h["valg_deg"],
+            h["turn_rad_s"],
+        )
 
     def _events(self, records: FloatArray) -> list[Event]:
         if records.shape[0] == 0:
@@ -248,31 +288,61 @@ class EventDetector:
         events: list[Event] = []
         for kind, a, b, c, d in records:
             ia, ib, ic, id_ = int(a), int(b), int(c), int(d)
-            if kind == K.K_LANDING:
+            if kind == kern.K_LANDING:
                 metrics = landing_metrics(sig, ia, ib, ic, id_, w)
                 etype, t_s = "landing", sig.t(ia)
-            elif kind == K.K_REP:
+            elif kind == kern.K_REP:
+                shank = sig.as_g[sig.sl(ia, ib)]
+                lo, hi = self.params.rep_shank_range_g
+                if np.isfinite(shank).any() and (np.nanmin(shank) < lo or np.nanmax(shank) > hi):
+                    continue
                 metrics = rep_metrics(sig, ia, ib, ic)
                 etype, t_s = "rep", sig.t(refine_rep_start(sig, ia))
             else:
-                metrics = cut_metrics(sig, ia, c * 1e-3, w)
-                if not metrics["peak_decel_g"] >= self.params.cut_min_decel_g:
-                    continue  # turned without braking: a curved run, not a plant
-                etype, t_s = "cut", sig.t(ia)
+                self._strikes.append(ia)  # judged once the turn after it is known
+                continue
             events.append(Event(etype, self.leg_id, t_s, metrics, control_score(etype, metrics)))
+        return events
+
+    def _judge_strikes(self, final: bool = False) -> list[Event]:
+        """A cut plant: a foot strike with a braking stance (knee flexion deeper than the leg's recent
+        running strides) around which the thigh's heading about the vertical changes."""
+        pr = self.params
+        g_last = int(self._state[kern.S_N]) - 1
+        n_after = round(pr.cut_turn_after_s * self.rate_hz)
+        events: list[Event] = []
+        sig = self._signals()
+        while self._strikes and (final or self._strikes[0] + n_after <= g_last):
+            strike = self._strikes.pop(0)
+            t_strike = sig.t(strike)
+            flex = sig.flex_deg[sig.sl(strike, strike + round(pr.cut_stance_flexion_s * self.rate_hz))]
+            peak = float(np.nanmax(flex)) if np.isfinite(flex).any() else math.nan
+            recent = [v for t, v in self._stance_peaks if t_strike - t <= pr.cut_baseline_s]
+            self._stance_peaks = [(t, v) for t, v in self._stance_peaks if t_strike - t <= pr.cut_baseline_s]
+            self._stance_peaks = [*self._stance_peaks, (t_strike, peak)][-pr.cut_baseline_strides :]
+            if len(recent) < 2 or not peak - float(np.median(recent)) >= pr.cut_extra_flexion_deg:
+                continue
+            turn = sig.turn_rad_s[
+                sig.sl(strike - round(pr.cut_turn_before_s * self.rate_hz), strike + n_after)
+            ]
+            turn_rad = float(np.nansum(turn)) / self.rate_hz
+            if abs(math.degrees(turn_rad)) < pr.cut_min_turn_deg:
+                continue
+            metrics = cut_metrics(sig, strike, turn_rad, pr.windows)
+            events.append(Event("cut", self.leg_id, t_strike, metrics, control_score("cut", metrics)))
         return events
 
     def _live_phase(self) -> LivePhase | None:
         s = self._state
-        if s[K.S_REP] != 1.0:
+        if s[kern.S_REP] != 1.0:
             return None
         sig = self._signals()
-        start = int(s[K.S_REP_START])
-        sl = sig.sl(start, int(s[K.S_N]) - 1)
+        start = int(s[kern.S_REP_START])
+        sl = sig.sl(start, int(s[kern.S_N]) - 1)
         valg = sig.valg_deg[sl]
         flex_now = float(sig.flex_deg[-1])
         elapsed = float(sig.t_s[-1]) - sig.t(start)
-        exc = flex_now - float(s[K.S_REP_START_FLEX])
+        exc = flex_now - float(s[kern.S_REP_START_FLEX])
         metrics = {
             "flexion_deg": flex_now,
             "excursion_deg": exc,
@@ -284,7 +354,7 @@ class EventDetector:
         return LivePhase(self.leg_id, "rep_descent", float(sig.t_s[-1]), sig.t(start), metrics)
 
 
-_HIST_NAMES = ("t_s", "at_g", "as_g", "ws_rad_s", "hacc_g", "flex_deg", "valg_deg")
+_HIST_NAMES = ("t_s", "at_g", "as_g", "ws_rad_s", "hacc_g", "flex_deg", "valg_deg", "turn_rad_s")
 
 
 def _rotate(quat: FloatArray, v: FloatArray) -> FloatArray:
@@ -296,8 +366,14 @@ def _rotate(quat: FloatArray, v: FloatArray) -> FloatArray:
 
 
 def _slice(s: LegSamples, sl: slice) -> LegSamples:
-    return LegSamples(s.leg_id, s.t_s[sl], s.thigh_acc_m_s2[sl], s.thigh_gyr_rad_s[sl], s.shank_acc_m_s2[sl],
-                      s.shank_gyr_rad_s[sl])
+    return LegSamples(
+        s.leg_id,
+        s.t_s[sl],
+        s.thigh_acc_m_s2[sl],
+        s.thigh_gyr_rad_s[sl],
+        s.shank_acc_m_s2[sl],
+        s.shank_gyr_rad_s[sl],
+    )
 
 
 def _concat(parts: list[LegSamples], leg_id: str) -> LegSamples:
@@ -317,8 +393,9 @@ def event_to_json(event: Event) -> dict[str, Any]:
     return out
 
 
-def detect_events(samples: LegSamples, angles: KneeAngles, side: str, rate_hz: float,
-                  params: AnalysisParams | None = None) -> list[Event]:
+def detect_events(
+    samples: LegSamples, angles: KneeAngles, side: str, rate_hz: float, params: AnalysisParams | None = None
+) -> list[Event]:
     """Offline: the streaming detector over a whole recording (one push, then finish)."""
     det = EventDetector(side, rate_hz, samples.leg_id, params)
     return det.push(samples, angles) + det.finish()

@@ -27,6 +27,7 @@ class Signals:
     hacc_g: FloatArray  # thigh horizontal acceleration magnitude (earth frame, gravity removed) / g
     flex_deg: FloatArray
     valg_deg: FloatArray
+    turn_rad_s: FloatArray  # thigh angular rate about the vertical (earth frame)
 
     def sl(self, a: int, b: int) -> slice:
         """Rows of global indices [a, b] (inclusive), clipped to the buffer."""
@@ -55,8 +56,9 @@ def _nanmax_idx(x: FloatArray) -> int:
     return int(np.nanargmax(x))
 
 
-def landing_metrics(s: Signals, contact: int, takeoff: int, end: int, next_takeoff: int,
-                    w: MetricWindows) -> dict[str, float]:
+def landing_metrics(
+    s: Signals, contact: int, takeoff: int, end: int, next_takeoff: int, w: MetricWindows
+) -> dict[str, float]:
     sl = s.sl(contact, end)
     t_c = s.t(contact)
     flex = s.flex_deg[sl]
@@ -106,7 +108,7 @@ def refine_rep_start(s: Signals, start: int, lookback_s: float = 1.0, above_deg:
     if flex.size == 0 or not np.isfinite(flex).all():
         return start
     k = flex.shape[0] - 1
-    while k > 0 and flex[k - 1] <= flex[k]:  # back down the monotonic rise only (not into a step before it)
+    while k > 0 and flex[k - 1] < flex[k]:  # back down the strictly rising part only (not through a hold)
         k -= 1
     near = np.flatnonzero(flex[k:] <= flex[k] + above_deg)
     return start - (flex.shape[0] - 1 - (k + int(near[-1])))

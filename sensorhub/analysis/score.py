@@ -45,11 +45,16 @@ REP_TARGETS = (
     Target("eccentric_s", good=2.0, bad=0.8),
 )
 
-TARGETS: Mapping[str, tuple[Target, ...]] = {"landing": LANDING_TARGETS, "cut": CUT_TARGETS, "rep": REP_TARGETS}
+TARGETS: Mapping[str, tuple[Target, ...]] = {
+    "landing": LANDING_TARGETS,
+    "cut": CUT_TARGETS,
+    "rep": REP_TARGETS,
+}
 
 
-def control_score(event_type: str, metrics: Mapping[str, float],
-                  targets: Mapping[str, tuple[Target, ...]] = TARGETS) -> float:
+def control_score(
+    event_type: str, metrics: Mapping[str, float], targets: Mapping[str, tuple[Target, ...]] = TARGETS
+) -> float:
     """0-100, NaN when the event has none of its scored metrics."""
     num = den = 0.0
     for t in targets.get(event_type, ()):

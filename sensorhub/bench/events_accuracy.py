@@ -18,10 +18,30 @@ import numpy as np
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
 MATCH_S = {"landing": 0.1, "cut": 0.2, "rep": 0.4}
-DRILL_LIST = ("standing", "calibration_bends", "squat", "step_down", "lunge", "cmj", "drop_jump", "cut_45",
-              "cut_90", "walk", "jog")
-ERROR_METRICS = ("flexion_at_contact_deg", "peak_flexion_deg", "flight_time_s", "peak_valgus_deg", "depth_deg",
-                 "flexion_at_plant_deg", "direction_change_deg", "ground_contact_time_s", "eccentric_s")
+DRILL_LIST = (
+    "standing",
+    "calibration_bends",
+    "squat",
+    "step_down",
+    "lunge",
+    "cmj",
+    "drop_jump",
+    "cut_45",
+    "cut_90",
+    "walk",
+    "jog",
+)
+ERROR_METRICS = (
+    "flexion_at_contact_deg",
+    "peak_flexion_deg",
+    "flight_time_s",
+    "peak_valgus_deg",
+    "depth_deg",
+    "flexion_at_plant_deg",
+    "direction_change_deg",
+    "ground_contact_time_s",
+    "eccentric_s",
+)
 FAULTS = {"valgus": 0.3, "stiff_landing": 0.3, "fast_eccentric": 0.3}
 
 
@@ -46,35 +66,53 @@ class Result:
     matched: list[tuple[dict[str, Any], Event]] = field(default_factory=list)
 
 
-def simulate_leg(drill: str, errors: str, seed: int, reps: int = 5, side: str = "right",
-                 faults: dict[str, float] | None = None) -> tuple[Any, LegSamples, float]:
+def simulate_leg(
+    drill: str,
+    errors: str,
+    seed: int,
+    reps: int = 5,
+    side: str = "right",
+    faults: dict[str, float] | None = None,
+) -> tuple[Any, LegSamples, float]:
     """(firmware_sim arrays with truth, LegSamples, rate_hz) of one simulated leg."""
     from firmware_sim import make_leg_csv_arrays
 
-    arr = make_leg_csv_arrays(drill, side, seed=seed, errors=errors, reps=reps,
-                              faults=FAULTS if faults is None else faults)
+    arr = make_leg_csv_arrays(
+        drill, side, seed=seed, errors=errors, reps=reps, faults=FAULTS if faults is None else faults
+    )
     d = arr.data
-    samples = LegSamples(side, arr.t_s, d[:, 0:3].copy(), d[:, 3:6].copy(), d[:, 6:9].copy(), d[:, 9:12].copy())
+    samples = LegSamples(
+        side, arr.t_s, d[:, 0:3].copy(), d[:, 3:6].copy(), d[:, 6:9].copy(), d[:, 9:12].copy()
+    )
     return arr, samples, 200.0
 
 
-def detect_leg(samples: LegSamples, side: str, rate_hz: float, chunk: int = 0,
-               truth_deg: FloatArray | None = None) -> list[Event]:
+def detect_leg(
+    samples: LegSamples, side: str, rate_hz: float, chunk: int = 0, truth_deg: FloatArray | None = None
+) -> list[Event]:
     """Knee angles then events, in one batch (chunk=0) or fed ``chunk`` samples at a time. With
     ``truth_deg`` (N, 3) the true knee angles replace the estimator's (tests of the detector alone)."""
     from sensorhub.analysis import EventDetector
     from sensorhub.kinematics import KneeEstimator
 
-    knee: KneeEstimator | _TruthAngles = (KneeEstimator(side, rate_hz, samples.leg_id) if truth_deg is None
-                                           else _TruthAngles(samples, truth_deg))
+    knee: KneeEstimator | _TruthAngles = (
+        KneeEstimator(side, rate_hz, samples.leg_id)
+        if truth_deg is None
+        else _TruthAngles(samples, truth_deg)
+    )
     det = EventDetector(side, rate_hz, samples.leg_id)
     n = len(samples)
     step = n if chunk <= 0 else chunk
     events: list[Event] = []
     for i in range(0, n, step):
-        part = LegSamples(samples.leg_id, samples.t_s[i:i + step], samples.thigh_acc_m_s2[i:i + step],
-                          samples.thigh_gyr_rad_s[i:i + step], samples.shank_acc_m_s2[i:i + step],
-                          samples.shank_gyr_rad_s[i:i + step])
+        part = LegSamples(
+            samples.leg_id,
+            samples.t_s[i : i + step],
+            samples.thigh_acc_m_s2[i : i + step],
+            samples.thigh_gyr_rad_s[i : i + step],
+            samples.shank_acc_m_s2[i : i + step],
+            samples.shank_gyr_rad_s[i : i + step],
+        )
         events += det.push(part, knee.push(part))
     events += det.push(_empty(samples.leg_id), knee.finish())
     events += det.finish()
@@ -93,9 +131,15 @@ class _TruthAngles:
     def push(self, part: LegSamples) -> KneeAngles:
         i, n = self._i, len(part)
         self._i += n
-        r = self._rad[i:i + n]
-        return KneeAngles(self._leg, self._t[i:i + n], r[:, 0].copy(), r[:, 1].copy(), r[:, 2].copy(),
-                          np.zeros(n, dtype=np.uint8))
+        r = self._rad[i : i + n]
+        return KneeAngles(
+            self._leg,
+            self._t[i : i + n],
+            r[:, 0].copy(),
+            r[:, 1].copy(),
+            r[:, 2].copy(),
+            np.zeros(n, dtype=np.uint8),
+        )
 
     def finish(self) -> KneeAngles:
         e = np.empty(0)
@@ -154,23 +198,81 @@ def summary_lines(res: Result) -> list[str]:
         lines.append(f"{kind:8s} {t.tp:4d} {t.fp:4d} {t.fn:4d}  {t.f1:.3f}")
     if res.contact_err_s:
         ce = np.abs(np.array(res.contact_err_s)) * 1e3
-        lines.append(f"landing contact |error|: median {np.median(ce):.1f} ms, p90 {np.percentile(ce, 90):.1f} ms")
+        lines.append(
+            f"landing contact |error|: median {np.median(ce):.1f} ms, p90 {np.percentile(ce, 90):.1f} ms"
+        )
     lines.append("metric                                   n   median|err|  p90|err|  mean err")
     for name, vals in sorted(res.errors.items()):
         v = np.array(vals)
-        lines.append(f"{name:40s} {v.size:3d}   {np.median(np.abs(v)):9.3f} {np.percentile(np.abs(v), 90):9.3f}"
-                     f" {np.mean(v):+9.3f}")
+        lines.append(
+            f"{name:40s} {v.size:3d}   {np.median(np.abs(v)):9.3f} {np.percentile(np.abs(v), 90):9.3f}"
+            f" {np.mean(v):+9.3f}"
+        )
     if res.false_in:
         lines.append("false positives: " + ", ".join(f"{k}: {v}" for k, v in sorted(res.false_in.items())))
     return lines
 
 
+EXPECTED_PHRASE = {"valgus": "knees out", "stiff_landing": "softer landing", "fast_eccentric": "slower"}
+FAULTS_SHOWN = {
+    "landing": ("valgus", "stiff_landing"),
+    "rep": ("valgus", "fast_eccentric"),
+    "cut": ("valgus",),
+}
+"""The simulator draws every fault for every event; only these change the motion of each event type."""
+
+
+@dataclass(slots=True)
+class CueTally:
+    faulty: int = 0
+    faulty_right: int = 0
+    good: int = 0
+    good_cued: int = 0
+    misses: list[str] = field(default_factory=list)
+
+
+def evaluate_cues(res: Result) -> CueTally:
+    """The default cue rules on every matched drill event (not the calibration bends): the right phrase for
+    a faulty one (any of its faults' phrases), none for a good one. A fresh engine per event, so cooldowns
+    and the one-at-a-time rule do not hide a decision."""
+    from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
+
+    rules = parse_rules(DEFAULT_RULES, "<defaults>")
+    tally = CueTally()
+    for truth, event in res.matched:
+        if truth.get("calibration"):
+            continue
+        cue = CueEngine(rules).on_event(event)
+        faults = [f for f in truth.get("faults") or [] if f in FAULTS_SHOWN[event.type]]
+        if faults:
+            tally.faulty += 1
+            right = cue is not None and cue.phrase in {EXPECTED_PHRASE[f] for f in faults}
+            tally.faulty_right += int(right)
+            if not right:
+                tally.misses.append(
+                    f"{truth.get('exercise')} {truth['t_s']:.2f} {'+'.join(faults)}: "
+                    f"{cue.phrase if cue else 'no cue'}"
+                )
+        else:
+            tally.good += 1
+            tally.good_cued += int(cue is not None)
+            if cue is not None:
+                tally.misses.append(f"{truth.get('exercise')} {truth['t_s']:.2f} good: {cue.phrase}")
+    return tally
+
+
 def run_events_accuracy(quick: bool) -> int:
-    """Print the table; returns 0 when the targets (F1 >= 0.98, contact median <= 10 ms) are met."""
+    """Print the tables; returns 0 when the targets (F1 >= 0.98, contact median <= 10 ms) are met."""
     seeds = (1,) if quick else (1, 2, 3)
     res = evaluate(DRILL_LIST, ("clean", "realistic"), seeds)
     for line in summary_lines(res):
         print(line)
+    cues = evaluate_cues(res)
+    print(
+        f"cues: right cue for {cues.faulty_right}/{cues.faulty} faulty events "
+        f"({100.0 * cues.faulty_right / max(cues.faulty, 1):.1f} %), a cue for {cues.good_cued}/{cues.good} "
+        f"good ones ({100.0 * cues.good_cued / max(cues.good, 1):.1f} %)"
+    )
     ok = all(t.f1 >= 0.98 for t in res.tallies.values())
     if res.contact_err_s:
         ok &= float(np.median(np.abs(res.contact_err_s))) <= 0.010

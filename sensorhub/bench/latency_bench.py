@@ -40,8 +40,13 @@ def event_close_s(event: Event) -> float:
 class AnalysisPipeline(Pipeline):
     """The lead's Pipeline plus per-leg event detection and cues (until the runtime wires them itself)."""
 
-    def __init__(self, sensors: Iterable[SensorRef], bus: Bus, engine: CueEngine, clock: type[time] | None = None,
-                 rate_hz: float | None = None) -> None:
+    def __init__(
+        self,
+        sensors: Iterable[SensorRef],
+        bus: Bus,
+        engine: CueEngine,
+        rate_hz: float | None = None,
+    ) -> None:
         super().__init__(list(sensors), rate_hz=rate_hz)
         self.bus = bus
         self.engine = engine
@@ -73,7 +78,9 @@ class AnalysisPipeline(Pipeline):
                     self._cue(self.engine.on_event(event))
             if step.phase is not None:
                 self._in_phase[chunk.leg_id] = True
-                self._cue(self.engine.on_phase(chunk.leg_id, step.phase.kind, step.phase.t_s, step.phase.metrics))
+                self._cue(
+                    self.engine.on_phase(chunk.leg_id, step.phase.kind, step.phase.t_s, step.phase.metrics)
+                )
             elif self._in_phase.pop(chunk.leg_id, False):
                 self.engine.end_phase(chunk.leg_id, "rep_descent")
             if angles.t_s.shape[0] or step.events:
@@ -94,11 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--athletes", type=int, default=8, help="simulated athletes (2 legs, 4 sensors each)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--fast", action="store_true", help="release packets as fast as possible (throughput)")
+    parser.add_argument(
+        "--fast", action="store_true", help="release packets as fast as possible (throughput)"
+    )
 
 
-async def _run(n_athletes: int, reps: int, seed: int, realtime: bool) -> tuple[dict[str, float], dict[str, float],
-                                                                                 int, int, int]:
+async def _run(
+    n_athletes: int, reps: int, seed: int, realtime: bool
+) -> tuple[dict[str, float], dict[str, float], int, int, int]:
     from firmware_sim.athletes import SimulatedAthlete
     from firmware_sim.body import simulate
     from firmware_sim.transports.inprocess import InProcessTransport
@@ -109,8 +119,14 @@ async def _run(n_athletes: int, reps: int, seed: int, realtime: bool) -> tuple[d
     athletes = []
     for k in range(n_athletes):
         drill = DRILL_CYCLE[k % len(DRILL_CYCLE)]
-        motion = simulate(drill=drill, reps=reps, sides=("right", "left"), seed=seed + k, faults=faults,
-                          calibration_bends=True)
+        motion = simulate(
+            drill=drill,
+            reps=reps,
+            sides=("right", "left"),
+            seed=seed + k,
+            faults=faults,
+            calibration_bends=True,
+        )
         athletes.append(SimulatedAthlete(f"a{k:03d}", motion, errors="realistic", seed=seed + k))
     transport = InProcessTransport(athletes, realtime=realtime, seed=seed)
     refs = sensor_refs_from_meta(transport.sensor_refs())
@@ -122,8 +138,13 @@ async def _run(n_athletes: int, reps: int, seed: int, realtime: bool) -> tuple[d
     runner = LiveRunner(IteratorSource(aiter(transport), [r.sensor_id for r in refs]), pipeline, bus)
     await runner.run()
     n_events = sum(1 for _ in pipeline.detectors)
-    return (runner.stats.packet_to_angle.percentiles_ms(), pipeline.cue_latency.percentiles_ms(),
-            runner.stats.packets, len(pipeline.cues), n_events)
+    return (
+        runner.stats.packet_to_angle.percentiles_ms(),
+        pipeline.cue_latency.percentiles_ms(),
+        runner.stats.packets,
+        len(pipeline.cues),
+        n_events,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     p2a, c2c, packets, n_cues, n_legs = asyncio.run(_run(args.athletes, args.reps, args.seed, not args.fast))
     wall_s = time.perf_counter() - t0
-    print(f"{args.athletes} athletes, {n_legs} legs, {packets} packets, {n_cues} cues in {wall_s:.1f} s "
-          f"({'fast' if args.fast else 'real time'})")
+    print(
+        f"{args.athletes} athletes, {n_legs} legs, {packets} packets, {n_cues} cues in {wall_s:.1f} s "
+        f"({'fast' if args.fast else 'real time'})"
+    )
     print("latency                      p50_ms    p99_ms   target p99")
     print(f"packet -> knee angle       {p2a['p50_ms']:8.2f}  {p2a['p99_ms']:8.2f}   <= 10 ms")
     print(f"condition -> cue emitted   {c2c['p50_ms']:8.2f}  {c2c['p99_ms']:8.2f}   <= 20 ms")
@@ -153,5 +176,7 @@ def _warm_analysis() -> None:
     from sensorhub.model import KneeAngles
 
     zero = np.zeros(n)
-    det.push(LegSamples("warm", t, z, z * 0, z, z * 0),
-             KneeAngles("warm", t, zero, zero, zero, np.zeros(n, dtype=np.uint8)))
+    det.push(
+        LegSamples("warm", t, z, z * 0, z, z * 0),
+        KneeAngles("warm", t, zero, zero, zero, np.zeros(n, dtype=np.uint8)),
+    )

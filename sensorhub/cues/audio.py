@@ -65,8 +65,12 @@ def speech_clip(phrase: str, espeak: str) -> Clip | None:
     """espeak-ng speech, sped up until it fits in MAX_CLIP_S; None when synthesis fails."""
     for words_per_min in (190, 240, 300, 370):
         try:
-            proc = subprocess.run([espeak, "--stdout", "-s", str(words_per_min), "--", phrase],
-                                  capture_output=True, timeout=10, check=False)
+            proc = subprocess.run(
+                [espeak, "--stdout", "-s", str(words_per_min), "--", phrase],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         if proc.returncode != 0 or not proc.stdout:
@@ -80,7 +84,7 @@ def speech_clip(phrase: str, espeak: str) -> Clip | None:
         loud = np.flatnonzero(np.abs(pcm) > 300)
         if loud.size == 0:
             return None
-        pcm = pcm[max(0, loud[0] - rate // 100): loud[-1] + rate // 50]  # trim silence
+        pcm = pcm[max(0, loud[0] - rate // 100) : loud[-1] + rate // 50]  # trim silence
         if pcm.shape[0] / rate <= MAX_CLIP_S:
             return Clip(phrase, _wav(pcm, rate), pcm.shape[0] / rate, "speech")
     return None
@@ -109,11 +113,14 @@ def play(clip: Clip) -> subprocess.Popen[bytes]:
     for player, args in (("paplay", []), ("aplay", ["-q"])):
         exe = shutil.which(player)
         if exe:
-            proc = subprocess.Popen([exe, *args], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [exe, *args], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             assert proc.stdin is not None
             proc.stdin.write(clip.wav)
             proc.stdin.close()
             return proc
-    raise SinkError("no audio player found (install pulseaudio-utils for paplay or alsa-utils for aplay); "
-                    "cues still reach the dashboard")
+    raise SinkError(
+        "no audio player found (install pulseaudio-utils for paplay or alsa-utils for aplay); "
+        "cues still reach the dashboard"
+    )

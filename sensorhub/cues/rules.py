@@ -26,23 +26,74 @@ from typing import Any
 from sensorhub.errors import ConfigError
 
 EVENT_METRICS: Mapping[str, frozenset[str]] = {
-    "landing": frozenset({"flexion_at_contact_deg", "peak_flexion_deg", "flexion_excursion_deg",
-                          "time_to_peak_flexion_s", "peak_valgus_deg", "valgus_excursion_deg", "peak_shank_accel_g",
-                          "flight_time_s", "jump_height_m", "ground_contact_time_s", "time_to_stabilization_s",
-                          "control_score"}),
-    "cut": frozenset({"flexion_at_plant_deg", "peak_valgus_deg", "direction_change_deg", "peak_decel_g",
-                      "braking_time_s", "control_score"}),
-    "rep": frozenset({"depth_deg", "eccentric_s", "concentric_s", "peak_valgus_deg", "valgus_excursion_deg",
-                      "control_score"}),
-    "rep_descent": frozenset({"flexion_deg", "excursion_deg", "elapsed_s", "descent_rate_deg_s", "peak_valgus_deg",
-                              "valgus_excursion_deg"}),
+    "landing": frozenset(
+        {
+            "flexion_at_contact_deg",
+            "peak_flexion_deg",
+            "flexion_excursion_deg",
+            "time_to_peak_flexion_s",
+            "peak_valgus_deg",
+            "valgus_excursion_deg",
+            "peak_shank_accel_g",
+            "flight_time_s",
+            "jump_height_m",
+            "ground_contact_time_s",
+            "time_to_stabilization_s",
+            "control_score",
+        }
+    ),
+    "cut": frozenset(
+        {
+            "flexion_at_plant_deg",
+            "peak_valgus_deg",
+            "direction_change_deg",
+            "peak_decel_g",
+            "braking_time_s",
+            "control_score",
+        }
+    ),
+    "rep": frozenset(
+        {
+            "depth_deg",
+            "eccentric_s",
+            "concentric_s",
+            "peak_valgus_deg",
+            "valgus_excursion_deg",
+            "control_score",
+        }
+    ),
+    "rep_descent": frozenset(
+        {
+            "flexion_deg",
+            "excursion_deg",
+            "elapsed_s",
+            "descent_rate_deg_s",
+            "peak_valgus_deg",
+            "valgus_excursion_deg",
+        }
+    ),
 }
 LIVE_KINDS = frozenset({"rep_descent"})
 OPS = ("<=", ">=", "<", ">")
-RULE_KEYS = frozenset({"name", "drill", "on", "when", "metric", "op", "threshold", "phrase", "priority",
-                       "cooldown_s", "hysteresis"})
+RULE_KEYS = frozenset(
+    {
+        "name",
+        "drill",
+        "on",
+        "when",
+        "metric",
+        "op",
+        "threshold",
+        "phrase",
+        "priority",
+        "cooldown_s",
+        "hysteresis",
+    }
+)
 DEFAULT_COOLDOWN_S = 3.0
-_CLAUSE = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_CLAUSE = re.compile(
+    r"^\s*([a-z_][a-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +153,20 @@ def parse_condition(text: str, on: str, where: str) -> tuple[Condition, ...]:
     for clause in clauses:
         m = _CLAUSE.match(clause)
         if m is None:
-            raise ConfigError(f"{where}: when = {text!r}: {clause!r} is not 'METRIC OP NUMBER' "
-                              f"(OP one of {', '.join(OPS)}; clauses joined by 'and')")
+            raise ConfigError(
+                f"{where}: when = {text!r}: {clause!r} is not 'METRIC OP NUMBER' "
+                f"(OP one of {', '.join(OPS)}; clauses joined by 'and')"
+            )
         out.append(_condition(m.group(1), m.group(2), float(m.group(3)), on, where))
     return tuple(out)
 
 
 def _condition(metric: str, op: str, threshold: float, on: str, where: str) -> Condition:
     if metric not in EVENT_METRICS[on]:
-        raise ConfigError(f"{where}: unknown metric {metric!r} for on = {on!r}; known: "
-                          f"{', '.join(sorted(EVENT_METRICS[on]))}")
+        raise ConfigError(
+            f"{where}: unknown metric {metric!r} for on = {on!r}; known: "
+            f"{', '.join(sorted(EVENT_METRICS[on]))}"
+        )
     if op not in OPS:
         raise ConfigError(f"{where}: op = {op!r}; allowed: {', '.join(OPS)}")
     if not math.isfinite(threshold):
@@ -131,7 +186,9 @@ def parse_rule(rule: Mapping[str, Any], index: int, default_cooldown_s: float, w
     here = f"{where}: [[cues.rules]] {name!r}"
     unknown = sorted(set(rule) - RULE_KEYS)
     if unknown:
-        raise ConfigError(f"{here}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(RULE_KEYS))}")
+        raise ConfigError(
+            f"{here}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(RULE_KEYS))}"
+        )
     on = rule.get("on")
     if on not in EVENT_METRICS:
         raise ConfigError(f"{here}: on = {on!r}; allowed: {', '.join(EVENT_METRICS)}")
@@ -139,8 +196,8 @@ def parse_rule(rule: Mapping[str, Any], index: int, default_cooldown_s: float, w
         if any(k in rule for k in ("metric", "op", "threshold")):
             raise ConfigError(f"{here}: give either 'when' or 'metric'/'op'/'threshold', not both")
         if not isinstance(rule["when"], str):
-            raise ConfigError(f"{here}: when must be a string like \"peak_valgus_deg > 6\"")
-        conditions = parse_condition(rule["when"], on, here)
+            raise ConfigError(f'{here}: when must be a string like "peak_valgus_deg > 6"')
+        conditions = parse_condition(rule["when"], str(on), here)
     else:
         missing = [k for k in ("metric", "op", "threshold") if k not in rule]
         if missing:
@@ -148,7 +205,7 @@ def parse_rule(rule: Mapping[str, Any], index: int, default_cooldown_s: float, w
         threshold = rule["threshold"]
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):
             raise ConfigError(f"{here}: threshold = {threshold!r}; expected a number")
-        conditions = (_condition(str(rule["metric"]), str(rule["op"]), float(threshold), on, here),)
+        conditions = (_condition(str(rule["metric"]), str(rule["op"]), float(threshold), str(on), here),)
     phrase = rule.get("phrase")
     if not isinstance(phrase, str) or not phrase.strip() or len(phrase) > 40:
         raise ConfigError(f"{here}: phrase must be a short non-empty string (<= 40 characters)")
@@ -157,10 +214,17 @@ def parse_rule(rule: Mapping[str, Any], index: int, default_cooldown_s: float, w
         raise ConfigError(f"{here}: priority = {priority!r}; expected an integer (smaller = more important)")
     drill = rule.get("drill", "*")
     if not isinstance(drill, str):
-        raise ConfigError(f"{here}: drill = {drill!r}; expected a drill name or \"*\"")
-    return CueRule(name=name, drill=drill, on=str(on), conditions=conditions, phrase=phrase.strip(),
-                   priority=priority, cooldown_s=_number(rule, "cooldown_s", default_cooldown_s, here),
-                   hysteresis=_number(rule, "hysteresis", 0.0, here))
+        raise ConfigError(f'{here}: drill = {drill!r}; expected a drill name or "*"')
+    return CueRule(
+        name=name,
+        drill=drill,
+        on=str(on),
+        conditions=conditions,
+        phrase=phrase.strip(),
+        priority=priority,
+        cooldown_s=_number(rule, "cooldown_s", default_cooldown_s, here),
+        hysteresis=_number(rule, "hysteresis", 0.0, here),
+    )
 
 
 def parse_rules(table: Mapping[str, Any], where: str) -> CueRuleSet:
@@ -168,7 +232,9 @@ def parse_rules(table: Mapping[str, Any], where: str) -> CueRuleSet:
     allowed = {"cooldown_s", "rules", "mute"}
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: [cues] unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{where}: [cues] unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
     default = _number(table, "cooldown_s", DEFAULT_COOLDOWN_S, f"{where}: [cues]")
     rules = table.get("rules", [])
     if not isinstance(rules, Sequence) or isinstance(rules, str):
@@ -188,18 +254,55 @@ def parse_rules(table: Mapping[str, Any], where: str) -> CueRuleSet:
 DEFAULT_RULES: Mapping[str, Any] = {
     "cooldown_s": 3.0,
     "rules": [
-        {"name": "knees_out_rep", "drill": "*", "on": "rep", "when": "peak_valgus_deg > 6", "phrase": "knees out",
-         "priority": 1},
-        {"name": "knees_out_live", "drill": "*", "on": "rep_descent", "when": "peak_valgus_deg > 6",
-         "phrase": "knees out", "priority": 1, "hysteresis": 1.0},
-        {"name": "slower", "drill": "*", "on": "rep", "when": "eccentric_s < 0.9", "phrase": "slower",
-         "priority": 2},
-        {"name": "softer_landing", "drill": "*", "on": "landing", "when": "peak_flexion_deg < 50",
-         "phrase": "softer landing", "priority": 1},
-        {"name": "knees_out_landing", "drill": "*", "on": "landing", "when": "peak_valgus_deg > 6",
-         "phrase": "knees out", "priority": 2},
-        {"name": "knees_out_cut", "drill": "*", "on": "cut", "when": "peak_valgus_deg > 6", "phrase": "knees out",
-         "priority": 1},
+        {
+            "name": "knees_out_rep",
+            "drill": "*",
+            "on": "rep",
+            "when": "peak_valgus_deg > 6",
+            "phrase": "knees out",
+            "priority": 1,
+        },
+        {
+            "name": "knees_out_live",
+            "drill": "*",
+            "on": "rep_descent",
+            "when": "peak_valgus_deg > 6",
+            "phrase": "knees out",
+            "priority": 1,
+            "hysteresis": 1.0,
+        },
+        {
+            "name": "slower",
+            "drill": "*",
+            "on": "rep",
+            "when": "eccentric_s < 0.85",
+            "phrase": "slower",
+            "priority": 2,
+        },
+        {
+            "name": "softer_landing",
+            "drill": "*",
+            "on": "landing",
+            "when": "peak_flexion_deg < 50",
+            "phrase": "softer landing",
+            "priority": 1,
+        },
+        {
+            "name": "knees_out_landing",
+            "drill": "*",
+            "on": "landing",
+            "when": "peak_valgus_deg > 6",
+            "phrase": "knees out",
+            "priority": 2,
+        },
+        {
+            "name": "knees_out_cut",
+            "drill": "*",
+            "on": "cut",
+            "when": "peak_valgus_deg > 6",
+            "phrase": "knees out",
+            "priority": 1,
+        },
     ],
 }
 """Rules used when the config has no [cues] table (targets: docs/events.md)."""

@@ -166,42 +166,67 @@ def fit_hinge_axes(gyr1: np.ndarray, gyr2: np.ndarray, params0: np.ndarray, max_
 
 
 @njit(cache=True)
-def fill_gaps(values: np.ndarray, prev: np.ndarray, missing: np.ndarray, taper: float,
-              taper_min_gap: int) -> None:
-    """Fill NaN rows of ``values`` (N, 3) in place by linear interpolation between the valid rows around
-    each gap; ``prev`` is the last valid row before this block (NaN if none) and is updated. A gap with no
-    valid row after it holds the last value, one with none before takes the first. ``missing`` is OR-ed.
+def _sinh_ratio(x: float, y: float) -> float:
+    """sinh(x) / sinh(y) for 0 <= x <= y, without overflow."""
+    if y < 1e-9:
+        return x / max(y, 1e-300)
+    return math.exp(x - y) * (1.0 - math.exp(-2.0 * x)) / (1.0 - math.exp(-2.0 * y))
 
-    With ``taper`` > 0 (samples), in gaps of at least ``taper_min_gap`` samples, the two ends are instead
-    carried into the gap with weights that decay
-    as exp(-distance / taper): for angular rates, a long gap is better bridged by "the motion slowed
-    down" than by a straight line between two unrelated rates, whose integral can be far off.
 
-    The weights only depend on the position inside the gap, so a stream cut anywhere gives the same
-    numbers."""
+@njit(cache=True)
+def fill_gaps(values: np.ndarray, prev: np.ndarray, missing: np.ndarray, stats: np.ndarray, dt: float,
+              stats_tau_s: float, bridge_min_gap: int) -> None:
+    """Fill NaN rows of ``values`` (N, 3) in place; ``prev`` is the last valid row before this block (NaN if
+    none) and is updated; ``missing`` is OR-ed. A gap with no valid row after it holds the last value, one
+    with none before takes the first.
+
+    Between two valid rows the fill is the mean of an Ornstein-Uhlenbeck bridge: weights
+    sinh((T - t) / tau) / sinh(T / tau) and sinh(t / tau) / sinh(T / tau) for the two ends. Its correlation
+    time tau is estimated from the signal itself before the gap, tau = rms(x) / rms(dx/dt) (exponential
+    averages over ``stats_tau_s``; ``stats`` = [mean square of x, of dx/dt, previous row valid]): a slow
+    bend (long tau) is interpolated almost linearly, a gap in a swing phase or a cut (short tau, the
+    rate may have reversed inside the gap) fades both ends out instead of drawing a straight line whose
+    integral can be far off. With ``stats_tau_s`` <= 0, or in gaps shorter than ``bridge_min_gap``, the
+    fill is linear. The weights only depend on data before the gap, its end and the position inside
+    it, so a stream cut anywhere gives the same numbers."""
     n = values.shape[0]
+    alpha = dt / stats_tau_s if stats_tau_s > 0.0 else 0.0
     i = 0
     while i < n:
         if not (math.isnan(values[i, 0]) or math.isnan(values[i, 1]) or math.isnan(values[i, 2])):
+            if alpha > 0.0:
+                x2 = values[i, 0] ** 2 + values[i, 1] ** 2 + values[i, 2] ** 2
+                stats[0] += alpha * (x2 - stats[0])
+                if stats[2] > 0.5:
+                    d2 = ((values[i, 0] - prev[0]) ** 2 + (values[i, 1] - prev[1]) ** 2
+                          + (values[i, 2] - prev[2]) ** 2) / (dt * dt)
+                    stats[1] += alpha * (d2 - stats[1])
+                stats[2] = 1.0
             prev[0] = values[i, 0]
             prev[1] = values[i, 1]
             prev[2] = values[i, 2]
             i += 1
             continue
+        stats[2] = 0.0
         a = i
         while i < n and (math.isnan(values[i, 0]) or math.isnan(values[i, 1]) or math.isnan(values[i, 2])):
             i += 1
         has_left = not math.isnan(prev[0])
         has_right = i < n
         span = float(i - a + 1)
+        theta_t = 0.0  # T / tau of the bridge; 0 means linear
+        if alpha > 0.0 and i - a >= bridge_min_gap and stats[1] > 0.0:
+            tau = math.sqrt(stats[0] / stats[1])
+            theta_t = span * dt / max(tau, 1e-6)
         for r in range(a, i):
             missing[r] = True
-            w = float(r - a + 1) / span
-            wl = 1.0 - w
-            wr = w
-            if taper > 0.0 and i - a >= taper_min_gap:
-                wl = math.exp(-float(r - a + 1) / taper)
-                wr = math.exp(-float(i - r) / taper)
+            k = float(r - a + 1)
+            if theta_t > 1e-6:
+                wr = _sinh_ratio(theta_t * k / span, theta_t)
+                wl = _sinh_ratio(theta_t * (span - k) / span, theta_t)
+            else:
+                wr = k / span
+                wl = 1.0 - wr
             for c in range(3):
                 if has_left and has_right:
                     values[r, c] = prev[c] * wl + values[i, c] * wr

@@ -69,7 +69,7 @@ class KneeParams:
     # normal one agrees with it within gap_recovery_agree_deg for 0.25 s (at most gap_recovery_max_s), then
     # fades
     gap_recovery_min_s: float = 0.06
-    gap_gyr_taper_s: float = 0.02  # angular rates fade into a gap with this time constant (0: linear)
+    gap_gyr_stats_s: float = 1.0  # window of the rate statistics that shape the gap bridge (0: linear)
     gap_recovery_agree_deg: float = 1.0
     gap_recovery_max_s: float = 10.0
     gap_recovery_fade_s: float = 0.3
@@ -128,7 +128,7 @@ class KneeEstimator:
         self._state = np.zeros(_kernels.K_SIZE)
         self._loop_params = loop_params(self.params.heading, self.rate_hz, SIDE_SIGN[side])
         p = self.params
-        self._gyr_taper = p.gap_gyr_taper_s * self.rate_hz
+        self._fill_stats = np.zeros((4, 3))
         self._blend_params = np.array([
             max(1, round(p.gap_recovery_min_s * self.rate_hz)), math.radians(p.gap_recovery_agree_deg),
             p.gap_recovery_max_s * self.rate_hz, math.exp(-1.0 / (p.gap_recovery_fade_s * self.rate_hz)),
@@ -252,8 +252,9 @@ class KneeEstimator:
         arrays: list[FloatArray] = []
         for k, name in enumerate(names):
             values = np.array(getattr(samples, name)[:n], dtype=np.float64, order="C")
-            taper = self._gyr_taper if name.endswith("gyr_rad_s") else 0.0
-            _kernels.fill_gaps(values, self._hold[k], missing, taper, int(self._blend_params[0]))
+            bridge_s = self.params.gap_gyr_stats_s if name.endswith("gyr_rad_s") else 0.0
+            _kernels.fill_gaps(values, self._hold[k], missing, self._fill_stats[k], 1.0 / self.rate_hz,
+                               bridge_s, int(self._blend_params[0]))
             arrays.append(values)
         acc_t, gyr_t, acc_s, gyr_s = arrays
         gyr_t = gyr_t - cal.thigh_gyr_bias_rad_s
@@ -330,7 +331,7 @@ def warmup() -> None:
     missing = np.zeros(2, dtype=np.bool_)
     values = np.zeros((2, 3))
     values[1] = np.nan
-    _kernels.fill_gaps(values, np.zeros(3), missing, 1.0, 1)
+    _kernels.fill_gaps(values, np.zeros(3), missing, np.zeros(3), 0.01, 1.0, 1)
     blend_state = np.zeros(4)
     _kernels.blend_after_gaps(q, q, missing, np.array([1.0, 0.01, 10.0, 0.9, 1.0, 1.0]), blend_state,
                               np.empty((2, 4)))

@@ -10,13 +10,8 @@ Public API:
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-import numpy as np
-
 from sensorhub.model import FloatArray
-from sensorhub.orientation import _kernels
-from sensorhub.orientation.filter import Flag, FlagArray, OrientationBank, OrientationFilter
+from sensorhub.orientation.filter import Flag, FlagArray, OrientationBank, OrientationFilter, ensure_compiled
 from sensorhub.orientation.params import FilterParams
 
 __all__ = [
@@ -41,17 +36,9 @@ def estimate(gyr_rad_s: FloatArray, acc_m_s2: FloatArray, rate_hz: float,
 
 
 def warmup() -> None:
-    """Compile (or load from numba's cache) every kernel for the array types the filter uses.
+    """Compile (or load from numba's cache) every kernel; call at start-up, before the first live sample.
 
-    Afterwards compilation is disabled, so an unexpected input type can never trigger a compile on the
-    live path: the wrappers convert such inputs instead.
+    The first filter constructed does the same; afterwards compilation is disabled, so an unexpected
+    input type is converted by the wrappers instead of compiled on the live path.
     """
-    filt = OrientationFilter(100.0)
-    rows = np.zeros((2, 3))
-    rows[:, 2] = 9.81
-    filt.update(rows, rows, n_missing_before=1)
-    bank = OrientationBank(2, 100.0)
-    chunk = np.zeros((2, 2, 3))
-    bank.update(chunk, chunk + 9.81, np.array([2, 1], dtype=np.int64), np.array([0, 1], dtype=np.int64))
-    for kernel in (_kernels.filter_batch, _kernels.bridge_gap, _kernels.filter_many):
-        cast(Any, kernel).disable_compile()
+    ensure_compiled()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntFlag
+from typing import Any, cast
 
 import numpy as np
 from numba.core.errors import NumbaError
@@ -38,6 +39,31 @@ class Flag(IntFlag):
     """A gyroscope or accelerometer component is at its full-scale range."""
     GAP = k.FLAG_GAP
     """Input was missing (NaN row or sequence gap) and the orientation was bridged."""
+
+
+_compiled = False
+
+
+def ensure_compiled() -> None:
+    """Compile (or load from numba's cache) the kernels for float64 C-contiguous arrays, once per process,
+    then disable compilation: any other input type takes the wrappers' conversion path, so no call can
+    ever stop for the JIT (e.g. on a column slice passed on the live path)."""
+    global _compiled
+    if _compiled:
+        return
+    coeffs = make_coeffs(FilterParams(), 100.0)
+    rec = np.concatenate([k.initial_state(coeffs), coeffs])
+    rows = np.zeros((2, 3))
+    rows[:, 2] = 9.81
+    k.bridge_gap(rec, 1)
+    k.filter_batch(rec, rows, rows, np.empty((2, 4)), np.empty(2, np.uint8))
+    recs = np.stack([rec, rec])
+    chunk = np.stack([rows, rows])
+    k.filter_many(recs, chunk, chunk, np.array([2, 1], dtype=np.int64), np.array([0, 1], dtype=np.int64),
+                  np.empty((2, 2, 4)), np.empty((2, 2), np.uint8))
+    for kernel in (k.filter_batch, k.bridge_gap, k.filter_many):
+        cast(Any, kernel).disable_compile()
+    _compiled = True
 
 
 def _as_rows(name: str, values: object) -> FloatArray:
@@ -81,6 +107,7 @@ class OrientationFilter:
         self._params = params if params is not None else FilterParams()
         self._rate_hz = float(rate_hz)
         self._rec = _new_record(self._params, self._rate_hz)  # [state | coefficients]
+        ensure_compiled()
 
     @property
     def params(self) -> FilterParams:
@@ -108,7 +135,7 @@ class OrientationFilter:
             _bridge_gap(self._rec, int(n_missing_before))
         try:
             status = _filter_batch(self._rec, gyr_rad_s, acc_m_s2, out_quat, out_flags)
-        except (TypeError, NumbaError):  # not float64 C-contiguous (no compiling after warmup): convert
+        except (TypeError, NumbaError):  # not float64 C-contiguous (compilation is disabled): convert
             _check_out(out_quat, out_flags)
             gyr = _as_rows("gyr_rad_s", gyr_rad_s)
             acc = _as_rows("acc_m_s2", acc_m_s2)
@@ -182,6 +209,7 @@ class OrientationBank:
         records = {r: _new_record(self._params, r) for r in set(rates)}  # derive once per distinct rate
         self._recs = np.stack([records[r] for r in rates])
         self._n_missing_zero = np.zeros(n_sensors, dtype=np.int64)
+        ensure_compiled()
 
     @property
     def n_sensors(self) -> int:

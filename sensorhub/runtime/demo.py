@@ -14,16 +14,20 @@ import asyncio
 import contextlib
 import logging
 import math
+import multiprocessing
 import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from sensorhub.config import Config, load_config
-from sensorhub.errors import ConfigError
+from sensorhub.errors import ConfigError, SourceError
 from sensorhub.model import RawPacket, Segment, SensorRef, Side
 from sensorhub.runtime.pipeline import LatencyRecorder
 from sensorhub.runtime.service import ServiceHandle, Stage, serve, serve_in_thread
@@ -39,8 +43,16 @@ MAX_DISTINCT_MOTIONS = 2  # building a motion costs ~0.6 s: more athletes share 
 # Simulation step and device look-ahead: arrival times stay exact; coarser steps halve the simulator's CPU.
 SIM_STEP_S = 0.05
 SIM_PREFETCH_S = 2.0
+SIM_LEAD_S = 0.3  # the simulation thread computes packets this far ahead of their arrival time
+RELEASE_TICK_S = 0.004  # packets are released to the pipeline in ticks (BLE connection intervals are 7.5+ ms)
+LATE_S = 0.05  # a packet released later than this after its arrival time is warm-up catch-up
+MAX_RELEASE_PER_TICK = 4000  # keep the loop responsive while the warm-up floods in
+IN_THREAD_MAX_ATHLETES = 4  # more athletes: the simulator runs in a worker process
 STANDING_S = 3.0
 SET_MARGIN_S = 1.0  # an automatic set opens this long before a drill block and closes after it
+
+
+_Arrival = tuple[float, str, float, bytes]  # wall-clock arrival, sensor id, host stamp, payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,43 +76,151 @@ def drill_blocks(events: Sequence[dict[str, Any]]) -> list[DrillBlock]:
     return blocks
 
 
-class SimulatorSource:
-    """A ``PacketSource`` looping simulated sessions in real time (after the warm-up catch-up)."""
+@dataclass(frozen=True, slots=True)
+class SimSpec:
+    """Everything needed to rebuild the same simulated athletes anywhere (thread or worker process)."""
 
-    def __init__(self, config: Config, athletes: int, warmup_s: float = WARMUP_S) -> None:
+    athletes: int
+    drills: tuple[str, ...]
+    fault_rate: float
+    errors: str
+    seed: int
+    rate_hz: int
+    acc_range_g: int
+    gyr_range_dps: int
+    samples_per_packet: int
+
+    @classmethod
+    def from_config(cls, config: Config, athletes: int) -> SimSpec:
+        sim, stream = config.simulator, config.stream
+        return cls(
+            athletes,
+            tuple(sim.drills),
+            sim.fault_rate,
+            sim.errors,
+            sim.seed,
+            stream.rate_hz,
+            stream.acc_range_g,
+            stream.gyr_range_dps,
+            stream.samples_per_packet,
+        )
+
+    def build(self) -> list[Any]:
+        """The simulated athletes (``firmware_sim.athletes.SimulatedAthlete``), deterministic."""
         from firmware_sim.athletes import SimulatedAthlete
-        from firmware_sim.body import DRILLS, session
-        from firmware_sim.device import StreamSettings
+        from firmware_sim.body import session
 
-        sim = config.simulator
-        unknown = [d for d in sim.drills if d not in DRILLS]
+        faults = {
+            "valgus": self.fault_rate,
+            "stiff_landing": self.fault_rate,
+            "fast_eccentric": self.fault_rate,
+        }
+        plan = [(drill, REPS_PER_DRILL) for drill in self.drills]
+        motions = [
+            session(
+                plan=plan, sides=("right", "left"), seed=self.seed + k, faults=faults, standing_s=STANDING_S
+            )
+            for k in range(min(self.athletes, MAX_DISTINCT_MOTIONS))
+        ]
+        return [
+            SimulatedAthlete(
+                f"athlete{i + 1}", motions[i % len(motions)], errors=self.errors, seed=self.seed + i
+            )
+            for i in range(self.athletes)
+        ]
+
+
+def simulate_laps(
+    spec: SimSpec,
+    athletes: list[Any],
+    first_epoch_s: float,
+    should_stop: Callable[[float], bool],
+    emit: Callable[[str, Any], None],
+) -> None:
+    """Laps of simulated sessions, computed at most ``SIM_LEAD_S`` ahead of the wall clock.
+    ``emit(kind, data)``: ``("lap", epoch_s)``, ``("packets", [_Arrival, ...])`` per step,
+    ``("battery", {sensor_id: pct})``. ``should_stop(wait_s)`` waits up to ``wait_s``, True to stop."""
+    from firmware_sim.device import StreamSettings
+    from firmware_sim.transports.inprocess import SimSession
+
+    settings = StreamSettings(
+        rate_hz=spec.rate_hz,
+        acc_range_g=spec.acc_range_g,
+        gyr_range_dps=spec.gyr_range_dps,
+        samples_per_packet=spec.samples_per_packet,
+    )
+    lap = 0
+    epoch_s = first_epoch_s
+    while not should_stop(0.0):
+        emit("lap", epoch_s)
+        session = SimSession(
+            athletes,
+            settings=settings,
+            seed=spec.seed + lap,
+            host_epoch_s=epoch_s,
+            step_s=SIM_STEP_S,
+            prefetch_s=SIM_PREFETCH_S,
+        )
+        t_sim_s = 0.0
+        next_battery_s = 0.0
+        while not session.finished:
+            ahead_s = epoch_s + t_sim_s - time.time()
+            if ahead_s > SIM_LEAD_S:
+                if should_stop(ahead_s - SIM_LEAD_S):
+                    return
+                continue
+            t_sim_s += session.step_s
+            arrivals = [
+                (epoch_s + d.t_arrive_true_s, d.packet.sensor_id, d.t_host_s, d.packet.payload)
+                for d in session.step_until(t_sim_s)
+            ]
+            if arrivals:
+                emit("packets", arrivals)
+            if t_sim_s >= next_battery_s:
+                next_battery_s = t_sim_s + 10.0
+                emit("battery", {sid: dev.battery_pct(t_sim_s) for sid, dev in session.devices.items()})
+        lap += 1
+        epoch_s += t_sim_s  # the next lap follows on without a gap
+
+
+def _worker_main(spec: SimSpec, first_epoch_s: float, conn: Connection) -> None:
+    """Worker process: the simulator apart from the service, as real sensors are (own CPU, own GIL)."""
+
+    def should_stop(wait_s: float) -> bool:
+        return bool(conn.poll(wait_s))  # any message from the service means stop
+
+    def emit(kind: str, data: Any) -> None:
+        conn.send((kind, data))
+
+    try:
+        simulate_laps(spec, spec.build(), first_epoch_s, should_stop, emit)
+    except (BrokenPipeError, EOFError):
+        return  # the service went away
+    except Exception as exc:  # reported to the service, which raises SourceError
+        conn.send(("error", repr(exc)))
+
+
+class SimulatorSource:
+    """A ``PacketSource`` looping simulated sessions in real time (after the warm-up catch-up).
+
+    Up to ``IN_THREAD_MAX_ATHLETES`` athletes are simulated in a thread of this process (fast start);
+    more in a worker process, so the simulator's CPU does not compete with ingestion for the GIL."""
+
+    def __init__(
+        self, config: Config, athletes: int, warmup_s: float = WARMUP_S, worker: bool | None = None
+    ) -> None:
+        from firmware_sim.body import DRILLS
+
+        unknown = [d for d in config.simulator.drills if d not in DRILLS]
         if unknown:
             raise ConfigError(
                 f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; "
                 f"allowed: {', '.join(DRILLS)}"
             )
-        faults = {"valgus": sim.fault_rate, "stiff_landing": sim.fault_rate, "fast_eccentric": sim.fault_rate}
-        plan = [(drill, REPS_PER_DRILL) for drill in sim.drills]
-        motions = [
-            session(
-                plan=plan, sides=("right", "left"), seed=sim.seed + k, faults=faults, standing_s=STANDING_S
-            )
-            for k in range(min(athletes, MAX_DISTINCT_MOTIONS))
-        ]
-        self.athletes = [
-            SimulatedAthlete(
-                f"athlete{i + 1}", motions[i % len(motions)], errors=sim.errors, seed=sim.seed + i
-            )
-            for i in range(athletes)
-        ]
+        self.spec = SimSpec.from_config(config, athletes)
+        self.worker = athletes > IN_THREAD_MAX_ATHLETES if worker is None else worker
+        self.athletes = self.spec.build()
         self.blocks = {a.name: drill_blocks(a.motion.events) for a in self.athletes}
-        self.settings = StreamSettings(
-            rate_hz=config.stream.rate_hz,
-            acc_range_g=config.stream.acc_range_g,
-            gyr_range_dps=config.stream.gyr_range_dps,
-            samples_per_packet=config.stream.samples_per_packet,
-        )
-        self.seed = sim.seed
         self.warmup_s = warmup_s
         self.sensors = [
             SensorRef(s.sensor_id, a.name, Side(s.side), Segment(s.segment))
@@ -110,60 +230,94 @@ class SimulatorSource:
         self._links = {s.sensor_id: SensorLink(s.sensor_id) for s in self.sensors}
         self.lap_epochs_s: list[float] = []  # wall-clock time of simulated t = 0 of each lap
         self.live = asyncio.Event()  # set once the warm-up is caught up and packets come in real time
+        self._error: str | None = None
 
     def links(self) -> dict[str, SensorLink]:
         return self._links
 
-    async def _lap(self, lap: int, epoch_s: float) -> AsyncIterator[RawPacket]:
-        from firmware_sim.transports.inprocess import SimSession
+    def _on_sim(self, ready: deque[_Arrival]) -> Callable[[str, Any], None]:
+        def emit(kind: str, data: Any) -> None:
+            if kind == "packets":
+                ready.extend(data)
+            elif kind == "lap":
+                self.lap_epochs_s.append(float(data))
+            elif kind == "battery":
+                for sensor_id, pct in data.items():
+                    self._links[sensor_id].battery_pct = pct
+            elif kind == "error":
+                self._error = str(data)
 
-        session = SimSession(
-            self.athletes,
-            settings=self.settings,
-            seed=self.seed + lap,
-            host_epoch_s=epoch_s,
-            step_s=SIM_STEP_S,
-            prefetch_s=SIM_PREFETCH_S,
-        )
-        loop = asyncio.get_running_loop()
-        # Loop clock of simulated t = 0 (time.time() and loop.time() differ by a constant).
-        t_loop0 = loop.time() - (time.time() - epoch_s)
-        t_sim_s = 0.0
-        next_battery_s = 0.0
-        while not session.finished:
-            t_sim_s += session.step_s
-            for delivery in session.step_until(t_sim_s):
-                wait_s = t_loop0 + delivery.t_arrive_true_s - loop.time()
-                if wait_s > 0.0:
-                    await asyncio.sleep(wait_s)
-                    self.live.set()
-                    yield RawPacket(delivery.packet.sensor_id, time.time(), delivery.packet.payload)
-                else:
-                    # Catching up (warm-up): the packet arrived in the past, at its simulated host time.
-                    yield RawPacket(delivery.packet.sensor_id, delivery.t_host_s, delivery.packet.payload)
-            if t_sim_s >= next_battery_s:
-                next_battery_s = t_sim_s + 10.0
-                for sensor_id, device in session.devices.items():
-                    self._links[sensor_id].battery_pct = device.battery_pct(t_sim_s)
-            wait_s = t_loop0 + t_sim_s - loop.time()
-            # Always yield to the loop, also while catching up, so the pipeline and the web stay served.
-            await asyncio.sleep(max(wait_s, 0.0))
+        return emit
+
+    def _feed(self, first_epoch_s: float, stop: threading.Event, ready: deque[_Arrival]) -> None:
+        """Thread: runs the simulation here, or relays a worker process's packets."""
+        emit = self._on_sim(ready)
+        try:
+            if not self.worker:
+                simulate_laps(self.spec, self.athletes, first_epoch_s, stop.wait, emit)
+                return
+            ctx = multiprocessing.get_context("spawn")
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(self.spec, first_epoch_s, theirs),
+                name="firmware-sim-worker",
+                daemon=True,
+            )
+            proc.start()
+            theirs.close()
+            try:
+                while not stop.is_set():
+                    if ours.poll(0.05):
+                        emit(*ours.recv())
+            finally:
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    ours.send("stop")
+                proc.join(5.0)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(5.0)
+                ours.close()
+        except (EOFError, OSError) as exc:
+            if not stop.is_set():
+                self._error = f"the simulator worker ended: {exc!r}"
+        except Exception as exc:  # handed to run() on the loop, which raises SourceError
+            self._error = repr(exc)
 
     async def run(self, out: PacketQueue) -> None:
         for link in self._links.values():
             link.set_state(LinkState.STREAMING)
-        lap = 0
-        epoch_s = time.time() - self.warmup_s
+        stop = threading.Event()
+        ready: deque[_Arrival] = deque()
+        thread = threading.Thread(
+            target=self._feed,
+            args=(time.time() - self.warmup_s, stop, ready),
+            name="firmware-sim",
+            daemon=True,
+        )
+        thread.start()
         try:
             while True:
-                self.lap_epochs_s.append(epoch_s)
-                async for packet in self._lap(lap, epoch_s):
-                    link = self._links[packet.sensor_id]
-                    link.last_packet_host_s = packet.t_host_s
-                    out.put_nowait(packet)
-                lap += 1
-                epoch_s = time.time()
+                if self._error is not None:
+                    raise SourceError(f"the simulator failed: {self._error}")
+                now_s = time.time()
+                released = 0
+                while ready and ready[0][0] <= now_s and released < MAX_RELEASE_PER_TICK:
+                    t_release_s, sensor_id, t_host_s, payload = ready.popleft()
+                    if t_release_s < now_s - LATE_S:
+                        stamp_s = (
+                            t_host_s  # warm-up catch-up: it arrived in the past, at its simulated host time
+                        )
+                    else:
+                        stamp_s = now_s  # stamped at reception, as a BLE source does
+                        self.live.set()
+                    self._links[sensor_id].last_packet_host_s = stamp_s
+                    out.put_nowait(RawPacket(sensor_id, stamp_s, payload))
+                    released += 1
+                await asyncio.sleep(0.0 if released >= MAX_RELEASE_PER_TICK else RELEASE_TICK_S)
         finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 10.0)
             for link in self._links.values():
                 link.set_state(LinkState.IDLE)
 
@@ -213,6 +367,9 @@ def reset_latency_after_warmup(source: SimulatorSource) -> Stage:
 
     async def reset(handle: ServiceHandle) -> None:
         await source.live.wait()
+        while len(handle.runner.queue):  # the catch-up backlog is still being processed
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
         handle.runner.stats.packet_to_angle = LatencyRecorder()
         for sensor_id in handle.pipeline.latency_by_sensor:
             handle.pipeline.latency_by_sensor[sensor_id] = LatencyRecorder(PER_SENSOR_LATENCY_SAMPLES)

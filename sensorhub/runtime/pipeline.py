@@ -49,6 +49,16 @@ class LatencyRecorder:
         return {f"p{q:g}_ms": float(v) for q, v in zip(qs, vals, strict=True)}
 
 
+def warmup() -> None:
+    """Compile (or load from numba's cache) every kernel of the live path, before the first sample."""
+    from sensorhub import kinematics, orientation
+    from sensorhub.protocol import decode
+
+    decode.warm_up()
+    orientation.warmup()
+    kinematics.warmup()
+
+
 class Pipeline:
     """decode -> timing -> orientation + kinematics (per leg) -> analysis, for a fixed set of sensors."""
 

@@ -281,7 +281,8 @@ def serve_in_thread(
         yield first
     finally:
         loop, stop = stops[0]
-        loop.call_soon_threadsafe(stop.set)
+        if not loop.is_closed():  # closed: the service already ended (its error was raised to the caller)
+            loop.call_soon_threadsafe(stop.set)
         thread.join(timeout_s)
         if thread.is_alive():
             raise SensorhubError(f"the service did not stop within {timeout_s} s")

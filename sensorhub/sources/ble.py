@@ -233,6 +233,7 @@ class _SensorExtras:
     att_mtu: int = 0
     samples_per_packet: int = 0
     open_gap_s: float | None = None  # host time of the drop while a gap is open
+    first_packet_host_s: float | None = None  # first notification of the current connection
     gaps: list[LinkGap] = field(default_factory=list)
     history: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
 
@@ -427,12 +428,9 @@ class BleSource:
             )
         try:
             async with asyncio.timeout(timing.setup_timeout_s):
-                backend = getattr(client, "_backend", None)
-                acquire_mtu = getattr(backend, "_acquire_mtu", None)
-                if acquire_mtu is not None:
-                    await acquire_mtu()  # BlueZ reports 23 until the exchanged MTU is read back
+                mtu_known = await self._read_back_mtu(client, sensor)
                 extra.att_mtu = client.mtu_size
-                per_packet_max = max_samples_per_packet(extra.att_mtu)
+                per_packet_max = max_samples_per_packet(extra.att_mtu) if mtu_known else spec.MAX_SAMPLES
                 extra.samples_per_packet = min(self._config.stream.samples_per_packet, per_packet_max)
                 if extra.samples_per_packet < self._config.stream.samples_per_packet:
                     log.warning(
@@ -440,11 +438,14 @@ class BleSource:
                         sensor.id, extra.att_mtu, per_packet_max, self._config.stream.samples_per_packet,
                     )
                 sensor_id = sensor.id
+                extra.first_packet_host_s = None
 
                 def on_data(_char: BleakGATTCharacteristic, data: bytearray) -> None:
                     t_host_s = time.time()
                     out.put_nowait(RawPacket(sensor_id, t_host_s, bytes(data)))
                     link.last_packet_host_s = t_host_s
+                    if extra.first_packet_host_s is None:
+                        extra.first_packet_host_s = t_host_s  # closes an open gap exactly
 
                 await client.start_notify(profile.data_uuid, on_data)
                 command = profile.start_command(self._config.stream, per_packet_max)
@@ -454,12 +455,28 @@ class BleSource:
                 # Write with response where offered (sensorhub profile); some WitMotion units: commands only.
                 with_response = "write" in control.properties
                 await client.write_gatt_char(control, command, response=with_response)
-                await self._read_battery(client, sensor)
+                with contextlib.suppress(BleakError):  # a sensor without a battery service still streams
+                    await self._read_battery(client, sensor)
         except BaseException:
             with contextlib.suppress(BleakError, TimeoutError, OSError):
                 await client.disconnect()
             raise
         return client
+
+    @staticmethod
+    async def _read_back_mtu(client: BleakClient, sensor: SensorConfig) -> bool:
+        """BlueZ exchanges a large MTU by itself but reports 23 until it is read back through a private
+        helper (pinned by the canary test). False when the MTU stays unknown: trust the configuration."""
+        acquire_mtu = getattr(getattr(client, "_backend", None), "_acquire_mtu", None)
+        if acquire_mtu is None:
+            return True  # CoreBluetooth, WinRT, Bumble: mtu_size is the negotiated value
+        try:
+            await acquire_mtu()
+        except (BleakError, AssertionError, StopIteration, OSError) as exc:
+            log.warning("sensor %s: cannot read back the ATT MTU (%r); keeping the configured packet size",
+                        sensor.id, exc)
+            return False
+        return True
 
     async def _stream(self, client: BleakClient, sensor: SensorConfig, link: SensorLink) -> None:
         """Until the link drops: close the open gap at the first packet, read the battery now and then."""
@@ -473,8 +490,8 @@ class BleSource:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await lost.wait()
-            if extra.open_gap_s is not None and (link.last_packet_host_s or 0.0) > extra.open_gap_s:
-                gap = LinkGap(sensor.id, extra.open_gap_s, float(link.last_packet_host_s or 0.0))
+            if extra.open_gap_s is not None and extra.first_packet_host_s is not None:
+                gap = LinkGap(sensor.id, extra.open_gap_s, extra.first_packet_host_s)
                 extra.gaps.append(gap)
                 extra.open_gap_s = None
                 log.info("sensor %s: streaming again after a %.2f s gap", sensor.id, gap.duration_s)

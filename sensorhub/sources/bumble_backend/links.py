@@ -34,6 +34,8 @@ from sensorhub.sources.bumble_backend.specs import DEFAULT_LOCAL_LINK, is_local,
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 1.0  # per connection when an adapter closes
+
 _links: dict[str, LocalLink] = {}
 _adapters: dict[tuple[int, str, str], BumbleAdapter] = {}
 
@@ -135,8 +137,8 @@ class BumbleAdapter:
         self.closed = True
         for connection in list(self.device.connections.values()):
             try:
-                await connection.disconnect()
-            except Exception as exc:  # a dying transport may fail the disconnect; it closes anyway
+                await asyncio.wait_for(connection.disconnect(), CLOSE_TIMEOUT_S)
+            except Exception as exc:  # a dying transport may fail or stall the disconnect; it closes anyway
                 log.debug("adapter %s: disconnect on close failed: %r", self.name, exc)
         if self.link is not None and self.controller is not None:
             self.link.remove_controller(self.controller)
