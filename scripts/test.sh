@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the integration tests start or drive themselves (never a pre-running service).
-APT_PACKAGES=(python3-venv)
+# chromium: the dashboard's browser tests (Playwright drives Debian's build, no browser download);
+# espeak-ng: spoken cue audio (without it cues fall back to synthesised tones, tested too).
+APT_PACKAGES=(python3-venv chromium espeak-ng)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -17,7 +19,7 @@ if ((${#missing[@]})); then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends "${missing[@]}"
+  apt-get install -y "${missing[@]}"
 fi
 
 PYTHON=${PYTHON:-python3}

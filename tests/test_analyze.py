@@ -39,7 +39,12 @@ def test_analyze_writes_angles_and_events(tmp_path: Path, leg: SynthLeg) -> None
     assert np.allclose(table[:, 0], leg.t_s, atol=1e-6)
     rmse = np.sqrt(np.mean((table[:, 1:] - leg.truth_deg) ** 2, axis=0))
     assert rmse[0] <= 2.0 and rmse[1] <= 2.0 and rmse[2] <= 4.0, rmse
-    assert json.loads((tmp_path / "out" / "events.json").read_text()) == []
+    events = json.loads((tmp_path / "out" / "events.json").read_text())
+    assert isinstance(events, list)
+    for event in events:  # the synthetic leg's knee bends are reps: start, bottom, end in order
+        assert event["type"] in ("landing", "cut", "rep")
+        if event["type"] == "rep":
+            assert event["t_s"] < event["t_bottom_s"] < event["t_end_s"]
 
 
 def test_wrong_leg_side_mirrors_valgus(tmp_path: Path, leg: SynthLeg) -> None:

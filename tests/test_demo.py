@@ -51,7 +51,7 @@ def test_demo_serves_live_frames_and_stops_cleanly(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = []
+        lines: list[str] = []
         while not any("Ctrl-C" in line for line in lines):
             line = proc.stdout.readline()
             assert line, f"demo exited early: {proc.stderr.read() if proc.stderr else ''}"

@@ -26,6 +26,7 @@ from sensorhub.config import Config, ServiceConfig
 from sensorhub.model import Event, KneeAngles, Segment, SensorRef, Side
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import PacketQueue, PacketSource, SensorLink
+from sensorhub.web.health import SensorLatencies
 from sensorhub.web.hub import ClientChannel
 
 ATHLETES = ("ana", "ben")
@@ -360,3 +361,35 @@ def test_loopback_bind_is_open_and_configured_token_is_used(tmp_path: Path) -> N
     with service(tmp_path, token=TOKEN) as handle:
         assert handle.policy.token == TOKEN
         assert status_of(handle, "/health") == 401
+
+
+def test_sensor_latency_percentiles_match_nearest_rank() -> None:
+    rng = np.random.default_rng(3)
+    lat = SensorLatencies(["a", "b", "c"], capacity=500)
+    samples = rng.exponential(0.002, 1200)  # more than the capacity: only the last 500 count
+    for v in samples:
+        lat.add("a", float(v))
+    for v in samples[:7]:
+        lat.add("b", float(v))
+    got = lat.percentiles_ms((50.0, 99.0))
+    for name, values in (("a", samples[-500:]), ("b", samples[:7])):
+        ordered = np.sort(values) * 1e3
+        for q in (50.0, 99.0):
+            assert got[name][f"p{q:g}_ms"] == pytest.approx(ordered[int(np.ceil(q / 100 * len(values))) - 1])
+    assert np.isnan(got["c"]["p99_ms"])
+
+
+def test_a_late_client_gets_the_recent_window_first(tmp_path: Path) -> None:
+    async def run(handle: ServiceHandle) -> list[dict[str, Any]]:
+        async with websockets.connect(ws_url(handle)) as first:
+            await first.recv()
+            publish(handle, "angles", "ben/left", angles("ben/left", time.time() - 2.0, 400))  # 2 s at 200 Hz
+            await frames_until(first, lambda f: f["type"] == "angles")
+        async with websockets.connect(ws_url(handle, "?athlete=ben")) as late:
+            return [json.loads(await late.recv()) for _ in range(2)]
+
+    with service(tmp_path) as handle:
+        hello, backlog = asyncio.run(run(handle))
+    assert hello["type"] == "hello" and backlog["type"] == "angles"
+    assert set(backlog["athletes"]) == {"ben"}
+    assert len(backlog["athletes"]["ben"]["left"]["t_s"]) == 100  # 2 s at the 50 Hz display rate

@@ -16,6 +16,7 @@ from sensorhub.analysis.detector import (
     LivePhase,
     detect_events,
     event_to_json,
+    warmup,
 )
 from sensorhub.analysis.metrics import MetricWindows
 from sensorhub.analysis.score import TARGETS, Target, control_score
@@ -34,4 +35,5 @@ __all__ = [
     "detect_events",
     "event_to_json",
     "limb_symmetry",
+    "warmup",
 ]

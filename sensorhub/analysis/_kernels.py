@@ -44,7 +44,8 @@ P_REP_MIN_CONC_S = 24
 P_FLIGHT_SHANK_MAX_G = 25
 P_REP_HOLDOFF_S = 26
 P_IMPACT_WINDOW_S = 27
-P_SIZE = 28
+P_IMPACT_JERK_G_S = 28
+P_SIZE = 29
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -192,6 +193,8 @@ def detect(
                             s[S_CAND] = -1.0
                         elif mean >= 0.95 or s[S_CAND_CHECKS] >= 2.0:
                             s[S_CAND] = -1.0
+                            s[S_PREV_ABOVE] = 2.0  # may restart at the next low sample (a gap may have
+                            # hidden the start of a real flight)
             else:
                 early = (g - s[S_TAKEOFF]) * dt < p[P_MIN_FLIGHT_S]  # leg still swinging after push-off
                 # contact hidden in a gap of lost samples: on the ground again after it
@@ -222,15 +225,22 @@ def detect(
                         # monotonic rise to its last sample before it
                         k = g
                         if not after_gap:
+                            # the first rise as steep as an impact (a swinging shank rises slower), else
+                            # the steepest one in the window
+                            j_lo = max(g - impact_n - lag_imp, g - RING + 2, s[S_TAKEOFF] + 1.0)
                             best = -1.0
-                            j = g
-                            while j > max(g - impact_n - lag_imp, g - RING + 2) and j - 1.0 > s[S_TAKEOFF]:
+                            j = j_lo + 1.0
+                            while j <= g:
                                 cur = s[S_RING_M + int(j) % RING]
                                 prev = s[S_RING_M + int(j - 1.0) % RING]
-                                if np.isfinite(cur) and np.isfinite(prev) and cur - prev > best:
-                                    best = cur - prev
-                                    k = j
-                                j -= 1.0
+                                if np.isfinite(cur) and np.isfinite(prev):
+                                    if cur - prev >= p[P_IMPACT_JERK_G_S] * dt:
+                                        k = j
+                                        break
+                                    if cur - prev > best:
+                                        best = cur - prev
+                                        k = j
+                                j += 1.0
                             while k - 1.0 > g - RING + 1 and k - 1.0 > s[S_TAKEOFF]:
                                 prev = s[S_RING_M + int(k - 1.0) % RING]
                                 cur = s[S_RING_M + int(k) % RING]
@@ -245,7 +255,8 @@ def detect(
                             s[S_LAND_CONTACT] = k
                             s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
                         s[S_LAST_IMPACT] = k
-            s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
+            if s[S_PREV_ABOVE] != 2.0 or s[S_CAND] >= 0.0:
+                s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
         s[S_PREV_VALID] = 1.0 if valid else 0.0
 
         # ---- foot strikes of running (candidates for a cut plant, judged in Python): the knee extends
@@ -333,3 +344,35 @@ def detect(
             elif (g - s[S_REP_START]) * dt > p[P_REP_MAX_S] or s[S_LAST_CONTACT] >= s[S_REP_START]:
                 s[S_REP] = 0.0
     return n_out
+
+
+@njit(cache=True)
+def features(
+    thigh_acc: FloatArray,
+    thigh_gyr: FloatArray,
+    shank_acc: FloatArray,
+    shank_gyr: FloatArray,
+    quat: FloatArray,
+    g_m_s2: float,
+    out: FloatArray,
+) -> None:
+    """Per sample: thigh |a| (g), shank |a| (g), shank |w| (rad/s), thigh turn rate about the vertical
+    (rad/s) and thigh horizontal acceleration (g), from raw rows (NaN rows stay NaN) and the thigh's
+    orientation ``quat`` (sensor -> earth)."""
+    for i in range(thigh_acc.shape[0]):
+        ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
+        gx, gy, gz = thigh_gyr[i, 0], thigh_gyr[i, 1], thigh_gyr[i, 2]
+        out[i, 0] = np.sqrt(ax * ax + ay * ay + az * az) / g_m_s2
+        sx, sy, sz = shank_acc[i, 0], shank_acc[i, 1], shank_acc[i, 2]
+        out[i, 1] = np.sqrt(sx * sx + sy * sy + sz * sz) / g_m_s2
+        wx, wy, wz = shank_gyr[i, 0], shank_gyr[i, 1], shank_gyr[i, 2]
+        out[i, 2] = np.sqrt(wx * wx + wy * wy + wz * wz)
+        w, x, y, z = quat[i, 0], quat[i, 1], quat[i, 2], quat[i, 3]
+        # rows of the rotation matrix sensor -> earth: third row for the vertical, first two horizontal
+        r20, r21, r22 = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)
+        r00, r01, r02 = 1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y)
+        r10, r11, r12 = 2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x)
+        out[i, 3] = r20 * gx + r21 * gy + r22 * gz
+        hx = r00 * ax + r01 * ay + r02 * az
+        hy = r10 * ax + r11 * ay + r12 * az
+        out[i, 4] = np.sqrt(hx * hx + hy * hy) / g_m_s2

@@ -35,8 +35,9 @@ class AnalysisParams:
     air_confirm_s: float = 0.12  # ... and is a flight when, after this long,
     air_mean_max_g: float = 0.7  # its mean thigh |a| is below this (free fall: 0 g plus leg rotation)
     flight_shank_max_g: float = 0.9  # mean shank |a| over a flight (a planted shank reads ~1 g)
-    impact_g: float = 2.0
-    impact_window_s: float = 0.05  # the impact's onset is decided this long after the threshold crossing  # while airborne: either segment above this is the ground impact
+    impact_g: float = 2.0  # while airborne: either segment above this is the ground impact
+    impact_window_s: float = 0.05  # the impact's onset is decided this long after the threshold crossing
+    impact_jerk_g_s: float = 150.0  # an impact rises at least this fast (a swinging leg's |a| rises slower)
     min_flight_s: float = 0.15
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
@@ -79,6 +80,7 @@ class AnalysisParams:
         p[kern.P_AIR_MEAN_MAX_G] = self.air_mean_max_g
         p[kern.P_IMPACT_G] = self.impact_g
         p[kern.P_IMPACT_WINDOW_S] = self.impact_window_s
+        p[kern.P_IMPACT_JERK_G_S] = self.impact_jerk_g_s
         p[kern.P_FLIGHT_SHANK_MAX_G] = self.flight_shank_max_g
         p[kern.P_MIN_FLIGHT_S] = self.min_flight_s
         p[kern.P_MAX_FLIGHT_S] = self.max_flight_s
@@ -140,10 +142,13 @@ class EventDetector:
         self._state = kern.new_state()
         self._out = np.zeros((MAX_RECORDS, kern.OUT_COLS))
         self._pending: list[LegSamples] = []
-        self._hist: dict[str, FloatArray] = {name: np.empty(0) for name in _HIST_NAMES}
+        # history of per-sample signals: preallocated, compacted in place (no per-chunk reallocation)
+        self._keep = int(HISTORY_S * self.rate_hz)
+        self._buf: dict[str, FloatArray] = {name: np.empty(2 * self._keep) for name in _HIST_NAMES}
+        self._n = 0
         self._base = 0
         self._filter: Any = None  # thigh orientation (earth frame) for turn rate and horizontal acceleration
-        self._hold = np.array([0.0, 0.0, GRAVITY_M_S2, 0.0, 0.0, 0.0])
+        self._hold = np.array([0.0, 0.0, 0.0, 0.0, 0.0, GRAVITY_M_S2])  # last valid thigh gyr, acc
         self.phase: LivePhase | None = None
         self._finished = False
         self._strikes: list[int] = []  # foot strikes waiting for their turn window
@@ -178,7 +183,7 @@ class EventDetector:
                 np.array([[kern.K_LANDING, s[kern.S_LAND_CONTACT], s[kern.S_LAND_TAKEOFF], g_last, -1.0]])
             )
             s[kern.S_LAND_OPEN] = 0.0
-        if self._hist["t_s"].shape[0]:
+        if self._n:
             events += self._judge_strikes(final=True)
         self.phase = None
         return events
@@ -198,35 +203,37 @@ class EventDetector:
         return head
 
     def _features(self, x: LegSamples) -> dict[str, FloatArray]:
-        at = np.linalg.norm(x.thigh_acc_m_s2, axis=1) / GRAVITY_M_S2
-        as_ = np.linalg.norm(x.shank_acc_m_s2, axis=1) / GRAVITY_M_S2
-        ws = np.linalg.norm(x.shank_gyr_rad_s, axis=1)
-        turn, hacc = self._thigh_earth(x)
-        return {"at_g": at, "as_g": as_, "ws_rad_s": ws, "turn_rad_s": turn, "hacc_g": hacc}
-
-    def _thigh_earth(self, x: LegSamples) -> tuple[FloatArray, FloatArray]:
-        """Thigh angular rate about the vertical, and horizontal acceleration, in the earth frame."""
+        """Magnitudes, and the thigh's vertical turn rate and horizontal acceleration in the earth frame."""
         if self._filter is None:
             from sensorhub.orientation import OrientationFilter  # lazy: analysis loads without the filter
 
             self._filter = OrientationFilter(self.rate_hz)
-        raw = np.hstack([x.thigh_gyr_rad_s, x.thigh_acc_m_s2])
-        ok = np.all(np.isfinite(raw), axis=1)
-        filled = raw.copy()
-        for i in np.flatnonzero(~ok):  # gaps: hold the last valid sample for the filter
-            filled[i] = filled[i - 1] if i > 0 else self._hold
-        if filled.shape[0]:
-            self._hold = filled[-1].copy()
-        gyr = np.ascontiguousarray(filled[:, 0:3])
-        acc = np.ascontiguousarray(filled[:, 3:6])
-        quat, _ = self._filter.update(gyr, acc)
-        gyr_e = _rotate(quat, gyr)
-        acc_e = _rotate(quat, acc)
-        turn = gyr_e[:, 2]
-        hacc = np.hypot(acc_e[:, 0], acc_e[:, 1]) / GRAVITY_M_S2
-        turn[~ok] = np.nan
-        hacc[~ok] = np.nan
-        return turn, hacc
+        rows = [
+            np.ascontiguousarray(v, dtype=np.float64)
+            for v in (x.thigh_acc_m_s2, x.thigh_gyr_rad_s, x.shank_acc_m_s2, x.shank_gyr_rad_s)
+        ]
+        acc_t, gyr_t = rows[0], rows[1]
+        ok = np.isfinite(acc_t).all(axis=1) & np.isfinite(gyr_t).all(axis=1)
+        if not ok.all():  # gaps: hold the last valid sample for the filter
+            acc_f, gyr_f = acc_t.copy(), gyr_t.copy()
+            for i in np.flatnonzero(~ok):
+                acc_f[i], gyr_f[i] = (
+                    (acc_f[i - 1], gyr_f[i - 1]) if i > 0 else (self._hold[3:], self._hold[:3])
+                )
+        else:
+            acc_f, gyr_f = acc_t, gyr_t
+        if acc_f.shape[0]:
+            self._hold = np.concatenate([gyr_f[-1], acc_f[-1]])
+        quat, _ = self._filter.update(gyr_f, acc_f)
+        out = np.empty((acc_t.shape[0], 5))
+        kern.features(acc_t, gyr_t, rows[2], rows[3], np.ascontiguousarray(quat), GRAVITY_M_S2, out)
+        return {
+            "at_g": out[:, 0].copy(),
+            "as_g": out[:, 1].copy(),
+            "ws_rad_s": out[:, 2].copy(),
+            "turn_rad_s": out[:, 3].copy(),
+            "hacc_g": out[:, 4].copy(),
+        }
 
     def _run(self, x: LegSamples, angles: KneeAngles) -> list[Event]:
         f = self._features(x)
@@ -254,17 +261,36 @@ class EventDetector:
         return events
 
     def _append(self, new: dict[str, FloatArray]) -> None:
+        m = int(new["t_s"].shape[0])
+        cap = self._buf["t_s"].shape[0]
+        if self._n + m > cap and self._n > self._keep:  # compact: keep the last HISTORY_S
+            drop = self._n - self._keep
+            for name in _HIST_NAMES:
+                b = self._buf[name]
+                b[: self._keep] = b[drop : self._n]
+            self._n = self._keep
+            self._base += drop
+        if self._n + m > cap:  # a chunk longer than the buffer (offline batch): grow
+            for name in _HIST_NAMES:
+                grown = np.empty(self._n + m + self._keep)
+                grown[: self._n] = self._buf[name][: self._n]
+                self._buf[name] = grown
         for name in _HIST_NAMES:
-            self._hist[name] = np.concatenate([self._hist[name], new[name]])
+            self._buf[name][self._n : self._n + m] = new[name]
+        self._n += m
 
     def _trim(self) -> None:
-        keep = int(HISTORY_S * self.rate_hz)
-        n = self._hist["t_s"].shape[0]
-        if n > 2 * keep:
-            drop = n - keep
+        """Release the memory of a large offline batch once it has been analysed."""
+        if self._buf["t_s"].shape[0] > 4 * self._keep and self._n > self._keep:
+            drop = self._n - self._keep
             for name in _HIST_NAMES:
-                self._hist[name] = self._hist[name][drop:].copy()
+                self._buf[name] = np.concatenate([self._buf[name][drop : self._n], np.empty(self._keep)])
+            self._n = self._keep
             self._base += drop
+
+    @property
+    def _hist(self) -> dict[str, FloatArray]:
+        return {name: b[: self._n] for name, b in self._buf.items()}
 
     def _signals(self) -> Signals:
         h = self._hist
@@ -357,14 +383,6 @@ class EventDetector:
 _HIST_NAMES = ("t_s", "at_g", "as_g", "ws_rad_s", "hacc_g", "flex_deg", "valg_deg", "turn_rad_s")
 
 
-def _rotate(quat: FloatArray, v: FloatArray) -> FloatArray:
-    """Rotate rows of v by rows of quaternions [w, x, y, z] (sensor -> earth)."""
-    w = quat[:, 0:1]
-    u = quat[:, 1:4]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
-
-
 def _slice(s: LegSamples, sl: slice) -> LegSamples:
     return LegSamples(
         s.leg_id,
@@ -399,3 +417,16 @@ def detect_events(
     """Offline: the streaming detector over a whole recording (one push, then finish)."""
     det = EventDetector(side, rate_hz, samples.leg_id, params)
     return det.push(samples, angles) + det.finish()
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) the detector kernel before the first live sample."""
+    n = 8
+    still = np.zeros((n, 3))
+    still[:, 2] = 9.80665
+    t_s = np.arange(n) / 200.0
+    zero = np.zeros(n)
+    EventDetector("right", 200.0, "warmup").push(
+        LegSamples("warmup", t_s, still, zero[:, None] * still, still, zero[:, None] * still),
+        KneeAngles("warmup", t_s, zero, zero, zero, np.zeros(n, dtype=np.uint8)),
+    )

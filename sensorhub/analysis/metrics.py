@@ -100,16 +100,19 @@ def _time_to_stabilization(s: Signals, contact: int, end: int, w: MetricWindows)
 
 def refine_rep_start(s: Signals, start: int, lookback_s: float = 1.0, above_deg: float = 0.5) -> int:
     """The state machine's start is where the flexion rate first exceeded the quiet threshold; a slow
-    lowering leaves its resting posture earlier: go back to the last sample within ``above_deg`` of the
-    lowest flexion of the preceding ``lookback_s``."""
-    n_back = max(1, round(lookback_s / _dt(s)))
+    lowering leaves its resting posture earlier. Go back while the lowering keeps decelerating backwards
+    (smoothed flexion rate positive and falling: the accelerating start of the descent, not a hold or an
+    earlier movement), then take the last sample within ``above_deg`` of the flexion reached there."""
+    n_back = max(8, round(lookback_s / _dt(s)))
     sl = s.sl(start - n_back, start)
     flex = s.flex_deg[sl]
-    if flex.size == 0 or not np.isfinite(flex).all():
+    if flex.shape[0] < 8 or not np.isfinite(flex).all():
         return start
-    k = flex.shape[0] - 1
-    while k > 0 and flex[k - 1] < flex[k]:  # back down the strictly rising part only (not through a hold)
-        k -= 1
+    rate = np.convolve(np.diff(flex), np.ones(5) / 5.0, mode="valid")  # rate[j] ~ flex[j + 3] - flex[j + 2]
+    j = rate.shape[0] - 1
+    while j > 0 and 0.0 < rate[j - 1] < rate[j]:
+        j -= 1
+    k = min(j + 2, flex.shape[0] - 1)
     near = np.flatnonzero(flex[k:] <= flex[k] + above_deg)
     return start - (flex.shape[0] - 1 - (k + int(near[-1])))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sensorhub.errors import CalibrationError
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
 MATCH_S = {"landing": 0.1, "cut": 0.2, "rep": 0.4}
@@ -64,6 +65,7 @@ class Result:
     contact_err_s: list[float] = field(default_factory=list)
     false_in: dict[str, int] = field(default_factory=dict)  # false positives per drill
     matched: list[tuple[dict[str, Any], Event]] = field(default_factory=list)
+    calibration_failed: list[str] = field(default_factory=list)
 
 
 def simulate_leg(
@@ -187,7 +189,12 @@ def evaluate(drills: Sequence[str], presets: Sequence[str], seeds: Sequence[int]
         for preset in presets:
             for seed in seeds:
                 arr, samples, rate = simulate_leg(drill, preset, seed, reps)
-                events = detect_leg(samples, "right", rate)
+                try:
+                    events = detect_leg(samples, "right", rate)
+                except CalibrationError:
+                    res.calibration_failed.append(f"{drill}/{preset}/seed {seed}")
+                    events = []  # every true event of the recording counts as missed
+
                 match(arr.motion.events, events, res, drill)
     return res
 
@@ -207,6 +214,10 @@ def summary_lines(res: Result) -> list[str]:
         lines.append(
             f"{name:40s} {v.size:3d}   {np.median(np.abs(v)):9.3f} {np.percentile(np.abs(v), 90):9.3f}"
             f" {np.mean(v):+9.3f}"
+        )
+    if res.calibration_failed:
+        lines.append(
+            "knee calibration failed (events counted as missed): " + ", ".join(res.calibration_failed)
         )
     if res.false_in:
         lines.append("false positives: " + ", ".join(f"{k}: {v}" for k, v in sorted(res.false_in.items())))

@@ -20,7 +20,7 @@ import numpy as np
 
 from sensorhub.analysis import EventDetector
 from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
-from sensorhub.model import Event, LegSamples, RawPacket, SensorRef
+from sensorhub.model import Event, KneeAngles, LegSamples, RawPacket, SensorRef
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
 
@@ -35,6 +35,11 @@ def event_close_s(event: Event) -> float:
     if event.type == "rep":
         return float(event.metrics.get("t_end_s", event.t_s))
     return event.t_s + 0.8
+
+
+def none_angles(leg_id: str) -> KneeAngles:
+    e = np.empty(0)
+    return KneeAngles(leg_id, e, e, e, e, np.empty(0, dtype=np.uint8))
 
 
 class AnalysisPipeline(Pipeline):
@@ -66,26 +71,37 @@ class AnalysisPipeline(Pipeline):
             if len(chunk) == 0:
                 continue
             knee = self._knee(chunk)
-            angles = knee.push(chunk)
-            det = self.detectors.get(chunk.leg_id)
-            if det is None:
-                det = EventDetector(self._sides[chunk.leg_id], knee.rate_hz, chunk.leg_id)
-                self.detectors[chunk.leg_id] = det
-            step = det.step(chunk, angles)
-            newest_s = float(angles.t_s[-1]) if angles.t_s.shape[0] else -np.inf
-            for event in step.events:
-                if newest_s - event_close_s(event) <= STALE_S:  # not the backlog released by calibration
-                    self._cue(self.engine.on_event(event))
-            if step.phase is not None:
-                self._in_phase[chunk.leg_id] = True
-                self._cue(
-                    self.engine.on_phase(chunk.leg_id, step.phase.kind, step.phase.t_s, step.phase.metrics)
-                )
-            elif self._in_phase.pop(chunk.leg_id, False):
-                self.engine.end_phase(chunk.leg_id, "rep_descent")
-            if angles.t_s.shape[0] or step.events:
-                out.append(LegOutput(chunk.leg_id, angles, step.events))
+            out += self._analyse(chunk.leg_id, chunk, knee.push(chunk), knee.rate_hz)
+        if final:
+            for leg_id, knee in self._knees.items():
+                empty = np.empty((0, 3))
+                none = LegSamples(leg_id, np.empty(0), empty, empty, empty, empty)
+                out += self._analyse(leg_id, none, knee.finish(), knee.rate_hz)
+                det = self.detectors.get(leg_id)
+                if det is not None:
+                    events = det.finish()
+                    if events:
+                        out.append(LegOutput(leg_id, none_angles(leg_id), events))
         return out
+
+    def _analyse(self, leg_id: str, chunk: LegSamples, angles: KneeAngles, rate_hz: float) -> list[LegOutput]:
+        det = self.detectors.get(leg_id)
+        if det is None:
+            det = EventDetector(self._sides[leg_id], rate_hz, leg_id)
+            self.detectors[leg_id] = det
+        step = det.step(chunk, angles)
+        newest_s = float(angles.t_s[-1]) if angles.t_s.shape[0] else -np.inf
+        for event in step.events:
+            if newest_s - event_close_s(event) <= STALE_S:  # not the backlog released by calibration
+                self._cue(self.engine.on_event(event))
+        if step.phase is not None:
+            self._in_phase[leg_id] = True
+            self._cue(self.engine.on_phase(leg_id, step.phase.kind, step.phase.t_s, step.phase.metrics))
+        elif self._in_phase.pop(leg_id, False):
+            self.engine.end_phase(leg_id, "rep_descent")
+        if angles.t_s.shape[0] or step.events:
+            return [LegOutput(leg_id, angles, step.events)]
+        return []
 
     def _cue(self, cue: Cue | None) -> None:
         if cue is None:

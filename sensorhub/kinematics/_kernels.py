@@ -238,12 +238,13 @@ def fill_gaps(values: np.ndarray, prev: np.ndarray, missing: np.ndarray, stats: 
 
 @njit(cache=True)
 def blend_after_gaps(q_slow: np.ndarray, q_fast: np.ndarray, missing: np.ndarray, params: np.ndarray,
-                     state: np.ndarray, q_out: np.ndarray) -> None:
+                     state: np.ndarray, q_out: np.ndarray, w_out: np.ndarray) -> None:
     """After a gap of >= params[0] samples the inclination (not the heading) comes from the fast filter
     until the slow one has agreed with it to within params[1] rad for params[4] samples in a row (or
     params[2] samples passed), then the weight fades with factor params[3] per sample. During the first
     params[5] samples after the gap the weight ramps up from 0 (a fresh recovery filter is averaging).
-    state = [weight, open gap length, samples since the gap, samples in agreement].
+    state = [weight, open gap length, samples since the gap, samples in agreement]; w_out gets the weight of
+    the fast filter per row (0 outside recoveries).
 
     The output is the slow orientation turned by the smallest earth-frame rotation that makes the blended
     sensor-frame vertical point up, so the heading stays the slow filter's."""
@@ -264,8 +265,10 @@ def blend_after_gaps(q_slow: np.ndarray, q_fast: np.ndarray, missing: np.ndarray
         for k in range(4):
             q_out[i, k] = q_slow[i, k]
         w = state[0]
+        w_out[i] = w
         if w < 1e-3:
             state[0] = 0.0
+            w_out[i] = 0.0
             continue
         _quat_matrix(q_slow, i, rs)
         _quat_matrix(q_fast, i, rf)
@@ -427,3 +430,312 @@ def knee_angles_loop(q_thigh: np.ndarray, q_shank: np.ndarray, c_thigh: np.ndarr
         if flexion < -0.35 or flexion > 2.8 or abs(valgus) > 0.6 or abs(rotation) > 0.8:
             flags |= FLAG_IMPLAUSIBLE
         out_flags[i] = flags
+
+
+
+# --- gap recovery: state / parameter layout --------------------------------------------------------------
+R_GAP_RUN = 0  # length of the current run of missing samples
+R_ACTIVE = 1  # 1 while recovering after a long gap, 0 otherwise
+R_WEIGHT = 2  # weight of the recovery corrections (1 while active, then fading to 0)
+R_OFFSET = 3  # anchored (hinge-accelerometer) flexion minus the gyroscope-integrated flexion, rad
+R_ANCHORS = 4  # anchors seen since the gap
+R_ROWS = 5  # measured rows since the gap
+R_AGREE = 6  # rows since the offset last exceeded the agreement limit
+R_PRE_VALGUS = 7  # valgus and rotation before the gap (held while recovering), rad
+R_PRE_ROTATION = 8
+R_PREV_VALID = 9  # how many of the previous rows (up to 2) were measured, not filled
+R_PREV_ANGLES = 10  # the filters' flexion, valgus, rotation of the previous row (3), rad
+R_PREV_CLEAN = 13  # 1 if the previous row was measured and outside any recovery
+R_PREV = 14  # previous row: acc thigh, gyr thigh, acc shank, gyr shank (12)
+R_PREV2 = 26  # gyr thigh, gyr shank of the row before that (6)
+R_LEVERS = 32  # lever arms knee centre -> thigh sensor, -> shank sensor, sensor frames (6), m
+R_LEVERS_OK = 38  # 1 when the lever arms have been fitted
+R_NFIT = 39  # rows in the lever-arm fit
+R_ATB = 40  # normal equations of the lever-arm fit: A^T b (6), A^T A (36)
+R_ATA = 46
+R_FLEX_GYRO = 82  # flexion integrated from the hinge rate since the gap, and its value at the previous row
+R_PREV_FLEX_GYRO = 83
+R_SIZE = 84
+
+Q_MIN_GAP = 0  # a gap of at least this many rows starts a recovery
+Q_DT_S = 1
+Q_TAU_ANCHOR_S = 2  # averaging time constant of the flexion offset
+Q_AGREE_RAD = 3  # the recovery ends when |offset| stays below this...
+Q_AGREE_ROWS = 4  # ...for this many rows (after at least Q_MIN_ANCHORS anchors)...
+Q_MAX_ROWS = 5  # ...or after this many measured rows
+Q_FADE = 6  # per-row factor of the fade-out of the corrections
+Q_MIN_PROJ_M_S2 = 7  # an anchor needs this much knee-centre acceleration in both sagittal planes
+Q_NORM_TOL = 8  # relative mismatch allowed between the two knee-centre acceleration magnitudes
+Q_MAX_RATE_RAD_S = 9  # no anchor above this angular rate with fitted lever arms...
+Q_STATIC_RATE_RAD_S = 10  # ...nor above this one without them
+Q_MIN_ANCHORS = 11
+Q_SIDE_SIGN = 12
+Q_CLIP_RAD = 17  # innovation limit once Q_MIN_ANCHORS anchors are in (impacts, soft-tissue wobble)
+Q_FIT_MIN_RATE_RAD_S = 13  # rows turning slower than this carry no lever-arm information
+Q_FIT_MIN_ROWS = 14
+Q_MAX_LEVER_M = 15  # a longer fitted lever arm is implausible on a leg: not used
+Q_RIDGE = 16  # Tikhonov weight of the fit (units of A^T A): pins the unobservable shift along the axis
+Q_SIZE = 18
+
+FLAG_RECOVERING = 8
+
+
+@njit(cache=True)
+def _solve_n(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve a x = b (square, copied) by Gaussian elimination with partial pivoting; NaN if singular."""
+    n = b.shape[0]
+    m = a.copy()
+    v = b.copy()
+    for c in range(n):
+        p = c
+        for r in range(c + 1, n):
+            if abs(m[r, c]) > abs(m[p, c]):
+                p = r
+        if abs(m[p, c]) < 1e-300:
+            return np.full(n, np.nan)
+        if p != c:
+            for k in range(n):
+                tmp = m[c, k]
+                m[c, k] = m[p, k]
+                m[p, k] = tmp
+            tmp = v[c]
+            v[c] = v[p]
+            v[p] = tmp
+        for r in range(c + 1, n):
+            f = m[r, c] / m[c, c]
+            for k in range(c, n):
+                m[r, k] -= f * m[c, k]
+            v[r] -= f * v[c]
+    x = np.zeros(n)
+    for c in range(n - 1, -1, -1):
+        s = v[c]
+        for k in range(c + 1, n):
+            s -= m[c, k] * x[k]
+        x[c] = s / m[c, c]
+    return x
+
+
+@njit(cache=True)
+def solve_lever_arms(state: np.ndarray, params: np.ndarray) -> None:
+    """Lever arms from the accumulated normal equations into the state (R_LEVERS_OK = 0 if implausible)."""
+    state[R_LEVERS_OK] = 0.0
+    if state[R_NFIT] < params[Q_FIT_MIN_ROWS]:
+        return
+    ata = np.empty((6, 6))
+    atb = np.empty(6)
+    for r in range(6):
+        atb[r] = state[R_ATB + r]
+        for c in range(6):
+            ata[r, c] = state[R_ATA + 6 * r + c]
+        ata[r, r] += params[Q_RIDGE]
+    x = _solve_n(ata, atb)
+    for k in range(2):
+        n2 = x[3 * k] ** 2 + x[3 * k + 1] ** 2 + x[3 * k + 2] ** 2
+        if not n2 <= params[Q_MAX_LEVER_M] ** 2:  # also catches NaN
+            return
+    for r in range(6):
+        state[R_LEVERS + r] = x[r]
+    state[R_LEVERS_OK] = 1.0
+
+
+@njit(cache=True)
+def _lever_matrix(state: np.ndarray, gyr_at: int, gyr_prev2_at: int, gyr_now: np.ndarray, inv_2dt: float,
+                  g: np.ndarray) -> None:
+    """G with G r = w x (w x r) + dw/dt x r for the previous row (dw/dt: central difference over the rows
+    before and after it)."""
+    wx, wy, wz = state[gyr_at], state[gyr_at + 1], state[gyr_at + 2]
+    dx = (gyr_now[0] - state[gyr_prev2_at]) * inv_2dt
+    dy = (gyr_now[1] - state[gyr_prev2_at + 1]) * inv_2dt
+    dz = (gyr_now[2] - state[gyr_prev2_at + 2]) * inv_2dt
+    w2 = wx * wx + wy * wy + wz * wz
+    g[0, 0] = wx * wx - w2
+    g[0, 1] = wx * wy - dz
+    g[0, 2] = wx * wz + dy
+    g[1, 0] = wy * wx + dz
+    g[1, 1] = wy * wy - w2
+    g[1, 2] = wy * wz - dx
+    g[2, 0] = wz * wx - dy
+    g[2, 1] = wz * wy + dx
+    g[2, 2] = wz * wz - w2
+
+
+@njit(cache=True)
+def _knee_matrix(flexion: float, valgus: float, rotation: float, side: float, out: np.ndarray) -> None:
+    """Ry(flexion) Rx(-side valgus) Rz(side rotation): shank segment -> thigh segment."""
+    cf, sf = math.cos(flexion), math.sin(flexion)
+    cb, sb = math.cos(-side * valgus), math.sin(-side * valgus)
+    cc, sc = math.cos(side * rotation), math.sin(side * rotation)
+    # Rx(b) Rz(c)
+    m00, m01, m02 = cc, -sc, 0.0
+    m10, m11, m12 = cb * sc, cb * cc, -sb
+    m20, m21, m22 = sb * sc, sb * cc, cb
+    out[0, 0] = cf * m00 + sf * m20
+    out[0, 1] = cf * m01 + sf * m21
+    out[0, 2] = cf * m02 + sf * m22
+    out[1, 0] = m10
+    out[1, 1] = m11
+    out[1, 2] = m12
+    out[2, 0] = -sf * m00 + cf * m20
+    out[2, 1] = -sf * m01 + cf * m21
+    out[2, 2] = -sf * m02 + cf * m22
+
+
+@njit(cache=True)
+def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndarray, acc_s: np.ndarray,
+                       gyr_s: np.ndarray, missing: np.ndarray, blending: np.ndarray, c_thigh: np.ndarray,
+                       c_shank: np.ndarray, params: np.ndarray, state: np.ndarray, flags: np.ndarray) -> None:
+    """After a long gap, re-anchor flexion on the hinge and hold valgus/rotation (in place on ``angles_rad``
+    (N, 3) from ``knee_angles_loop``; gyroscopes bias-free, gaps filled, ``missing`` marks filled rows).
+
+    Hinge anchor: without the lever terms w x (w x r) + dw/dt x r, both accelerometers measure the same
+    vector, the specific force of the knee centre, each in its own segment frame. A hinge turns one into
+    the other about the flexion (y) axis, so flexion is the difference of that vector's angles in the two
+    sagittal (x-z) planes. It needs neither a quiet phase nor the pre-gap state. An anchor is used when the
+    two magnitudes agree (lever-arm, soft-tissue and off-hinge errors would make them differ) and the vector
+    is not along the axis. The lever arms come from a linear least-squares fit of the same hinge relation
+    over every clean, turning row so far (the knee rotation known from the filters); the anchor of row i-1
+    is formed at row i (central difference for dw/dt), so everything stays causal.
+
+    While recovering, flexion = the filters' flexion + an offset averaged over the anchors, and valgus and
+    rotation are held at their pre-gap values (the filters' inclination and heading errors leak into them,
+    a hinge's valgus/rotation change little); the recovery ends when the filters' flexion agrees with the
+    anchors, then the corrections fade out. Recovering rows get FLAG_RECOVERING."""
+    n = angles_rad.shape[0]
+    dt = params[Q_DT_S]
+    inv_2dt = 0.5 / dt
+    g_tau = min(1.0, dt / params[Q_TAU_ANCHOR_S])
+    side = params[Q_SIDE_SIGN]
+    fit_rate2 = params[Q_FIT_MIN_RATE_RAD_S] ** 2
+    min_proj2 = params[Q_MIN_PROJ_M_S2] ** 2
+    g1 = np.empty((3, 3))
+    g2 = np.empty((3, 3))
+    knee = np.empty((3, 3))
+    rel = np.empty((3, 3))
+    rg2 = np.empty((3, 3))
+    a_row = np.empty((3, 6))
+    b_row = np.empty(3)
+    u1 = np.empty(3)
+    u2 = np.empty(3)
+    for i in range(n):
+        raw_flex = angles_rad[i, 0]
+        raw_valgus = angles_rad[i, 1]
+        raw_rotation = angles_rad[i, 2]
+        if missing[i]:
+            state[R_GAP_RUN] += 1.0
+        else:
+            if state[R_GAP_RUN] >= params[Q_MIN_GAP]:
+                if state[R_WEIGHT] < 1e-3:
+                    # no recovery running: start integrating from the filters' (post-gap) flexion
+                    state[R_OFFSET] = 0.0
+                    state[R_FLEX_GYRO] = raw_flex
+                    state[R_PREV_FLEX_GYRO] = raw_flex
+                state[R_ACTIVE] = 1.0
+                state[R_WEIGHT] = 1.0
+                state[R_ANCHORS] = 0.0
+                state[R_ROWS] = 0.0
+                state[R_AGREE] = 0.0
+                solve_lever_arms(state, params)
+            state[R_GAP_RUN] = 0.0
+        # the previous row, now that dw/dt is known there (needs rows i-2, i-1, i measured)
+        if not missing[i] and state[R_PREV_VALID] >= 2.0:
+            p = R_PREV
+            _lever_matrix(state, p + 3, R_PREV2, gyr_t[i], inv_2dt, g1)
+            _lever_matrix(state, p + 9, R_PREV2 + 3, gyr_s[i], inv_2dt, g2)
+            w_t2 = state[p + 3] ** 2 + state[p + 4] ** 2 + state[p + 5] ** 2
+            w_s2 = state[p + 9] ** 2 + state[p + 10] ** 2 + state[p + 11] ** 2
+            if state[R_PREV_CLEAN] > 0.5 and (w_t2 > fit_rate2 or w_s2 > fit_rate2):
+                # lever-arm fit: G1 r1 - R G2 r2 = a1 - R a2, R = shank sensor -> thigh sensor
+                _knee_matrix(state[R_PREV_ANGLES], state[R_PREV_ANGLES + 1], state[R_PREV_ANGLES + 2], side,
+                             knee)
+                rel[:, :] = c_thigh @ knee @ c_shank.T
+                rg2[:, :] = rel @ g2
+                for r in range(3):
+                    b_row[r] = state[p + r] - (rel[r, 0] * state[p + 6] + rel[r, 1] * state[p + 7]
+                                               + rel[r, 2] * state[p + 8])
+                    for c in range(3):
+                        a_row[r, c] = g1[r, c]
+                        a_row[r, 3 + c] = -rg2[r, c]
+                for r in range(6):
+                    s = 0.0
+                    for k in range(3):
+                        s += a_row[k, r] * b_row[k]
+                    state[R_ATB + r] += s
+                    for c in range(6):
+                        s = 0.0
+                        for k in range(3):
+                            s += a_row[k, r] * a_row[k, c]
+                        state[R_ATA + 6 * r + c] += s
+                state[R_NFIT] += 1.0
+            ok = state[R_LEVERS_OK] > 0.5
+            max_rate = params[Q_MAX_RATE_RAD_S] if ok else params[Q_STATIC_RATE_RAD_S]
+            if state[R_ACTIVE] > 0.5 and w_t2 < max_rate * max_rate and w_s2 < max_rate * max_rate:
+                for r in range(3):
+                    s1 = state[p + r]
+                    s2 = state[p + 6 + r]
+                    if ok:
+                        for c in range(3):
+                            s1 -= g1[r, c] * state[R_LEVERS + c]
+                            s2 -= g2[r, c] * state[R_LEVERS + 3 + c]
+                    u1[r] = s1
+                    u2[r] = s2
+                # into segment coordinates: x (anterior) and z (up) components
+                tx = c_thigh[0, 0] * u1[0] + c_thigh[1, 0] * u1[1] + c_thigh[2, 0] * u1[2]
+                tz = c_thigh[0, 2] * u1[0] + c_thigh[1, 2] * u1[1] + c_thigh[2, 2] * u1[2]
+                sx = c_shank[0, 0] * u2[0] + c_shank[1, 0] * u2[1] + c_shank[2, 0] * u2[2]
+                sz = c_shank[0, 2] * u2[0] + c_shank[1, 2] * u2[1] + c_shank[2, 2] * u2[2]
+                n1 = math.sqrt(u1[0] ** 2 + u1[1] ** 2 + u1[2] ** 2)
+                n2 = math.sqrt(u2[0] ** 2 + u2[1] ** 2 + u2[2] ** 2)
+                if (abs(n1 - n2) < params[Q_NORM_TOL] * max(n1, n2)
+                        and tx * tx + tz * tz > min_proj2 and sx * sx + sz * sz > min_proj2):
+                    e = _wrap(math.atan2(tx, tz) - math.atan2(sx, sz) - state[R_PREV_FLEX_GYRO])
+                    state[R_ANCHORS] += 1.0
+                    innovation = e - state[R_OFFSET]
+                    if state[R_ANCHORS] > params[Q_MIN_ANCHORS]:
+                        innovation = min(params[Q_CLIP_RAD], max(-params[Q_CLIP_RAD], innovation))
+                    state[R_OFFSET] += max(g_tau, 1.0 / state[R_ANCHORS]) * innovation
+        hinge_flex = state[R_FLEX_GYRO] + state[R_OFFSET]
+        if state[R_ACTIVE] > 0.5:
+            if not missing[i]:
+                state[R_ROWS] += 1.0
+                if (state[R_ANCHORS] >= params[Q_MIN_ANCHORS]
+                        and abs(_wrap(hinge_flex - raw_flex)) < params[Q_AGREE_RAD]):
+                    state[R_AGREE] += 1.0
+                else:
+                    state[R_AGREE] = 0.0
+                if (state[R_AGREE] >= params[Q_AGREE_ROWS] and not blending[i]) or state[R_ROWS] >= params[Q_MAX_ROWS]:
+                    state[R_ACTIVE] = 0.0
+        elif state[R_WEIGHT] > 0.0:
+            state[R_WEIGHT] *= params[Q_FADE]
+            if state[R_WEIGHT] < 1e-3:
+                state[R_WEIGHT] = 0.0
+        w = state[R_WEIGHT]
+        if missing[i]:
+            pass
+        elif w > 0.0:
+            angles_rad[i, 0] = raw_flex + w * _wrap(hinge_flex - raw_flex)
+            angles_rad[i, 1] = (1.0 - w) * raw_valgus + w * state[R_PRE_VALGUS]
+            angles_rad[i, 2] = (1.0 - w) * raw_rotation + w * state[R_PRE_ROTATION]
+            if state[R_ACTIVE] > 0.5 or w > 0.1:
+                flags[i] |= FLAG_RECOVERING
+        else:
+            state[R_PRE_VALGUS] = raw_valgus
+            state[R_PRE_ROTATION] = raw_rotation
+        # shift the row history
+        state[R_PREV_VALID] = 0.0 if missing[i] else min(2.0, state[R_PREV_VALID] + 1.0)
+        state[R_PREV_CLEAN] = 1.0 if (not missing[i] and w == 0.0) else 0.0
+        for k in range(3):
+            state[R_PREV2 + k] = state[R_PREV + 3 + k]
+            state[R_PREV2 + 3 + k] = state[R_PREV + 9 + k]
+            state[R_PREV + k] = acc_t[i, k]
+            state[R_PREV + 3 + k] = gyr_t[i, k]
+            state[R_PREV + 6 + k] = acc_s[i, k]
+            state[R_PREV + 9 + k] = gyr_s[i, k]
+        state[R_PREV_ANGLES] = raw_flex
+        state[R_PREV_ANGLES + 1] = raw_valgus
+        # hinge flexion rate j_s.w_s - j_t.w_t (the segments' y axes), integrated while a recovery runs
+        state[R_PREV_FLEX_GYRO] = state[R_FLEX_GYRO]
+        if w > 0.0:
+            state[R_FLEX_GYRO] += dt * (c_shank[0, 1] * gyr_s[i, 0] + c_shank[1, 1] * gyr_s[i, 1]
+                                        + c_shank[2, 1] * gyr_s[i, 2] - c_thigh[0, 1] * gyr_t[i, 0]
+                                        - c_thigh[1, 1] * gyr_t[i, 1] - c_thigh[2, 1] * gyr_t[i, 2])
+        state[R_PREV_ANGLES + 2] = raw_rotation

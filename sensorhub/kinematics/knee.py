@@ -73,6 +73,43 @@ class KneeParams:
     gap_recovery_agree_deg: float = 1.0
     gap_recovery_max_s: float = 10.0
     gap_recovery_fade_s: float = 0.3
+    # after such a gap, flexion is re-anchored on the hinge (both accelerometers, lever arms removed, see
+    # _kernels.recover_after_gaps) and valgus/rotation are held at their pre-gap values until
+    # the filters' flexion agrees with the anchors within gap_anchor_agree_deg for gap_recovery_agree_s
+    gap_anchor_tau_s: float = 0.5  # averaging time constant of the anchored flexion offset (after a first
+    # average over gap_anchor_min_s of anchors, each anchor moves it by at most gap_anchor_clip_deg)
+    gap_anchor_min_s: float = 0.05
+    gap_anchor_clip_deg: float = 5.0
+    gap_anchor_agree_deg: float = 2.0
+    gap_recovery_agree_s: float = 0.25
+    gap_anchor_min_proj_m_s2: float = 4.0  # knee-centre acceleration needed in both sagittal planes
+    gap_anchor_norm_tol: float = 0.05  # relative mismatch of the two knee-centre acceleration magnitudes
+    gap_anchor_max_rate_rad_s: float = 15.0  # with fitted lever arms (a 1 cm lever error is 2 m/s^2 there)
+    gap_anchor_static_rate_rad_s: float = 1.0  # without them (lever terms < 0.3 m/s^2 at 0.3 m)
+
+
+def recovery_params(p: KneeParams, rate_hz: float, side_sign: float) -> FloatArray:
+    """Parameter array of ``_kernels.recover_after_gaps``."""
+    q = np.zeros(_kernels.Q_SIZE)
+    q[_kernels.Q_MIN_GAP] = max(1, round(p.gap_recovery_min_s * rate_hz))
+    q[_kernels.Q_DT_S] = 1.0 / rate_hz
+    q[_kernels.Q_TAU_ANCHOR_S] = p.gap_anchor_tau_s
+    q[_kernels.Q_AGREE_RAD] = math.radians(p.gap_anchor_agree_deg)
+    q[_kernels.Q_AGREE_ROWS] = max(1, round(p.gap_recovery_agree_s * rate_hz))
+    q[_kernels.Q_MAX_ROWS] = p.gap_recovery_max_s * rate_hz
+    q[_kernels.Q_FADE] = math.exp(-1.0 / (p.gap_recovery_fade_s * rate_hz))
+    q[_kernels.Q_MIN_PROJ_M_S2] = p.gap_anchor_min_proj_m_s2
+    q[_kernels.Q_NORM_TOL] = p.gap_anchor_norm_tol
+    q[_kernels.Q_MAX_RATE_RAD_S] = p.gap_anchor_max_rate_rad_s
+    q[_kernels.Q_STATIC_RATE_RAD_S] = p.gap_anchor_static_rate_rad_s
+    q[_kernels.Q_MIN_ANCHORS] = max(1, round(p.gap_anchor_min_s * rate_hz))
+    q[_kernels.Q_CLIP_RAD] = math.radians(p.gap_anchor_clip_deg)
+    q[_kernels.Q_SIDE_SIGN] = side_sign
+    q[_kernels.Q_FIT_MIN_RATE_RAD_S] = 1.0
+    q[_kernels.Q_FIT_MIN_ROWS] = max(1, round(0.5 * rate_hz))
+    q[_kernels.Q_MAX_LEVER_M] = 0.6
+    q[_kernels.Q_RIDGE] = 1.0
+    return q
 
 
 def _empty_angles(leg_id: str) -> KneeAngles:
@@ -133,7 +170,19 @@ class KneeEstimator:
             max(1, round(p.gap_recovery_min_s * self.rate_hz)), math.radians(p.gap_recovery_agree_deg),
             p.gap_recovery_max_s * self.rate_hz, math.exp(-1.0 / (p.gap_recovery_fade_s * self.rate_hz)),
             max(1, round(0.25 * self.rate_hz)), max(1.0, GAP_RECOVERY_TAU_ACC_S * self.rate_hz)])
+        self._rec_state = np.zeros(_kernels.R_SIZE)
+        self._rec_params = recovery_params(p, self.rate_hz, SIDE_SIGN[side])
         self._finished = False
+
+    @property
+    def lever_arms_m(self) -> FloatArray | None:
+        """(2, 3) knee centre -> thigh sensor, knee centre -> shank sensor, in the sensor frames (m); None
+        until enough turning rows have been seen (fitted on every clean row so far, see
+        ``_kernels.recover_after_gaps``)."""
+        _kernels.solve_lever_arms(self._rec_state, self._rec_params)
+        if self._rec_state[_kernels.R_LEVERS_OK] < 0.5:
+            return None
+        return self._rec_state[_kernels.R_LEVERS:_kernels.R_LEVERS + 6].reshape(2, 3).copy()
 
     @property
     def calibration(self) -> KneeCalibration | None:
@@ -200,13 +249,14 @@ class KneeEstimator:
         return self._process(joined, initialise=True, final=final)
 
     def _orientations(self, gyr_t: FloatArray, acc_t: FloatArray, gyr_s: FloatArray, acc_s: FloatArray,
-                      missing: np.ndarray) -> tuple[FloatArray, FloatArray]:
+                      missing: np.ndarray) -> tuple[FloatArray, FloatArray, np.ndarray]:
         """Both sensors' orientations: the normal filters, and after each long gap the inclination of a
         recovery filter started fresh at the gap's end (it averages gravity over the first second of
         data after the gap instead of carrying the pre-gap state)."""
         assert self._filters is not None
         ends, self._gap_run = _gap_ends(missing, self._gap_run, int(self._blend_params[0]))
         out = []
+        blend_w = np.zeros((2, gyr_t.shape[0]))
         for k, (gyr, acc) in enumerate(((gyr_t, acc_t), (gyr_s, acc_s))):
             q_slow = np.ascontiguousarray(self._filters[k].update(gyr, acc), dtype=np.float64)
             q_fast = q_slow.copy()
@@ -218,11 +268,12 @@ class KneeEstimator:
                 if rec is not None and b > a:
                     q_fast[a:b] = rec.update(gyr[a:b], acc[a:b])
             q = np.empty_like(q_slow)
-            _kernels.blend_after_gaps(q_slow, q_fast, missing, self._blend_params, self._blend_state[k], q)
+            _kernels.blend_after_gaps(q_slow, q_fast, missing, self._blend_params, self._blend_state[k], q,
+                                      blend_w[k])
             if self._blend_state[k, 0] == 0.0:
                 self._recovery[k] = None  # recovered: the next long gap starts a new one
             out.append(q)
-        return out[0], out[1]
+        return out[0], out[1], np.any(blend_w > 0.0, axis=0)
 
     def _process(self, samples: LegSamples, initialise: bool = False, final: bool = False) -> KneeAngles:
         """Run every row that is no longer inside an open gap: rows after the last complete row wait for
@@ -261,7 +312,7 @@ class KneeEstimator:
         gyr_s = gyr_s - cal.shank_gyr_bias_rad_s
         if self._filters is None:
             self._filters = (self._factory(self.rate_hz), self._factory(self.rate_hz))
-        q_t, q_s = self._orientations(gyr_t, acc_t, gyr_s, acc_s, missing)
+        q_t, q_s, blending = self._orientations(gyr_t, acc_t, gyr_s, acc_s, missing)
         if initialise and self.params.refine_axes:
             cal = refine_axes(cal, q_t, q_s, gyr_t, gyr_s)
             self._calibration = cal
@@ -276,6 +327,8 @@ class KneeEstimator:
         out = np.empty((n, 3))
         flags = np.empty(n, dtype=np.uint8)
         _kernels.knee_angles_loop(q_t, q_s, c_t, c_s, missing, self._loop_params, self._state, out, flags)
+        _kernels.recover_after_gaps(out, acc_t, gyr_t, acc_s, gyr_s, missing, blending, c_t, c_s,
+                                    self._rec_params, self._rec_state, flags)
         return KneeAngles(leg_id=self.leg_id, t_s=np.asarray(samples.t_s[:n], dtype=np.float64).copy(),
                           flexion_rad=out[:, 0].copy(), valgus_rad=out[:, 1].copy(),
                           rotation_rad=out[:, 2].copy(), quality=flags)
@@ -334,10 +387,14 @@ def warmup() -> None:
     _kernels.fill_gaps(values, np.zeros(3), missing, np.zeros(3), 0.01, 1.0, 1)
     blend_state = np.zeros(4)
     _kernels.blend_after_gaps(q, q, missing, np.array([1.0, 0.01, 10.0, 0.9, 1.0, 1.0]), blend_state,
-                              np.empty((2, 4)))
+                              np.empty((2, 4)), np.zeros(2))
     params = loop_params(HeadingParams(), 100.0, 1.0)
     _kernels.knee_angles_loop(q, q, eye, eye, missing, params, np.zeros(_kernels.K_SIZE), np.empty((2, 3)),
                               np.empty(2, dtype=np.uint8))
+    rec_params = recovery_params(KneeParams(), 100.0, 1.0)
+    acc = np.zeros((2, 3))
+    _kernels.recover_after_gaps(np.zeros((2, 3)), acc, acc, acc, acc, missing, missing, eye, eye, rec_params,
+                                np.zeros(_kernels.R_SIZE), np.zeros(2, dtype=np.uint8))
     gyr = np.ones((3, 3))
     _kernels.hinge_residuals(gyr, gyr, np.zeros(4))
     _kernels.decompose_knee(eye, 1.0)

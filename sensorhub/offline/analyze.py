@@ -173,10 +173,12 @@ def _is_csv(path: Path) -> bool:
     return text[:1].isalpha() and all(32 <= b < 127 or b in (9, 10, 13) for b in text)
 
 
-def detect_events(angles: KneeAngles, samples: LegSamples, side: str) -> list[dict[str, Any]]:
-    """Landings, cuts and reps of one leg, as the events.json objects. Filled by the events issue; until
-    then there are none."""
-    return []
+def detect_events(angles: KneeAngles, samples: LegSamples, side: str, rate_hz: float) -> list[dict[str, Any]]:
+    """Landings, cuts and reps of one leg, as the events.json objects (the live detector, one push)."""
+    from sensorhub.analysis import detect_events as detect
+    from sensorhub.analysis import event_to_json
+
+    return [event_to_json(event) for event in detect(samples, angles, side, rate_hz)]
 
 
 def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]]) -> None:
@@ -193,7 +195,7 @@ def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]
 
 def analyze_input(inp: AnalyzeInput) -> tuple[KneeAngles, KneeCalibration, list[dict[str, Any]]]:
     angles, cal = estimate_knee_angles(inp.samples, inp.side, inp.rate_hz)
-    events = detect_events(angles, inp.samples, inp.side)
+    events = detect_events(angles, inp.samples, inp.side, inp.rate_hz)
     return angles, cal, events
 
 

@@ -32,7 +32,6 @@ from sensorhub.model import RawPacket, Segment, SensorRef, Side
 from sensorhub.runtime.pipeline import LatencyRecorder
 from sensorhub.runtime.service import ServiceHandle, Stage, serve, serve_in_thread
 from sensorhub.sources.base import LinkState, PacketQueue, PacketSource, SensorLink
-from sensorhub.web.health import PER_SENSOR_LATENCY_SAMPLES
 from sensorhub.web.session import SessionError
 
 log = logging.getLogger(__name__)
@@ -371,8 +370,7 @@ def reset_latency_after_warmup(source: SimulatorSource) -> Stage:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         handle.runner.stats.packet_to_angle = LatencyRecorder()
-        for sensor_id in handle.pipeline.latency_by_sensor:
-            handle.pipeline.latency_by_sensor[sensor_id] = LatencyRecorder(PER_SENSOR_LATENCY_SAMPLES)
+        handle.pipeline.latency_by_sensor.reset()
 
     return reset
 

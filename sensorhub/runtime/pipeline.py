@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sensorhub.analysis import EventDetector, LivePhase
 from sensorhub.errors import CalibrationError
 from sensorhub.kinematics import KneeEstimator
 from sensorhub.model import Event, KneeAngles, LegSamples, RawPacket, SensorRef
@@ -26,6 +27,7 @@ class LegOutput:
     leg_id: str
     angles: KneeAngles
     events: list[Event] = field(default_factory=list)
+    phase: LivePhase | None = None  # a rep descent in progress (for live cues)
 
 
 class LatencyRecorder:
@@ -51,12 +53,13 @@ class LatencyRecorder:
 
 def warmup() -> None:
     """Compile (or load from numba's cache) every kernel of the live path, before the first sample."""
-    from sensorhub import kinematics, orientation
+    from sensorhub import analysis, kinematics, orientation
     from sensorhub.protocol import decode
 
     decode.warm_up()
     orientation.warmup()
     kinematics.warmup()
+    analysis.warmup()
 
 
 class Pipeline:
@@ -67,6 +70,7 @@ class Pipeline:
         self.front = Front(self.sensors, rate_hz=rate_hz)
         self._sides = {s.leg_id: str(s.side) for s in self.sensors}
         self._knees: dict[str, KneeEstimator] = {}
+        self._detectors: dict[str, EventDetector] = {}
         self._rate_hz = rate_hz
         # Processing time of one ingest call (decode .. angles), excluding queueing.
         self.processing = LatencyRecorder()
@@ -81,21 +85,36 @@ class Pipeline:
             self._knees[chunk.leg_id] = knee
         return knee
 
+    def _analyse(self, chunk: LegSamples, angles: KneeAngles, rate_hz: float) -> LegOutput | None:
+        """Events and the live phase from the samples and the angles computed so far for this leg (the
+        detector holds samples until their angles arrive, so the two may be offset in time)."""
+        det = self._detectors.get(chunk.leg_id)
+        if det is None:
+            det = EventDetector(self._sides[chunk.leg_id], rate_hz, chunk.leg_id)
+            self._detectors[chunk.leg_id] = det
+        step = det.step(chunk, angles)
+        if angles.t_s.shape[0] or step.events or step.phase is not None:
+            return LegOutput(chunk.leg_id, angles, list(step.events), step.phase)
+        return None
+
     def _process(self, chunks: Iterable[LegSamples], final: bool = False) -> list[LegOutput]:
         out: list[LegOutput] = []
         for chunk in chunks:
             if len(chunk) == 0:
                 continue
             try:
-                angles = self._knee(chunk).push(chunk)
+                knee = self._knee(chunk)
+                angles = knee.push(chunk)
             except CalibrationError as exc:
                 # Calibration refused (e.g. no bends within the allowed time): say why and start over
                 # from the next samples; the stream and the other legs go on.
                 self.calibration_errors[chunk.leg_id] = str(exc)
                 del self._knees[chunk.leg_id]
+                self._detectors.pop(chunk.leg_id, None)
                 continue
-            if angles.t_s.shape[0]:
-                out.append(LegOutput(chunk.leg_id, angles))
+            result = self._analyse(chunk, angles, knee.rate_hz)
+            if result is not None:
+                out.append(result)
         if final:
             for leg_id, knee in self._knees.items():
                 try:
@@ -105,8 +124,14 @@ class Pipeline:
                     # the reason is kept for the report and every raw packet stays recorded.
                     self.calibration_errors[leg_id] = str(exc)
                     continue
-                if angles.t_s.shape[0]:
-                    out.append(LegOutput(leg_id, angles))
+                result = self._analyse(_no_samples(leg_id), angles, knee.rate_hz)
+                tail = self._detectors[leg_id].finish() if leg_id in self._detectors else []
+                if result is None and tail:
+                    result = LegOutput(leg_id, angles)
+                if result is not None:
+                    result.events.extend(tail)
+                    result.phase = None
+                    out.append(result)
         return out
 
     def ingest(self, packet: RawPacket) -> list[LegOutput]:
@@ -124,6 +149,11 @@ class Pipeline:
 
     def calibration_report(self) -> dict[str, object]:
         return {leg: knee.calibration for leg, knee in self._knees.items()}
+
+
+def _no_samples(leg_id: str) -> LegSamples:
+    empty = np.empty((0, 3))
+    return LegSamples(leg_id, np.empty(0), empty, empty, empty, empty)
 
 
 def sensor_refs_from_meta(sensors: Iterable[dict[str, str]]) -> list[SensorRef]:

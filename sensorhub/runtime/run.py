@@ -34,7 +34,9 @@ def _listening(host: str, port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def simulated_ble_peripherals(config: Config, config_path: Path | None, spec: str) -> AsyncIterator[None]:
+async def simulated_ble_peripherals(
+    config: Config, config_path: Path | None, spec: str
+) -> AsyncIterator[None]:
     """With ``transport = "bumble"`` on a loopback TCP HCI address and nothing listening there, start
     ``firmware-sim serve-ble`` for the configured sensors (owned here, stopped on exit), so that the
     simulated BLE setup is one command. Real radios and an already running simulator are left alone."""

@@ -155,6 +155,10 @@ def create_app(ctx: WebContext) -> Starlette:
                 encode(ctx.hub.hello(athlete, [s.snapshot() for s in visible], list(ctx.sessions.drills)))
             )
 
+            backlog = ctx.hub.backlog(athlete)
+            if backlog is not None:
+                await websocket.send_text(encode(backlog))
+
             async def pump() -> None:
                 while True:
                     await websocket.send_text(await channel.get())

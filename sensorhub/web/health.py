@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from sensorhub.model import RawPacket, SensorRef
 from sensorhub.runtime.live import LiveStats
-from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
+from sensorhub.runtime.pipeline import LegOutput, Pipeline
 from sensorhub.sources.base import LinkState, SensorLink
 
-PER_SENSOR_LATENCY_SAMPLES = 4096
+PER_SENSOR_LATENCY_SAMPLES = 1024  # ~40 s of packets per sensor: enough for a p99, cheap for /health
 STALE_AFTER_S = 2.0  # a streaming link with no packet for this long shows as not connected
 
 
@@ -28,21 +30,48 @@ class ServiceState(StrEnum):
     STOPPED = "stopped"
 
 
+class SensorLatencies:
+    """The last ``capacity`` latencies (seconds) of every sensor in one ring buffer per row, so the
+    percentiles of all sensors come from one sort (a /health call stays ~1 ms for 100 sensors)."""
+
+    def __init__(self, sensor_ids: Sequence[str], capacity: int = PER_SENSOR_LATENCY_SAMPLES) -> None:
+        self.rows = {sid: i for i, sid in enumerate(sensor_ids)}
+        self._values = np.full((len(self.rows), capacity), np.nan)
+        self._n = np.zeros(len(self.rows), dtype=np.int64)
+
+    def add(self, sensor_id: str, latency_s: float) -> None:
+        row = self.rows.get(sensor_id)
+        if row is not None:
+            self._values[row, self._n[row] % self._values.shape[1]] = latency_s
+            self._n[row] += 1
+
+    def reset(self) -> None:
+        self._values.fill(np.nan)
+        self._n.fill(0)
+
+    def percentiles_ms(self, qs: Sequence[float] = (50.0, 95.0, 99.0)) -> dict[str, dict[str, float]]:
+        """Nearest-rank percentiles per sensor (NaN where a sensor has no sample yet)."""
+        ordered = np.sort(self._values, axis=1)  # NaN (unfilled) sorts last
+        count = np.minimum(self._n, self._values.shape[1])
+        out: dict[str, dict[str, float]] = {}
+        cols = {f"p{q:g}_ms": np.clip(np.ceil(q / 100.0 * count).astype(np.int64) - 1, 0, None) for q in qs}
+        picked = {k: ordered[np.arange(len(count)), idx] * 1e3 for k, idx in cols.items()}
+        for sid, row in self.rows.items():
+            out[sid] = {k: float(v[row]) if count[row] else float("nan") for k, v in picked.items()}
+        return out
+
+
 class MeasuredPipeline(Pipeline):
     """The pipeline, also keeping packet -> angle latency per sensor for /health."""
 
     def __init__(self, sensors: Sequence[SensorRef], rate_hz: float | None = None) -> None:
         super().__init__(sensors, rate_hz=rate_hz)
-        self.latency_by_sensor = {
-            s.sensor_id: LatencyRecorder(PER_SENSOR_LATENCY_SAMPLES) for s in self.sensors
-        }
+        self.latency_by_sensor = SensorLatencies([s.sensor_id for s in self.sensors])
 
     def ingest(self, packet: RawPacket) -> list[LegOutput]:
         out = super().ingest(packet)
         if out:
-            recorder = self.latency_by_sensor.get(packet.sensor_id)
-            if recorder is not None:
-                recorder.add(time.time() - packet.t_host_s)
+            self.latency_by_sensor.add(packet.sensor_id, time.time() - packet.t_host_s)
         return out
 
 
@@ -81,6 +110,7 @@ class HealthReporter:
         links = self._links()
         live = self._live()
         sensors: dict[str, Any] = {}
+        latencies = self.pipeline.latency_by_sensor.percentiles_ms((50.0, 95.0, 99.0))
         for ref in self.pipeline.sensors:
             st = stats.get(ref.sensor_id)
             link = links.get(ref.sensor_id)
@@ -90,7 +120,7 @@ class HealthReporter:
                 and (now_s - link.last_packet_host_s < STALE_AFTER_S)
             )
             connected = link is not None and link.state is LinkState.STREAMING and fresh
-            lat = self.pipeline.latency_by_sensor[ref.sensor_id].percentiles_ms((50.0, 95.0, 99.0))
+            lat = latencies[ref.sensor_id]
             samples = st.samples if st is not None else 0
             lost = st.lost if st is not None else 0
             sensors[ref.sensor_id] = {

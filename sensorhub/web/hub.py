@@ -26,6 +26,7 @@ from sensorhub.web.protocol import PROTOCOL_VERSION
 DISPLAY_RATE_HZ = 50.0
 FRAME_PERIOD_S = 0.05
 HEALTH_PERIOD_S = 1.0
+BACKLOG_SAMPLES = 520  # a little over the pages' 10 s window at the display rate
 CLIENT_QUEUE_FRAMES = 256  # ~10 s of angle frames at 20 frames/s plus the rest
 
 
@@ -102,6 +103,8 @@ class Hub:
         self.frames_built = 0
         self.first_angles_sent_s: float | None = None
         self.dropped_closed = 0  # frames dropped by clients that have gone
+        # The last display window per leg, sent to a client when it connects so its traces start full.
+        self._recent: dict[str, deque[tuple[float, float | None, float | None]]] = {}
 
     # ---- clients ---------------------------------------------------------------------------------
 
@@ -166,6 +169,9 @@ class Hub:
             if not buf.t_s:
                 continue
             athlete, _, side = leg_id.partition("/")
+            self._recent.setdefault(leg_id, deque(maxlen=BACKLOG_SAMPLES)).extend(
+                zip(buf.t_s, buf.flexion_deg, buf.valgus_deg, strict=True)
+            )
             per_athlete.setdefault(athlete, {})[side] = {
                 "t_s": buf.t_s,
                 "flexion_deg": buf.flexion_deg,
@@ -216,6 +222,24 @@ class Hub:
             sub.close()
             for channel in list(self.clients):
                 channel.close()
+
+    def backlog(self, athlete: str | None) -> dict[str, Any] | None:
+        """An ``angles`` frame with the recent window of every leg this client may see (None if empty)."""
+        per_athlete: dict[str, dict[str, Any]] = {}
+        for leg_id, recent in self._recent.items():
+            who, _, side = leg_id.partition("/")
+            if not recent or (athlete is not None and who != athlete):
+                continue
+            t_s, flexion_deg, valgus_deg = (list(col) for col in zip(*recent, strict=True))
+            per_athlete.setdefault(who, {})[side] = {
+                "t_s": t_s,
+                "flexion_deg": flexion_deg,
+                "valgus_deg": valgus_deg,
+                "quality": 0,
+            }
+        if not per_athlete:
+            return None
+        return {"type": "angles", "t_sent_s": time.time(), "athletes": per_athlete}
 
     def hello(self, athlete: str | None, athletes: list[dict[str, Any]], drills: list[str]) -> dict[str, Any]:
         return {

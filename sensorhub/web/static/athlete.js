@@ -86,7 +86,7 @@ function drawGauge() {
     g.strokeStyle = SIDE_COLOURS[side]; g.lineWidth = 6; g.beginPath(); g.moveTo(cx, cy);
     g.lineTo(cx + Math.cos(a) * r, cy + Math.sin(a) * r); g.stroke();
     g.fillStyle = SIDE_COLOURS[side]; g.font = "bold 22px system-ui";
-    g.fillText(`${side} ${v.flex.toFixed(0)}\u00b0`, side === "right" ? 10 : w - 110, y);
+    g.fillText(`${side} ${Math.round(v.flex) || 0}\u00b0`, side === "right" ? 10 : w - 110, y);
   }
   requestAnimationFrame(drawGauge);
 }
