@@ -11,13 +11,13 @@ from firmware_sim.athletes import SimulatedAthlete
 from firmware_sim.body import simulate
 from firmware_sim.transports.inprocess import InProcessTransport
 from sensorhub.analysis import detect_events, event_to_json
-from sensorhub.bench.latency_bench import AnalysisPipeline
 from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
 from sensorhub.kinematics import estimate_knee_angles
 from sensorhub.offline.analyze import read_recording_legs
 from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.live import IteratorSource, LiveRunner
-from sensorhub.runtime.pipeline import sensor_refs_from_meta
+from sensorhub.runtime.pipeline import Pipeline, sensor_refs_from_meta
 from sensorhub.sinks.recorder import RecordingWriter
 
 
@@ -35,12 +35,10 @@ async def _live(recording: Path) -> tuple[dict[str, list[dict[str, Any]]], list[
     refs = sensor_refs_from_meta(transport.sensor_refs())
     bus = Bus()
     sub = bus.subscribe(["events", "cues"], maxsize=100_000)
-    engine = CueEngine(parse_rules(DEFAULT_RULES, "<defaults>"))
-    pipeline = AnalysisPipeline(refs, bus, engine)
+    cue_stage = CueStage(bus, CueEngine(parse_rules(DEFAULT_RULES, "<defaults>")))
     with RecordingWriter(recording, {"source": "test", "sensors": transport.sensor_refs()}) as writer:
-        runner = LiveRunner(
-            IteratorSource(aiter(transport), [r.sensor_id for r in refs]), pipeline, bus, writer
-        )
+        source = IteratorSource(aiter(transport), [r.sensor_id for r in refs])
+        runner = LiveRunner(source, Pipeline(refs), bus, writer, cues=cue_stage)
         await runner.run()
     events: dict[str, list[dict[str, Any]]] = {}
     cues: list[Cue] = []

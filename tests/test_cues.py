@@ -216,3 +216,13 @@ def test_speech_clip_when_espeak_installed() -> None:
     assert clip is not None and clip.kind == "speech"
     assert clip.duration_s <= MAX_CLIP_S
     assert np.abs(clip.samples()).max() > 3000
+
+
+def test_athlete_threshold_replaces_the_rule_threshold_for_that_athlete_only() -> None:
+    engine = _rules({"name": "valgus", "on": "rep", "when": "peak_valgus_deg > 6", "phrase": "knees out"})
+    assert engine.on_event(_rep(10.0, valgus=5, ecc=2.0)) is None  # 5 deg is under the rule's 6
+    engine.set_thresholds("ana", {"peak_valgus_deg": 4.0})
+    cue = engine.on_event(_rep(20.0, valgus=5, ecc=2.0))
+    assert cue is not None and cue.phrase == "knees out"
+    other = Event("rep", "ben/right", 30.0, {"peak_valgus_deg": 5.0, "eccentric_s": 2.0})
+    assert engine.on_event(other) is None  # ben keeps the rule's threshold

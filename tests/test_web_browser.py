@@ -4,7 +4,6 @@ running through the real pipeline. Screenshots are kept under test-artifacts/web
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import shutil
 import time
 from collections.abc import Iterator
@@ -200,19 +199,7 @@ def test_threshold_edit_reaches_the_cue_rules(demo: ServiceHandle, page: Any) ->
     assert demo.store.thresholds(ATHLETE)["peak_valgus_deg"] == 4.5
 
 
-def _engine_follows_thresholds() -> bool:
-    if importlib.util.find_spec("sensorhub.cues") is None:
-        return False
-    from sensorhub.cues import CueEngine
-
-    return hasattr(CueEngine, "set_thresholds")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not _engine_follows_thresholds(),
-    reason="needs per-athlete limits in the cue engine: CueEngine.set_thresholds(athlete, {metric: value})",
-)
 def test_threshold_edit_changes_the_next_cue(demo: ServiceHandle, page: Any) -> None:
     """With the cue engine on the bus: a strict valgus limit makes valgus cues appear on the athlete
     page; a lax one stops them, while the athlete keeps moving (events continue)."""
@@ -236,7 +223,7 @@ def test_threshold_edit_changes_the_next_cue(demo: ServiceHandle, page: Any) -> 
             for m in sub.drain():
                 if m.topic == "events":
                     events += 1
-                elif "valgus" in str(getattr(m.payload, "rule", "")):
+                elif getattr(m.payload, "phrase", "") == "knees out":
                     cues += 1
             time.sleep(0.1)
         return cues, events

@@ -7,7 +7,8 @@ by the caller from the wall clock (live) so replays give the same cues.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sensorhub.cues.rules import CueRule, CueRuleSet
@@ -47,6 +48,7 @@ class CueEngine:
         self._default_drill = default_drill
         self._muted: set[str] = set()
         self._state: dict[str, _AthleteState] = {}
+        self._thresholds: dict[str, dict[str, float]] = {}
 
     # ---- control ---------------------------------------------------------------------------------------
     def set_drill(self, athlete: str, drill: str) -> None:
@@ -57,6 +59,11 @@ class CueEngine:
 
     def is_muted(self, athlete: str) -> bool:
         return athlete in self._muted
+
+    def set_thresholds(self, athlete: str, values: Mapping[str, float]) -> None:
+        """An athlete's own thresholds (metric -> value): they replace the threshold of every rule
+        condition on that metric for this athlete (e.g. the coach lowers ``peak_valgus_deg`` to 4)."""
+        self._thresholds[athlete] = {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
 
     # ---- evaluation ------------------------------------------------------------------------------------
     def on_event(self, event: Event) -> Cue | None:
@@ -78,17 +85,18 @@ class CueEngine:
         athlete = athlete_of(leg_id)
         st = self._state.setdefault(athlete, _AthleteState())
         drill = self._drill.get(athlete, self._default_drill)
+        over = self._thresholds.get(athlete)
         candidates: list[CueRule] = []
         for rule in self.rules.for_drill(drill, kind):
             key = (rule.name, leg_id)
             if live and rule.hysteresis > 0.0:
                 armed = st.armed.get(key, True)
-                if not armed and not rule.matches(metrics, -rule.hysteresis):
+                if not armed and not rule.matches(metrics, -rule.hysteresis, over):
                     st.armed[key] = True  # back across threshold - hysteresis: may fire again
                     armed = True
-                if not armed or not rule.matches(metrics):
+                if not armed or not rule.matches(metrics, 0.0, over):
                     continue
-            elif not rule.matches(metrics):
+            elif not rule.matches(metrics, 0.0, over):
                 continue
             candidates.append(rule)
         if not candidates:

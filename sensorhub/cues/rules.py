@@ -102,17 +102,19 @@ class Condition:
     op: str
     threshold: float
 
-    def holds(self, value: float, margin: float = 0.0) -> bool:
-        """True when ``value`` satisfies the comparison, tightened by ``margin`` (hysteresis re-arm)."""
+    def holds(self, value: float, margin: float = 0.0, threshold: float | None = None) -> bool:
+        """True when ``value`` satisfies the comparison, tightened by ``margin`` (hysteresis re-arm);
+        ``threshold`` replaces the rule's own (an athlete's edited threshold for this metric)."""
         if not math.isfinite(value):
             return False
+        limit = self.threshold if threshold is None else threshold
         if self.op == "<":
-            return value < self.threshold - margin
+            return value < limit - margin
         if self.op == "<=":
-            return value <= self.threshold - margin
+            return value <= limit - margin
         if self.op == ">":
-            return value > self.threshold + margin
-        return value >= self.threshold + margin
+            return value > limit + margin
+        return value >= limit + margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +132,15 @@ class CueRule:
     def live(self) -> bool:
         return self.on in LIVE_KINDS
 
-    def matches(self, metrics: Mapping[str, float], margin: float = 0.0) -> bool:
-        return all(c.holds(float(metrics.get(c.metric, math.nan)), margin) for c in self.conditions)
+    def matches(
+        self, metrics: Mapping[str, float], margin: float = 0.0, overrides: Mapping[str, float] | None = None
+    ) -> bool:
+        """All conditions hold; ``overrides`` (metric -> threshold) replace the rule's thresholds."""
+        over = overrides or {}
+        return all(
+            c.holds(float(metrics.get(c.metric, math.nan)), margin, over.get(c.metric))
+            for c in self.conditions
+        )
 
 
 @dataclass(frozen=True, slots=True)

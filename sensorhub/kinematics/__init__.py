@@ -8,12 +8,14 @@ Public API:
 - ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``;
 - ``warmup()``: compile or load every kernel before the first live sample;
 - quality flags (bits of ``KneeAngles.quality``): ``QUALITY_MISSING_INPUT``, ``QUALITY_HEADING_STALE``,
-  ``QUALITY_IMPLAUSIBLE``.
+  ``QUALITY_IMPLAUSIBLE``, ``QUALITY_RECOVERING`` (after a long gap: flexion re-anchored on the hinge,
+  valgus/rotation held at their pre-gap values).
 """
 
 from sensorhub.kinematics._kernels import FLAG_HEADING_STALE as QUALITY_HEADING_STALE
 from sensorhub.kinematics._kernels import FLAG_IMPLAUSIBLE as QUALITY_IMPLAUSIBLE
 from sensorhub.kinematics._kernels import FLAG_MISSING_INPUT as QUALITY_MISSING_INPUT
+from sensorhub.kinematics._kernels import FLAG_RECOVERING as QUALITY_RECOVERING
 from sensorhub.kinematics.calibration import (
     CalibrationParams,
     CalibrationPendingError,
@@ -37,6 +39,7 @@ __all__ = [
     "QUALITY_HEADING_STALE",
     "QUALITY_IMPLAUSIBLE",
     "QUALITY_MISSING_INPUT",
+    "QUALITY_RECOVERING",
     "CalibrationParams",
     "CalibrationPendingError",
     "CalibrationReport",

@@ -437,45 +437,49 @@ def knee_angles_loop(q_thigh: np.ndarray, q_shank: np.ndarray, c_thigh: np.ndarr
 R_GAP_RUN = 0  # length of the current run of missing samples
 R_ACTIVE = 1  # 1 while recovering after a long gap, 0 otherwise
 R_WEIGHT = 2  # weight of the recovery corrections (1 while active, then fading to 0)
-R_OFFSET = 3  # anchored (hinge-accelerometer) flexion minus the gyroscope-integrated flexion, rad
+R_OFFSET = 3  # anchored (hinge-accelerometer) flexion minus the hinge-rate-integrated flexion, rad
 R_ANCHORS = 4  # anchors seen since the gap
 R_ROWS = 5  # measured rows since the gap
-R_AGREE = 6  # rows since the offset last exceeded the agreement limit
+R_AGREE = 6  # rows in a row with the filters' flexion within the agreement limit of the anchored one
 R_PRE_VALGUS = 7  # valgus and rotation before the gap (held while recovering), rad
 R_PRE_ROTATION = 8
 R_PREV_VALID = 9  # how many of the previous rows (up to 2) were measured, not filled
 R_PREV_ANGLES = 10  # the filters' flexion, valgus, rotation of the previous row (3), rad
 R_PREV_CLEAN = 13  # 1 if the previous row was measured and outside any recovery
 R_PREV = 14  # previous row: acc thigh, gyr thigh, acc shank, gyr shank (12)
-R_PREV2 = 26  # gyr thigh, gyr shank of the row before that (6)
-R_LEVERS = 32  # lever arms knee centre -> thigh sensor, -> shank sensor, sensor frames (6), m
-R_LEVERS_OK = 38  # 1 when the lever arms have been fitted
-R_NFIT = 39  # rows in the lever-arm fit
-R_ATB = 40  # normal equations of the lever-arm fit: A^T b (6), A^T A (36)
-R_ATA = 46
-R_FLEX_GYRO = 82  # flexion integrated from the hinge rate since the gap, and its value at the previous row
-R_PREV_FLEX_GYRO = 83
-R_SIZE = 84
+R_PREV2 = 26  # the row before that: gyr thigh, gyr shank, acc thigh, acc shank (12)
+R_LEVERS = 38  # lever arms knee centre -> thigh sensor, -> shank sensor, sensor frames (6), m
+R_LEVERS_OK = 44  # 1 when the lever arms have been fitted
+R_NFIT = 45  # rows in the lever-arm fit
+R_ATB = 46  # normal equations of the lever-arm fit: A^T b (6), A^T A (36)
+R_ATA = 52
+R_FLEX_GYRO = 88  # flexion integrated from the hinge rate since the gap, and its value at the previous row
+R_PREV_FLEX_GYRO = 89
+R_SINCE_ANCHOR = 90  # measured rows since the last anchor
+R_SIZE = 91
 
 Q_MIN_GAP = 0  # a gap of at least this many rows starts a recovery
 Q_DT_S = 1
 Q_TAU_ANCHOR_S = 2  # averaging time constant of the flexion offset
-Q_AGREE_RAD = 3  # the recovery ends when |offset| stays below this...
-Q_AGREE_ROWS = 4  # ...for this many rows (after at least Q_MIN_ANCHORS anchors)...
+Q_AGREE_RAD = 3  # the recovery ends when the filters' flexion is within this of the anchored one...
+Q_AGREE_ROWS = 4  # ...for this many rows (and the filters' own gap blending is over)...
 Q_MAX_ROWS = 5  # ...or after this many measured rows
 Q_FADE = 6  # per-row factor of the fade-out of the corrections
 Q_MIN_PROJ_M_S2 = 7  # an anchor needs this much knee-centre acceleration in both sagittal planes
 Q_NORM_TOL = 8  # relative mismatch allowed between the two knee-centre acceleration magnitudes
 Q_MAX_RATE_RAD_S = 9  # no anchor above this angular rate with fitted lever arms...
 Q_STATIC_RATE_RAD_S = 10  # ...nor above this one without them
-Q_MIN_ANCHORS = 11
+Q_MIN_ANCHORS = 11  # the first anchors are averaged plainly, later ones...
 Q_SIDE_SIGN = 12
-Q_CLIP_RAD = 17  # innovation limit once Q_MIN_ANCHORS anchors are in (impacts, soft-tissue wobble)
 Q_FIT_MIN_RATE_RAD_S = 13  # rows turning slower than this carry no lever-arm information
 Q_FIT_MIN_ROWS = 14
 Q_MAX_LEVER_M = 15  # a longer fitted lever arm is implausible on a leg: not used
-Q_RIDGE = 16  # Tikhonov weight of the fit (units of A^T A): pins the unobservable shift along the axis
-Q_SIZE = 18
+Q_RIDGE = 16  # Tikhonov weight of the fit (units of A^T A)
+Q_CLIP_RAD = 17  # ...move the offset by at most this innovation (impacts, soft-tissue wobble)
+Q_MAX_JERK_M_S3 = 18  # no anchor where either accelerometer changes faster (impacts, tissue transients)
+Q_FOLLOW_AFTER_ROWS = 19  # without an anchor for this long, the offset follows the filters' flexion...
+Q_TAU_FOLLOW_S = 20  # ...with this time constant (flight, long impacts)
+Q_SIZE = 21
 
 FLAG_RECOVERING = 8
 
@@ -516,19 +520,31 @@ def _solve_n(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def solve_lever_arms(state: np.ndarray, params: np.ndarray) -> None:
-    """Lever arms from the accumulated normal equations into the state (R_LEVERS_OK = 0 if implausible)."""
+def solve_lever_arms(state: np.ndarray, params: np.ndarray, c_thigh: np.ndarray, c_shank: np.ndarray) -> None:
+    """Lever arms from the accumulated normal equations into the state (R_LEVERS_OK = 0 if implausible).
+
+    A point's position along the flexion axis is not observable (a rotation about the axis does not move
+    the points on it), so each lever arm is sought in its segment's x-z plane: the knee centre is the point
+    of the axis closest to the sensor."""
     state[R_LEVERS_OK] = 0.0
     if state[R_NFIT] < params[Q_FIT_MIN_ROWS]:
         return
+    basis = np.zeros((6, 4))  # r = basis @ p, p = (x, z) of each lever arm in segment coordinates
+    for r in range(3):
+        basis[r, 0] = c_thigh[r, 0]
+        basis[r, 1] = c_thigh[r, 2]
+        basis[3 + r, 2] = c_shank[r, 0]
+        basis[3 + r, 3] = c_shank[r, 2]
     ata = np.empty((6, 6))
     atb = np.empty(6)
     for r in range(6):
         atb[r] = state[R_ATB + r]
         for c in range(6):
             ata[r, c] = state[R_ATA + 6 * r + c]
-        ata[r, r] += params[Q_RIDGE]
-    x = _solve_n(ata, atb)
+    m = basis.T @ ata @ basis
+    for r in range(4):
+        m[r, r] += params[Q_RIDGE]
+    x = basis @ _solve_n(m, basis.T @ atb)
     for k in range(2):
         n2 = x[3 * k] ** 2 + x[3 * k + 1] ** 2 + x[3 * k + 2] ** 2
         if not n2 <= params[Q_MAX_LEVER_M] ** 2:  # also catches NaN
@@ -585,28 +601,36 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
                        gyr_s: np.ndarray, missing: np.ndarray, blending: np.ndarray, c_thigh: np.ndarray,
                        c_shank: np.ndarray, params: np.ndarray, state: np.ndarray, flags: np.ndarray) -> None:
     """After a long gap, re-anchor flexion on the hinge and hold valgus/rotation (in place on ``angles_rad``
-    (N, 3) from ``knee_angles_loop``; gyroscopes bias-free, gaps filled, ``missing`` marks filled rows).
+    (N, 3) from ``knee_angles_loop``; gyroscopes bias-free, gaps filled, ``missing`` marks filled rows,
+    ``blending`` the rows where either orientation still comes partly from its gap-recovery filter).
 
-    Hinge anchor: without the lever terms w x (w x r) + dw/dt x r, both accelerometers measure the same
-    vector, the specific force of the knee centre, each in its own segment frame. A hinge turns one into
-    the other about the flexion (y) axis, so flexion is the difference of that vector's angles in the two
-    sagittal (x-z) planes. It needs neither a quiet phase nor the pre-gap state. An anchor is used when the
-    two magnitudes agree (lever-arm, soft-tissue and off-hinge errors would make them differ) and the vector
-    is not along the axis. The lever arms come from a linear least-squares fit of the same hinge relation
-    over every clean, turning row so far (the knee rotation known from the filters); the anchor of row i-1
-    is formed at row i (central difference for dw/dt), so everything stays causal.
+    Flexion after the gap = the hinge rate j_s.w_s - j_t.w_t integrated from the gap's end (exact for a
+    hinge, independent of the orientation filters' state) + an offset from anchors. Anchor: without the
+    lever terms w x (w x r) + dw/dt x r, both accelerometers measure the same vector, the specific force of
+    the knee centre, each in its own segment frame; a hinge turns one into the other about the flexion (y)
+    axis, so flexion is the difference of that vector's angles in the two sagittal (x-z) planes. It needs
+    neither a quiet phase nor the pre-gap state, only that the vector is not along the axis; an anchor is
+    used when the two magnitudes agree (lever-arm, soft-tissue and off-hinge errors make them differ) and
+    the accelerations change slowly (no impact). The lever arms come from a linear least-squares fit of the
+    same relation over every clean, turning row so far (the knee rotation known from the filters there).
+    The anchor of row i-1 is formed at row i (central difference for dw/dt), so everything stays causal.
+    The first anchors are averaged, later ones enter with time constant Q_TAU_ANCHOR_S and clipped
+    innovations; before the first anchor (no lever arms yet, flight) the offset makes flexion equal the
+    filters' (their own gap recovery), and after Q_FOLLOW_AFTER_ROWS without anchors it follows them slowly.
 
-    While recovering, flexion = the filters' flexion + an offset averaged over the anchors, and valgus and
-    rotation are held at their pre-gap values (the filters' inclination and heading errors leak into them,
-    a hinge's valgus/rotation change little); the recovery ends when the filters' flexion agrees with the
-    anchors, then the corrections fade out. Recovering rows get FLAG_RECOVERING."""
+    While recovering, valgus and rotation are held at their pre-gap values (the filters' inclination and
+    heading errors leak into them, and a hinge's valgus/rotation change little). The recovery ends when the
+    filters' blending is over and their flexion agrees with the anchored one, then the corrections fade out.
+    Recovering rows get FLAG_RECOVERING (until the fade is mostly done)."""
     n = angles_rad.shape[0]
     dt = params[Q_DT_S]
     inv_2dt = 0.5 / dt
     g_tau = min(1.0, dt / params[Q_TAU_ANCHOR_S])
+    g_follow = min(1.0, dt / params[Q_TAU_FOLLOW_S])
     side = params[Q_SIDE_SIGN]
     fit_rate2 = params[Q_FIT_MIN_RATE_RAD_S] ** 2
     min_proj2 = params[Q_MIN_PROJ_M_S2] ** 2
+    max_jerk2 = params[Q_MAX_JERK_M_S3] ** 2
     g1 = np.empty((3, 3))
     g2 = np.empty((3, 3))
     knee = np.empty((3, 3))
@@ -634,7 +658,8 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
                 state[R_ANCHORS] = 0.0
                 state[R_ROWS] = 0.0
                 state[R_AGREE] = 0.0
-                solve_lever_arms(state, params)
+                state[R_SINCE_ANCHOR] = params[Q_FOLLOW_AFTER_ROWS]
+                solve_lever_arms(state, params, c_thigh, c_shank)
             state[R_GAP_RUN] = 0.0
         # the previous row, now that dw/dt is known there (needs rows i-2, i-1, i measured)
         if not missing[i] and state[R_PREV_VALID] >= 2.0:
@@ -668,7 +693,14 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
                 state[R_NFIT] += 1.0
             ok = state[R_LEVERS_OK] > 0.5
             max_rate = params[Q_MAX_RATE_RAD_S] if ok else params[Q_STATIC_RATE_RAD_S]
-            if state[R_ACTIVE] > 0.5 and w_t2 < max_rate * max_rate and w_s2 < max_rate * max_rate:
+            jerk_t2 = 0.0  # squared jerk of each accelerometer at the previous row (central difference)
+            jerk_s2 = 0.0
+            for k in range(3):
+                jerk_t2 += ((acc_t[i, k] - state[R_PREV2 + 6 + k]) * inv_2dt) ** 2
+                jerk_s2 += ((acc_s[i, k] - state[R_PREV2 + 9 + k]) * inv_2dt) ** 2
+            jerk2 = max(jerk_t2, jerk_s2)
+            if (state[R_ACTIVE] > 0.5 and w_t2 < max_rate * max_rate and w_s2 < max_rate * max_rate
+                    and jerk2 < max_jerk2):
                 for r in range(3):
                     s1 = state[p + r]
                     s2 = state[p + 6 + r]
@@ -693,16 +725,25 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
                     if state[R_ANCHORS] > params[Q_MIN_ANCHORS]:
                         innovation = min(params[Q_CLIP_RAD], max(-params[Q_CLIP_RAD], innovation))
                     state[R_OFFSET] += max(g_tau, 1.0 / state[R_ANCHORS]) * innovation
+                    state[R_SINCE_ANCHOR] = -1.0
+        if state[R_ACTIVE] > 0.5 and not missing[i]:
+            state[R_SINCE_ANCHOR] += 1.0
+            if state[R_ANCHORS] == 0.0:
+                # nothing anchored yet (no lever arms yet, flight): the filters' flexion, own recovery
+                state[R_OFFSET] = _wrap(raw_flex - state[R_FLEX_GYRO])
+            elif state[R_SINCE_ANCHOR] >= params[Q_FOLLOW_AFTER_ROWS]:
+                # no anchor for a while: converge with the filters again, slowly
+                state[R_OFFSET] += g_follow * (_wrap(raw_flex - state[R_FLEX_GYRO]) - state[R_OFFSET])
         hinge_flex = state[R_FLEX_GYRO] + state[R_OFFSET]
         if state[R_ACTIVE] > 0.5:
             if not missing[i]:
                 state[R_ROWS] += 1.0
-                if (state[R_ANCHORS] >= params[Q_MIN_ANCHORS]
-                        and abs(_wrap(hinge_flex - raw_flex)) < params[Q_AGREE_RAD]):
+                if abs(_wrap(hinge_flex - raw_flex)) < params[Q_AGREE_RAD]:
                     state[R_AGREE] += 1.0
                 else:
                     state[R_AGREE] = 0.0
-                if (state[R_AGREE] >= params[Q_AGREE_ROWS] and not blending[i]) or state[R_ROWS] >= params[Q_MAX_ROWS]:
+                agreed = state[R_AGREE] >= params[Q_AGREE_ROWS] and not blending[i]
+                if agreed or state[R_ROWS] >= params[Q_MAX_ROWS]:
                     state[R_ACTIVE] = 0.0
         elif state[R_WEIGHT] > 0.0:
             state[R_WEIGHT] *= params[Q_FADE]
@@ -726,6 +767,8 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
         for k in range(3):
             state[R_PREV2 + k] = state[R_PREV + 3 + k]
             state[R_PREV2 + 3 + k] = state[R_PREV + 9 + k]
+            state[R_PREV2 + 6 + k] = state[R_PREV + k]
+            state[R_PREV2 + 9 + k] = state[R_PREV + 6 + k]
             state[R_PREV + k] = acc_t[i, k]
             state[R_PREV + 3 + k] = gyr_t[i, k]
             state[R_PREV + 6 + k] = acc_s[i, k]

@@ -73,19 +73,25 @@ class KneeParams:
     gap_recovery_agree_deg: float = 1.0
     gap_recovery_max_s: float = 10.0
     gap_recovery_fade_s: float = 0.3
-    # after such a gap, flexion is re-anchored on the hinge (both accelerometers, lever arms removed, see
-    # _kernels.recover_after_gaps) and valgus/rotation are held at their pre-gap values until
-    # the filters' flexion agrees with the anchors within gap_anchor_agree_deg for gap_recovery_agree_s
-    gap_anchor_tau_s: float = 0.5  # averaging time constant of the anchored flexion offset (after a first
-    # average over gap_anchor_min_s of anchors, each anchor moves it by at most gap_anchor_clip_deg)
-    gap_anchor_min_s: float = 0.05
-    gap_anchor_clip_deg: float = 5.0
+    # after such a gap, flexion = hinge rate integrated from the gap's end + an offset anchored on both
+    # accelerometers (lever arms removed; see _kernels.recover_after_gaps), valgus/rotation held at their
+    # pre-gap values, until the filters' blending is over and their flexion agrees with the anchored one
+    # within gap_anchor_agree_deg for gap_recovery_agree_s (at most gap_recovery_max_s)
     gap_anchor_agree_deg: float = 2.0
     gap_recovery_agree_s: float = 0.25
+    gap_anchor_min_s: float = 0.05  # the anchors of this first period are averaged plainly; later ones...
+    gap_anchor_tau_s: float = 0.5  # ...enter with this time constant...
+    gap_anchor_clip_deg: float = 5.0  # ...each moving the offset by at most this much
     gap_anchor_min_proj_m_s2: float = 4.0  # knee-centre acceleration needed in both sagittal planes
     gap_anchor_norm_tol: float = 0.05  # relative mismatch of the two knee-centre acceleration magnitudes
+    gap_anchor_max_jerk_m_s3: float = 1000.0  # impacts, soft-tissue transients: not a rigid lever
     gap_anchor_max_rate_rad_s: float = 15.0  # with fitted lever arms (a 1 cm lever error is 2 m/s^2 there)
-    gap_anchor_static_rate_rad_s: float = 1.0  # without them (lever terms < 0.3 m/s^2 at 0.3 m)
+    gap_anchor_static_rate_rad_s: float = 1.0  # before they are known (lever terms < 0.3 m/s^2 at 0.3 m)
+    gap_anchor_follow_after_s: float = 0.5  # without anchors for this long, follow the filters' flexion...
+    gap_anchor_follow_tau_s: float = 1.0  # ...with this time constant
+    lever_fit_min_rate_rad_s: float = 1.0  # slower rows carry no lever-arm information
+    lever_fit_min_s: float = 0.5  # of such rows before the lever arms are used
+    lever_max_m: float = 0.6  # a longer fitted lever arm is not on a leg: fit not used
 
 
 def recovery_params(p: KneeParams, rate_hz: float, side_sign: float) -> FloatArray:
@@ -104,11 +110,14 @@ def recovery_params(p: KneeParams, rate_hz: float, side_sign: float) -> FloatArr
     q[_kernels.Q_STATIC_RATE_RAD_S] = p.gap_anchor_static_rate_rad_s
     q[_kernels.Q_MIN_ANCHORS] = max(1, round(p.gap_anchor_min_s * rate_hz))
     q[_kernels.Q_CLIP_RAD] = math.radians(p.gap_anchor_clip_deg)
+    q[_kernels.Q_MAX_JERK_M_S3] = p.gap_anchor_max_jerk_m_s3
+    q[_kernels.Q_FOLLOW_AFTER_ROWS] = max(1, round(p.gap_anchor_follow_after_s * rate_hz))
+    q[_kernels.Q_TAU_FOLLOW_S] = p.gap_anchor_follow_tau_s
     q[_kernels.Q_SIDE_SIGN] = side_sign
-    q[_kernels.Q_FIT_MIN_RATE_RAD_S] = 1.0
-    q[_kernels.Q_FIT_MIN_ROWS] = max(1, round(0.5 * rate_hz))
-    q[_kernels.Q_MAX_LEVER_M] = 0.6
-    q[_kernels.Q_RIDGE] = 1.0
+    q[_kernels.Q_FIT_MIN_RATE_RAD_S] = p.lever_fit_min_rate_rad_s
+    q[_kernels.Q_FIT_MIN_ROWS] = max(1, round(p.lever_fit_min_s * rate_hz))
+    q[_kernels.Q_MAX_LEVER_M] = p.lever_max_m
+    q[_kernels.Q_RIDGE] = 1.0  # only pins the solution where the fit has no information
     return q
 
 
@@ -179,10 +188,15 @@ class KneeEstimator:
         """(2, 3) knee centre -> thigh sensor, knee centre -> shank sensor, in the sensor frames (m); None
         until enough turning rows have been seen (fitted on every clean row so far, see
         ``_kernels.recover_after_gaps``)."""
-        _kernels.solve_lever_arms(self._rec_state, self._rec_params)
-        if self._rec_state[_kernels.R_LEVERS_OK] < 0.5:
+        cal = self._calibration
+        if cal is None:
             return None
-        return self._rec_state[_kernels.R_LEVERS:_kernels.R_LEVERS + 6].reshape(2, 3).copy()
+        state = self._rec_state.copy()  # a look must not change the stream's state
+        _kernels.solve_lever_arms(state, self._rec_params, np.ascontiguousarray(cal.thigh_r_seg_to_sensor),
+                                  np.ascontiguousarray(cal.shank_r_seg_to_sensor))
+        if state[_kernels.R_LEVERS_OK] < 0.5:
+            return None
+        return state[_kernels.R_LEVERS:_kernels.R_LEVERS + 6].reshape(2, 3).copy()
 
     @property
     def calibration(self) -> KneeCalibration | None:

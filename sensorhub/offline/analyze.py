@@ -133,6 +133,7 @@ def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
     mapping, thigh + shank on one grid). ``side`` keeps only legs of that side."""
     from sensorhub.sources.replay import read_recording
     from sensorhub.timing import Front
+    from sensorhub.timing.export import run_front
 
     rec = read_recording(path)
     refs = [r for r in rec.sensors if side is None or r.side == side]
@@ -140,23 +141,17 @@ def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
         raise InputError(f"{path}: no {side or 'placed'} leg sensors in this recording "
                          f"(sensors: {', '.join(rec.sensor_ids) or 'none'})")
     front = Front(refs, protocols=rec.protocols)
-    chunks: dict[str, list[LegSamples]] = {}
-    for packet in rec.packets():
-        for chunk in front.ingest(packet):
-            chunks.setdefault(chunk.leg_id, []).append(chunk)
-    for chunk in front.flush():
-        chunks.setdefault(chunk.leg_id, []).append(chunk)
+    legs, _ = run_front(rec.packets(), front)
     sides = {r.leg_id: str(r.side) for r in refs}
     out: list[AnalyzeInput] = []
-    for leg_id, parts in chunks.items():
+    for leg_id, samples in legs.items():
         segments = {r.segment for r in refs if r.leg_id == leg_id}
         if len(segments) < 2:
             continue  # a leg needs both its thigh and its shank sensor
-        t_s = np.concatenate([c.t_s for c in parts])
-        arrays = [np.concatenate([getattr(c, n) for c in parts]) for n in
-                  ("thigh_acc_m_s2", "thigh_gyr_rad_s", "shank_acc_m_s2", "shank_gyr_rad_s")]
-        rate_hz = validate_arrays(t_s, np.hstack(arrays), f"{path} [{leg_id}]")
-        samples = LegSamples(leg_id, t_s, *arrays)
+        arrays = (samples.thigh_acc_m_s2, samples.thigh_gyr_rad_s, samples.shank_acc_m_s2, samples.shank_gyr_rad_s)
+        validate_arrays(samples.t_s, np.hstack(arrays), f"{path} [{leg_id}]")
+        # The grid's own rate (as live), not one re-estimated from the time stamps.
+        rate_hz = front.grid_rate_hz(leg_id)
         out.append(AnalyzeInput(samples=samples, rate_hz=rate_hz, side=sides[leg_id], source=str(path)))
     if not out:
         raise InputError(f"{path}: no leg has both a thigh and a shank sensor with data")

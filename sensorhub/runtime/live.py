@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sensorhub.model import RawPacket
 from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
 from sensorhub.sinks.recorder import RecordingWriter
 from sensorhub.sources.base import LinkState, PacketQueue, PacketSource, SensorLink
@@ -79,11 +80,13 @@ class LiveRunner:
         bus: Bus,
         recorder: RecordingWriter | None = None,
         clock: Callable[[], float] = time.time,
+        cues: CueStage | None = None,
     ) -> None:
         self.source = source
         self.pipeline = pipeline
         self.bus = bus
         self.recorder = recorder
+        self.cues = cues
         self.queue = PacketQueue()
         self.stats = LiveStats()
         self._clock = clock
@@ -96,6 +99,8 @@ class LiveRunner:
             outputs = self.pipeline.ingest(packet)
             self.stats.packets += 1
             if outputs:
+                if self.cues is not None:
+                    self.cues.process(outputs, packet.t_host_s)
                 n = publish_outputs(self.bus, outputs)
                 self.stats.angle_samples += n
                 now_s = self._clock()

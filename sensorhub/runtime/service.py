@@ -25,6 +25,7 @@ from sensorhub.config import Config, data_dir
 from sensorhub.errors import SensorhubError
 from sensorhub.model import SensorRef
 from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.sinks.store import HistoryStore
 from sensorhub.sources.base import PacketSource
@@ -87,34 +88,30 @@ class ServiceHandle:
 Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]
 
 
-def cue_stage() -> Stage:
-    """The cue engine on the bus: ``events`` in, ``cues`` out; follows the coach's drill choice and,
-    when the engine supports per-athlete limits (``set_thresholds``), the ``thresholds`` topic."""
-    from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
+def cue_control_stage() -> Stage:
+    """Keeps the live cue stage in step with the coach: the drill chosen for a set and each athlete's
+    edited thresholds (bus topic ``thresholds``) decide which rules fire and at what limits."""
 
-    engine = CueEngine(parse_rules(DEFAULT_RULES, "<default cue rules>"))
+    async def follow(handle: ServiceHandle) -> None:
+        cues = handle.runner.cues
+        if cues is None:
+            return
 
-    def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
-        if kind == "state" and fields.get("drill"):
-            engine.set_drill(athlete, str(fields["drill"]))
+        def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
+            if kind == "state" and fields.get("drill"):
+                cues.set_drill(athlete, str(fields["drill"]))
 
-    async def run_cues(handle: ServiceHandle) -> None:
         handle.sessions.add_listener(follow_drill)
-        set_thresholds = getattr(engine, "set_thresholds", None)
-        sub = handle.bus.subscribe(["events", "thresholds"], maxsize=10_000)
+        for athlete, values in handle.sessions.all_thresholds().items():
+            cues.set_thresholds(athlete, values)
+        sub = handle.bus.subscribe(["thresholds"], maxsize=1000)
         try:
             async for message in sub:
-                if message.topic == "thresholds":
-                    if set_thresholds is not None:
-                        set_thresholds(message.key, dict(message.payload["values"]))
-                    continue
-                cue = engine.on_event(message.payload)
-                if cue is not None:
-                    handle.bus.publish("cues", cue.leg_id, cue)
+                cues.set_thresholds(message.key, dict(message.payload["values"]))
         finally:
             sub.close()
 
-    return run_cues
+    return follow
 
 
 def _athlete_names(config: Config, sensor_refs: Sequence[SensorRef]) -> list[tuple[str, str]]:
@@ -141,15 +138,15 @@ async def serve(
     cues: bool = True,
 ) -> ServiceHandle:
     """Run until ``stop`` is set (or the source ends and ``stop`` is None), then shut down in order.
-    ``cues``: run the cue engine on the bus (events -> cues)."""
+    ``cues``: run the cue stage right after the pipeline (events and live phases -> cues)."""
     if cues:
-        stages = [cue_stage(), *stages]
+        stages = [cue_control_stage(), *stages]
     host = host if host is not None else config.service.host
     port = port if port is not None else config.service.port
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
     pipeline = MeasuredPipeline(sensor_refs)
-    runner = LiveRunner(source, pipeline, bus)
+    runner = LiveRunner(source, pipeline, bus, cues=CueStage(bus) if cues else None)
     store: HistoryStore | None = None
     path = store_path if store_path is not None else data_dir(config) / "history.sqlite3"
     store = await asyncio.to_thread(HistoryStore(path).open)

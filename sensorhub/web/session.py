@@ -220,6 +220,10 @@ class SessionManager:
         self._changed(s)
         return s.last_set_id
 
+    def all_thresholds(self) -> dict[str, dict[str, float]]:
+        """Every athlete's edited thresholds (saved ones included), for the cue stage at start-up."""
+        return {athlete_id: dict(s.thresholds) for athlete_id, s in self.athletes.items()}
+
     def set_thresholds(self, athlete_id: str, values: dict[str, float]) -> dict[str, float]:
         s = self.get(athlete_id)
         clean: dict[str, float] = {}

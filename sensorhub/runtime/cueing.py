@@ -1,0 +1,74 @@
+"""The cue stage: right after the pipeline, in the same loop turn, finished events and live phases go
+through the cue engine; cues are published on the bus with their measured latency.
+
+Latency of a cue = wall clock at publication minus the host receive time of the packet whose samples
+made the condition observable (the event closed, or the live phase crossed its threshold).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+
+from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
+from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
+
+# When a leg's calibration completes, the buffered seconds come out in one burst: events found in
+# such a backlog are history, not something to say now. Live outputs span one packet (tens of ms).
+BACKLOG_S = 1.0
+LIVE_PHASE_KIND = "rep_descent"
+
+
+class CueStage:
+    def __init__(
+        self, bus: Bus, engine: CueEngine | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.bus = bus
+        self.engine = engine or CueEngine(parse_rules(DEFAULT_RULES, "<default cue rules>"))
+        self.latency = LatencyRecorder()
+        self.emitted = 0
+        self._clock = clock
+        self._in_phase: set[str] = set()
+
+    # ---- control (dashboard, sessions) --------------------------------------------------------------
+    def set_drill(self, athlete: str, drill: str) -> None:
+        self.engine.set_drill(athlete, drill)
+
+    def mute(self, athlete: str, muted: bool = True) -> None:
+        self.engine.mute(athlete, muted)
+
+    def set_thresholds(self, athlete: str, values: Mapping[str, float]) -> None:
+        self.engine.set_thresholds(athlete, values)
+
+    # ---- processing ----------------------------------------------------------------------------------
+    def process(self, outputs: list[LegOutput], packet_host_s: float) -> list[Cue]:
+        cues: list[Cue] = []
+        for out in outputs:
+            t_s = out.angles.t_s
+            backlog = t_s.shape[0] > 1 and float(t_s[-1] - t_s[0]) > BACKLOG_S
+            for event in out.events if not backlog else ():
+                self._add(cues, self.engine.on_event(event), packet_host_s)
+            if out.phase is not None:
+                self._in_phase.add(out.leg_id)
+                phase = out.phase
+                self._add(
+                    cues,
+                    self.engine.on_phase(out.leg_id, phase.kind, phase.t_s, phase.metrics),
+                    packet_host_s,
+                )
+            elif out.leg_id in self._in_phase:
+                self._in_phase.discard(out.leg_id)
+                self.engine.end_phase(out.leg_id, LIVE_PHASE_KIND)
+        return cues
+
+    def _add(self, cues: list[Cue], cue: Cue | None, packet_host_s: float) -> None:
+        if cue is None:
+            return
+        latency_s = self._clock() - packet_host_s
+        cue = dataclasses.replace(cue, latency_s=latency_s)
+        self.latency.add(latency_s)
+        self.emitted += 1
+        self.bus.publish("cues", cue.leg_id, cue)
+        cues.append(cue)
