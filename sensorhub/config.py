@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sensorhub.cues.rules import DEFAULT_RULES, CueRuleSet, parse_rules
 from sensorhub.errors import ConfigError
 
 ENV_PREFIX = "SENSORHUB_"
@@ -138,6 +139,8 @@ class Config:
     sinks: SinksConfig = SinksConfig()
     athletes: tuple[AthleteConfig, ...] = ()
     source_file: str = field(default="<defaults>", metadata={"internal": True})
+    # [cues]: validated by the cue rule grammar (sensorhub.cues.rules); the defaults when absent.
+    cues: CueRuleSet | None = field(default=None, metadata={"internal": True})
 
     def validate_references(self) -> None:
         """Cross-field checks that one table alone cannot express."""
@@ -288,8 +291,12 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     applied = _apply_env(table, env)
     where = f"{source}:" if not applied else f"{source} (with {', '.join(applied)}):"
+    cues_table = table.pop("cues", None)
     config: Config = _build(Config, table, where)
-    config = dataclasses.replace(config, source_file=source)
+    if cues_table is not None and not isinstance(cues_table, dict):
+        raise ConfigError(f"{where} cues: expected a table, got {cues_table!r}")
+    rules = parse_rules(cues_table, source) if cues_table is not None else parse_rules(DEFAULT_RULES, source)
+    config = dataclasses.replace(config, source_file=source, cues=rules)
     config.validate_references()
     return config
 

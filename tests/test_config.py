@@ -124,3 +124,19 @@ def test_console_scripts_are_installed() -> None:
             pytest.skip(f"{script} is not installed in {bin_dir} (run `pip install -e .`)")
         out = subprocess.run([str(path), "--help"], capture_output=True, text=True, timeout=60, check=True)
         assert expected in out.stdout
+
+
+def test_cue_rules_in_the_config_are_validated_with_file_and_rule(tmp_path: Path) -> None:
+    good = _write(
+        tmp_path,
+        "[cues]\ncooldown_s = 2.0\n[[cues.rules]]\nname = 'deep'\non = 'rep'\n"
+        "when = 'depth_deg < 70'\nphrase = 'deeper'\n",
+    )
+    config = load_config(good, env={})
+    assert config.cues is not None and [r.name for r in config.cues.rules] == ["deep"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[cues.rules]]\nname = 'x'\non = 'rep'\nwhen = 'wobble_deg > 3'\nphrase = 'hm'\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad, env={})
+    assert str(bad) in str(info.value) and "wobble_deg" in str(info.value)
+    assert load_config(None, env={}).cues is not None  # the default rules when [cues] is absent

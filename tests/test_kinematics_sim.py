@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from sensorhub.errors import SensorhubError
-from sensorhub.kinematics import estimate_knee_angles
+from sensorhub.kinematics import QUALITY_MISSING_INPUT, QUALITY_RECOVERING, estimate_knee_angles
 from sensorhub.kinematics.joint_angles import quat_to_matrix
-from sensorhub.model import FloatArray, LegSamples
+from sensorhub.model import FloatArray, KneeAngles, LegSamples
 from sensorhub.offline.analyze import analyze_main
 
 firmware_sim = pytest.importorskip("firmware_sim")
@@ -84,6 +84,64 @@ def test_drills_meet_the_bounds_over_a_lossy_link(drill: str) -> None:
         angles, _ = estimate_knee_angles(_samples(a, side), side, RATE_HZ)
         rmse = _rmse(angles, a.truth_deg)
         assert np.all(rmse <= BOUNDS), (drill, seed, rmse)
+
+
+def _errors_deg(angles: KneeAngles, truth_deg: FloatArray) -> FloatArray:
+    est = np.degrees(np.column_stack([angles.flexion_rad, angles.valgus_rad, angles.rotation_rad]))
+    return np.asarray(est - truth_deg)
+
+
+@pytest.mark.parametrize("drill", ["cut_90", "jog"])
+def test_typical_link_fast_drills_meet_the_bounds_on_received_rows(drill: str) -> None:
+    """Cuts and jogging over the simulator's typical BLE link (iid losses plus ~0.3 s bursts), realistic
+    sensor errors, mounts up to 30 deg. After every burst, flexion is re-anchored on the hinge and
+    valgus/rotation are held, so every received row meets the bounds. Rows inside a gap are an
+    interpolation of what was never transmitted (flagged QUALITY_MISSING_INPUT) and are not scored: a
+    0.3 s burst in a 700 deg/s swing hides a whole flexion reversal that no estimator can reconstruct.
+    (Before the hinge re-anchoring these recordings had up to 3.8 deg flexion RMSE on received rows.)"""
+    recovered = 0
+    for seed in (100, 101):
+        side = ("right", "left")[seed % 2]
+        a = _arrays(drill, side, seed, "realistic", link="typical")
+        angles, _ = estimate_knee_angles(_samples(a, side), side, RATE_HZ)
+        lost = ~np.all(np.isfinite(a.data), axis=1)
+        assert np.array_equal((angles.quality & QUALITY_MISSING_INPUT) > 0, lost)
+        received = ~lost
+        err = _errors_deg(angles, a.truth_deg)
+        rmse = np.sqrt(np.mean(err[received] ** 2, axis=0))
+        assert np.all(rmse <= BOUNDS), (drill, seed, rmse)
+        recovered += int(np.count_nonzero(angles.quality & QUALITY_RECOVERING))
+    assert recovered > 0  # the link did lose bursts long enough to need the recovery
+
+
+@pytest.mark.parametrize(("drill", "seed"), [("cut_90", 103), ("jog", 104), ("walk", 105)])
+def test_flexion_is_back_within_50_ms_after_a_gap_in_a_fast_movement(drill: str, seed: int) -> None:
+    """A 0.3 s gap centred on the fastest flexion of the recording (500-750 deg/s): from 50 ms after the
+    gap on, flexion stays within 5 deg of the truth (and valgus/rotation within 3/5 deg) for the next 2 s.
+
+    Why 50 ms: the first hinge anchor needs three received rows (a central difference for the angular
+    acceleration in the lever terms), i.e. 10 ms at 200 Hz, and a single anchor already sets the flexion
+    offset; the rest is margin for rows the anchor gates reject (impact jerk, magnitude mismatch of the
+    two knee-centre accelerations). What happens in the gap itself is not observable and is not checked.
+    Without the re-anchoring, flexion needed 0.5-1 s here (tens of degrees off in between)."""
+    side = ("right", "left")[seed % 2]
+    a = _arrays(drill, side, seed, "realistic", link="lossless")
+    rate_deg_s = np.abs(np.gradient(a.truth_deg[:, 0])) * RATE_HZ
+    rate_deg_s[: int(20 * RATE_HZ)] = 0.0  # after calibration and some seconds of the drill
+    rate_deg_s[-int(3 * RATE_HZ):] = 0.0
+    centre = int(np.argmax(rate_deg_s))
+    assert rate_deg_s[centre] > 400.0
+    half = int(0.15 * RATE_HZ)
+    s = _samples(a, side)
+    for arr in (s.thigh_acc_m_s2, s.thigh_gyr_rad_s, s.shank_acc_m_s2, s.shank_gyr_rad_s):
+        arr[centre - half:centre + half] = np.nan
+    angles, _ = estimate_knee_angles(s, side, RATE_HZ)
+    end = centre + half  # first received row
+    err = np.abs(_errors_deg(angles, a.truth_deg))
+    after = slice(end + int(0.05 * RATE_HZ), end + int(2.0 * RATE_HZ))
+    assert err[after, 0].max() <= 5.0, (drill, err[after, 0].max())
+    assert err[after, 1].max() <= 3.0 and err[after, 2].max() <= 5.0, err[after].max(axis=0)
+    assert np.all(angles.quality[end:end + int(0.05 * RATE_HZ)] & QUALITY_RECOVERING)
 
 
 def test_five_percent_dropped_rows_still_meet_the_bounds() -> None:

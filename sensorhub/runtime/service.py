@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from sensorhub.config import Config, data_dir
+from sensorhub.cues import CueEngine
 from sensorhub.errors import SensorhubError
 from sensorhub.model import SensorRef
 from sensorhub.runtime.bus import Bus
@@ -146,7 +147,8 @@ async def serve(
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
     pipeline = MeasuredPipeline(sensor_refs)
-    runner = LiveRunner(source, pipeline, bus, cues=CueStage(bus) if cues else None)
+    cue_stage = CueStage(bus, CueEngine(config.cues)) if cues and config.cues is not None else None
+    runner = LiveRunner(source, pipeline, bus, cues=cue_stage)
     store: HistoryStore | None = None
     path = store_path if store_path is not None else data_dir(config) / "history.sqlite3"
     store = await asyncio.to_thread(HistoryStore(path).open)
