@@ -144,6 +144,17 @@ class Config:
 
     def validate_references(self) -> None:
         """Cross-field checks that one table alone cannot express."""
+        for name, enabled in (("mqtt", self.sinks.mqtt.enabled), ("influxdb", self.sinks.influxdb.enabled)):
+            if enabled:
+                raise ConfigError(
+                    f"{self.source_file}: sinks.{name}.enabled: the {name} sink is not available in this "
+                    "release yet; set it to false"
+                )
+        if self.source.kind == "mqtt":
+            raise ConfigError(
+                f"{self.source_file}: source.kind: 'mqtt' is not available in this release yet; "
+                "allowed now: 'simulator', 'ble', 'replay'"
+            )
         seen: dict[str, str] = {}
         athlete_ids: set[str] = set()
         for i, athlete in enumerate(self.athletes):

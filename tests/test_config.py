@@ -1,4 +1,4 @@
-"""Configuration: every shipped file loads; wrong keys/values fail fast naming file, key and allowed values."""
+"""Configuration: every shipped file loads; wrong keys or values fail fast, naming file, key and allowed."""
 
 from __future__ import annotations
 

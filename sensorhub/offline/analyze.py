@@ -148,7 +148,9 @@ def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
         segments = {r.segment for r in refs if r.leg_id == leg_id}
         if len(segments) < 2:
             continue  # a leg needs both its thigh and its shank sensor
-        arrays = (samples.thigh_acc_m_s2, samples.thigh_gyr_rad_s, samples.shank_acc_m_s2, samples.shank_gyr_rad_s)
+        arrays = (
+            samples.thigh_acc_m_s2, samples.thigh_gyr_rad_s, samples.shank_acc_m_s2, samples.shank_gyr_rad_s
+        )
         validate_arrays(samples.t_s, np.hstack(arrays), f"{path} [{leg_id}]")
         # The grid's own rate (as live), not one re-estimated from the time stamps.
         rate_hz = front.grid_rate_hz(leg_id)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sensorhub.config import load_config
+from sensorhub.model import SensorRef
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
@@ -16,11 +18,11 @@ from sensorhub.runtime.sources import make_source
 from sensorhub.sinks.recorder import RecordingWriter
 
 
-async def record_async(config_path: Path | None, out: Path, duration_s: float | None) -> ReplayResult:
-    config = load_config(config_path)
-    setup = make_source(config)
-    pipeline = Pipeline(setup.sensors)
-    meta = dict(setup.meta)
+def recording_meta(
+    sensors: Sequence[SensorRef], protocols: Mapping[str, str], extra: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """Metadata of a raw recording: the sensors with their placement and protocol, and when."""
+    meta = dict(extra or {})
     meta["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     meta["sensors"] = [
         {
@@ -28,11 +30,30 @@ async def record_async(config_path: Path | None, out: Path, duration_s: float | 
             "athlete": s.athlete,
             "side": str(s.side),
             "segment": str(s.segment),
-            "protocol": setup.protocols.get(s.sensor_id, "sensorhub-v1"),
+            "protocol": protocols.get(s.sensor_id, "sensorhub-v1"),
         }
-        for s in setup.sensors
+        for s in sensors
     ]
-    with RecordingWriter(out, meta) as writer:
+    return meta
+
+
+def new_recording_path(directory: Path) -> Path:
+    """``DIR/session-YYYYmmdd-HHMMSS.shrec`` (a suffix keeps two starts in one second apart)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = time.strftime("session-%Y%m%d-%H%M%S", time.localtime())
+    path = directory / f"{stem}.shrec"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"{stem}-{n}.shrec"
+    return path
+
+
+async def record_async(config_path: Path | None, out: Path, duration_s: float | None) -> ReplayResult:
+    config = load_config(config_path)
+    setup = make_source(config)
+    pipeline = Pipeline(setup.sensors)
+    with RecordingWriter(out, recording_meta(setup.sensors, setup.protocols, setup.meta)) as writer:
         runner = LiveRunner(setup.source, pipeline, Bus(), recorder=writer)
         task = asyncio.create_task(runner.run())
         try:

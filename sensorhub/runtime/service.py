@@ -28,6 +28,8 @@ from sensorhub.model import SensorRef
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.live import LiveRunner
+from sensorhub.runtime.record import new_recording_path, recording_meta
+from sensorhub.sinks.recorder import RecordingWriter
 from sensorhub.sinks.store import HistoryStore
 from sensorhub.sources.base import PacketSource
 from sensorhub.web.app import WebContext, create_app
@@ -148,7 +150,14 @@ async def serve(
     bus = Bus()
     pipeline = MeasuredPipeline(sensor_refs)
     cue_stage = CueStage(bus, CueEngine(config.cues)) if cues and config.cues is not None else None
-    runner = LiveRunner(source, pipeline, bus, cues=cue_stage)
+    recorder = None
+    if config.sinks.recorder.enabled:
+        # Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where.
+        rec_dir = data_dir(config) / config.sinks.recorder.dir
+        recorder = RecordingWriter(
+            new_recording_path(rec_dir), recording_meta(sensor_refs, {}, {"source": "sensorhub service"})
+        )
+    runner = LiveRunner(source, pipeline, bus, recorder=recorder, cues=cue_stage)
     store: HistoryStore | None = None
     path = store_path if store_path is not None else data_dir(config) / "history.sqlite3"
     store = await asyncio.to_thread(HistoryStore(path).open)
@@ -231,6 +240,8 @@ async def serve(
         # 4: history - everything queued is committed before we return.
         health.state = ServiceState.STOPPED
         await asyncio.to_thread(store.close)
+        if recorder is not None:
+            recorder.close()
     return handle
 
 
