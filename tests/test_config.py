@@ -76,12 +76,16 @@ def test_environment_overrides_and_their_errors(tmp_path: Path) -> None:
     path = _write(tmp_path, "[service]\nport = 9000\n")
     env = {
         "SENSORHUB_SERVICE__PORT": "9100",
-        "SENSORHUB_SINKS__MQTT__ENABLED": "true",
+        "SENSORHUB_SINKS__RECORDER__ENABLED": "false",
         "SENSORHUB_BROAD_DIR": "x",
     }
     config = load_config(path, env=env)
     assert config.service.port == 9100
-    assert config.sinks.mqtt.enabled is True
+    assert config.sinks.recorder.enabled is False
+    with pytest.raises(
+        ConfigError, match="sinks.mqtt.enabled: the mqtt sink is not available in this release"
+    ):
+        load_config(path, env={"SENSORHUB_SINKS__MQTT__ENABLED": "true"})
     with pytest.raises(
         ConfigError, match=r"with SENSORHUB_STREAM__RATE_HZ\): stream.rate_hz: 33 is not allowed"
     ):
