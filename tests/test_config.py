@@ -83,7 +83,7 @@ def test_environment_overrides_and_their_errors(tmp_path: Path) -> None:
     assert config.service.port == 9100
     assert config.sinks.recorder.enabled is False
     with pytest.raises(
-        ConfigError, match="sinks.mqtt.enabled: the mqtt sink is not available in this release"
+        ConfigError, match=r"sinks\.mqtt\.enabled: the mqtt sink is not available in this release"
     ):
         load_config(path, env={"SENSORHUB_SINKS__MQTT__ENABLED": "true"})
     with pytest.raises(

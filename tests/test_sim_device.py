@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import welch
 
+from firmware_sim.body import DRILLS
 from firmware_sim.device import SensorClock, SimulatedDevice, StreamSettings
 from firmware_sim.encoder import (
     FLAG_ACC_CLIPPED,
@@ -619,19 +620,7 @@ def test_firmware_sim_drills_lists_every_drill(capsys: pytest.CaptureFixture[str
 
     assert main(["drills"]) == 0
     listed = capsys.readouterr().out.split()
-    for drill in (
-        "standing",
-        "calibration_bends",
-        "squat",
-        "step_down",
-        "lunge",
-        "cmj",
-        "drop_jump",
-        "cut_45",
-        "cut_90",
-        "walk",
-        "jog",
-    ):
+    for drill in DRILLS:
         assert drill in listed
 
 

@@ -19,19 +19,6 @@ from sensorhub.errors import CalibrationError
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
 MATCH_S = {"landing": 0.1, "cut": 0.2, "rep": 0.4}
-DRILL_LIST = (
-    "standing",
-    "calibration_bends",
-    "squat",
-    "step_down",
-    "lunge",
-    "cmj",
-    "drop_jump",
-    "cut_45",
-    "cut_90",
-    "walk",
-    "jog",
-)
 ERROR_METRICS = (
     "flexion_at_contact_deg",
     "peak_flexion_deg",
@@ -275,7 +262,9 @@ def evaluate_cues(res: Result) -> CueTally:
 def run_events_accuracy(quick: bool) -> int:
     """Print the tables; returns 0 when the targets (F1 >= 0.98, contact median <= 10 ms) are met."""
     seeds = (1,) if quick else (1, 2, 3)
-    res = evaluate(DRILL_LIST, ("clean", "realistic"), seeds)
+    from firmware_sim.body import DRILLS
+
+    res = evaluate(DRILLS, ("clean", "realistic"), seeds)
     for line in summary_lines(res):
         print(line)
     cues = evaluate_cues(res)

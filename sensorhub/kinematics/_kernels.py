@@ -456,7 +456,8 @@ R_ATA = 52
 R_FLEX_GYRO = 88  # flexion integrated from the hinge rate since the gap, and its value at the previous row
 R_PREV_FLEX_GYRO = 89
 R_SINCE_ANCHOR = 90  # measured rows since the last anchor
-R_SIZE = 91
+R_HOLD = 91  # weight of the held valgus/rotation (1 while held, then fading to 0)
+R_SIZE = 92
 
 Q_MIN_GAP = 0  # a gap of at least this many rows starts a recovery
 Q_DT_S = 1
@@ -479,7 +480,9 @@ Q_CLIP_RAD = 17  # ...move the offset by at most this innovation (impacts, soft-
 Q_MAX_JERK_M_S3 = 18  # no anchor where either accelerometer changes faster (impacts, tissue transients)
 Q_FOLLOW_AFTER_ROWS = 19  # without an anchor for this long, the offset follows the filters' flexion...
 Q_TAU_FOLLOW_S = 20  # ...with this time constant (flight, long impacts)
-Q_SIZE = 21
+Q_FIT_MAX_ROWS = 21  # the lever arms of a mounting do not change: stop accumulating after this many rows
+Q_HOLD_MAX_ROWS = 22  # valgus/rotation are held at most this many rows (the heading re-converges by then)
+Q_SIZE = 23
 
 FLAG_RECOVERING = 8
 
@@ -655,6 +658,7 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
                     state[R_PREV_FLEX_GYRO] = raw_flex
                 state[R_ACTIVE] = 1.0
                 state[R_WEIGHT] = 1.0
+                state[R_HOLD] = 1.0
                 state[R_ANCHORS] = 0.0
                 state[R_ROWS] = 0.0
                 state[R_AGREE] = 0.0
@@ -668,7 +672,8 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
             _lever_matrix(state, p + 9, R_PREV2 + 3, gyr_s[i], inv_2dt, g2)
             w_t2 = state[p + 3] ** 2 + state[p + 4] ** 2 + state[p + 5] ** 2
             w_s2 = state[p + 9] ** 2 + state[p + 10] ** 2 + state[p + 11] ** 2
-            if state[R_PREV_CLEAN] > 0.5 and (w_t2 > fit_rate2 or w_s2 > fit_rate2):
+            if (state[R_PREV_CLEAN] > 0.5 and state[R_NFIT] < params[Q_FIT_MAX_ROWS]
+                    and (w_t2 > fit_rate2 or w_s2 > fit_rate2)):
                 # lever-arm fit: G1 r1 - R G2 r2 = a1 - R a2, R = shank sensor -> thigh sensor
                 _knee_matrix(state[R_PREV_ANGLES], state[R_PREV_ANGLES + 1], state[R_PREV_ANGLES + 2], side,
                              knee)
@@ -745,17 +750,22 @@ def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndar
                 agreed = state[R_AGREE] >= params[Q_AGREE_ROWS] and not blending[i]
                 if agreed or state[R_ROWS] >= params[Q_MAX_ROWS]:
                     state[R_ACTIVE] = 0.0
+                if state[R_AGREE] >= params[Q_AGREE_ROWS] or state[R_ROWS] >= params[Q_HOLD_MAX_ROWS]:
+                    state[R_HOLD] = min(state[R_HOLD], 1.0 - 1e-9)  # released: fades below
         elif state[R_WEIGHT] > 0.0:
             state[R_WEIGHT] *= params[Q_FADE]
             if state[R_WEIGHT] < 1e-3:
                 state[R_WEIGHT] = 0.0
+        if state[R_HOLD] < 1.0:
+            state[R_HOLD] = state[R_HOLD] * params[Q_FADE] if state[R_WEIGHT] > 0.0 else 0.0
         w = state[R_WEIGHT]
+        wh = state[R_HOLD]
         if missing[i]:
             pass
         elif w > 0.0:
             angles_rad[i, 0] = raw_flex + w * _wrap(hinge_flex - raw_flex)
-            angles_rad[i, 1] = (1.0 - w) * raw_valgus + w * state[R_PRE_VALGUS]
-            angles_rad[i, 2] = (1.0 - w) * raw_rotation + w * state[R_PRE_ROTATION]
+            angles_rad[i, 1] = (1.0 - wh) * raw_valgus + wh * state[R_PRE_VALGUS]
+            angles_rad[i, 2] = (1.0 - wh) * raw_rotation + wh * state[R_PRE_ROTATION]
             if state[R_ACTIVE] > 0.5 or w > 0.1:
                 flags[i] |= FLAG_RECOVERING
         else:

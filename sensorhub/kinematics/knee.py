@@ -78,6 +78,7 @@ class KneeParams:
     # pre-gap values, until the filters' blending is over and their flexion agrees with the anchored one
     # within gap_anchor_agree_deg for gap_recovery_agree_s (at most gap_recovery_max_s)
     gap_anchor_agree_deg: float = 2.0
+    gap_hold_max_s: float = 2.0  # valgus/rotation are held at most this long (heading re-converged by then)
     gap_recovery_agree_s: float = 0.25
     gap_anchor_min_s: float = 0.05  # the anchors of this first period are averaged plainly; later ones...
     gap_anchor_tau_s: float = 0.5  # ...enter with this time constant...
@@ -90,7 +91,8 @@ class KneeParams:
     gap_anchor_follow_after_s: float = 0.5  # without anchors for this long, follow the filters' flexion...
     gap_anchor_follow_tau_s: float = 1.0  # ...with this time constant
     lever_fit_min_rate_rad_s: float = 1.0  # slower rows carry no lever-arm information
-    lever_fit_min_s: float = 0.5  # of such rows before the lever arms are used
+    lever_fit_min_s: float = 0.5  # of such rows before the lever arms are used...
+    lever_fit_max_s: float = 60.0  # ...and after which the fit stops (a mounting's levers do not change)
     lever_max_m: float = 0.6  # a longer fitted lever arm is not on a leg: fit not used
 
 
@@ -116,6 +118,8 @@ def recovery_params(p: KneeParams, rate_hz: float, side_sign: float) -> FloatArr
     q[_kernels.Q_SIDE_SIGN] = side_sign
     q[_kernels.Q_FIT_MIN_RATE_RAD_S] = p.lever_fit_min_rate_rad_s
     q[_kernels.Q_FIT_MIN_ROWS] = max(1, round(p.lever_fit_min_s * rate_hz))
+    q[_kernels.Q_FIT_MAX_ROWS] = max(1, round(p.lever_fit_max_s * rate_hz))
+    q[_kernels.Q_HOLD_MAX_ROWS] = max(1, round(p.gap_hold_max_s * rate_hz))
     q[_kernels.Q_MAX_LEVER_M] = p.lever_max_m
     q[_kernels.Q_RIDGE] = 1.0  # only pins the solution where the fit has no information
     return q
