@@ -96,7 +96,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             code |= run_sim_accuracy(quick=args.quick, seeds=args.seeds)
         return code
     if args.bench == "latency":
-        _not_yet("bench latency", "the events and cues issue")
+        from sensorhub.bench import latency_bench
+
+        return latency_bench.run(args)
+    if args.bench == "events":
+        from sensorhub.bench.events_accuracy import run_events_accuracy
+
+        return run_events_accuracy(quick=args.quick)
     raise SensorhubError(f"unknown benchmark {args.bench!r}")
 
 
@@ -152,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sim", action="store_true", help="knee angles vs firmware_sim truth, every drill")
     b.add_argument("--quick", action="store_true", help="--sim: fewer mountings, no 10-minute session")
     b.add_argument("--seeds", type=int, default=3, help="--sim: random mountings per drill")
-    bench.add_parser("latency", help="packet -> angle and condition -> cue latency")
+    b = bench.add_parser("latency", help="packet -> angle and condition -> cue latency, live pipeline")
+    from sensorhub.bench.latency_bench import add_arguments as add_latency_arguments
+
+    add_latency_arguments(b)
+    b = bench.add_parser("events", help="landing/cut/rep detection F1, metric errors and cues vs truth")
+    b.add_argument("--quick", action="store_true", help="fewer seeds")
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
     p.add_argument("file", type=Path)

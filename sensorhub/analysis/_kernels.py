@@ -45,7 +45,10 @@ P_FLIGHT_SHANK_MAX_G = 25
 P_REP_HOLDOFF_S = 26
 P_IMPACT_WINDOW_S = 27
 P_IMPACT_JERK_G_S = 28
-P_SIZE = 29
+P_SUPPORT_BAND_G = 29
+P_SHANK_FREE_G = 30
+P_SHANK_FREE_S = 31
+P_SIZE = 32
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -80,35 +83,57 @@ S_PREV_VALID = 31
 S_CAND_CHECKS = 25  # confirmation checks made on the current candidate
 S_IMP_END = 26  # while an impact is being examined: the sample at which it is decided, else -1
 S_LAST_CONTACT = 27  # global index of the last landing's initial contact
-S_RING_M = 32
+S_LAND_GAP_LO = 32  # open landing whose contact fell in lost samples: last valid sample before them, else -1
+S_LAST_VALID = 33  # global index of the last valid sample
+S_SH_LOW_RUN = 34  # consecutive flight samples with the shank reading below SHANK_FREE_G
+S_SH_LOW_MAX = 35  # longest such run of the current candidate / flight
+S_RING_M = 36
 S_RING_F = S_RING_M + RING
 S_RING_A = S_RING_F + RING
 S_SIZE = S_RING_A + RING
 
 # ---- output records --------------------------------------------------------------------------------------
-K_LANDING = 1.0  # a: contact, b: take-off, c: end of window, d: next take-off (-1)
+K_LANDING = 1.0  # a: contact, b: take-off, c: end of window, d: next take-off (-1), e: see S_LAND_GAP_LO
 K_REP = 2.0  # a: start of descent, b: bottom, c: end
 K_STRIKE = 3.0  # a: foot strike (initial contact) outside landings
-OUT_COLS = 5
+OUT_COLS = 6
 
 
 def new_state() -> FloatArray:
     s = np.zeros(S_SIZE)
-    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_IMPACT, S_LAST_CONTACT, S_IMP_END):
+    for k in (
+        S_CAND,
+        S_LAST_AIR,
+        S_ONSET,
+        S_LAST_IMPACT,
+        S_LAST_CONTACT,
+        S_IMP_END,
+        S_LAND_GAP_LO,
+        S_LAST_VALID,
+    ):
         s[k] = -1.0
     s[S_RING_M:S_SIZE] = np.nan
     return s
 
 
 @njit(cache=True)
-def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float) -> int:
+def _emit(
+    out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float, e: float = -1.0
+) -> int:
     if n_out < out.shape[0]:
         out[n_out, 0] = kind
         out[n_out, 1] = a
         out[n_out, 2] = b
         out[n_out, 3] = c
         out[n_out, 4] = d
+        out[n_out, 5] = e
     return n_out + 1
+
+
+@njit(cache=True)
+def _shank_low(s: FloatArray, a_s: float, free_g: float) -> None:
+    s[S_SH_LOW_RUN] = s[S_SH_LOW_RUN] + 1.0 if a_s < free_g else 0.0
+    s[S_SH_LOW_MAX] = max(s[S_SH_LOW_MAX], s[S_SH_LOW_RUN])
 
 
 @njit(cache=True)
@@ -145,18 +170,23 @@ def detect(
 
         # ---- landing window closes (time out, or a new take-off was confirmed) -------------------------
         if s[S_LAND_OPEN] > 0.0 and g >= s[S_LAND_CONTACT] + win_n:
-            n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], g, -1.0)
+            n_out = _emit(
+                out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], g, -1.0, s[S_LAND_GAP_LO]
+            )
             s[S_LAND_OPEN] = 0.0
 
         # ---- free fall: both segments' specific force well below 1 g -----------------------------------
+        was_air = s[S_AIR] > 0.5
         if valid:
-            if s[S_AIR] < 0.5:
+            if not was_air:
                 if s[S_CAND] < 0.0 and a_t < p[P_AIR_ENTER_G] and s[S_PREV_ABOVE] > 0.5:
                     s[S_CAND] = g
                     s[S_CAND_SUM] = 0.0
                     s[S_CAND_N] = 0.0
                     s[S_SH_SUM] = 0.0
                     s[S_SH_N] = 0.0
+                    s[S_SH_LOW_RUN] = 0.0
+                    s[S_SH_LOW_MAX] = 0.0
                     s[S_CAND_CHECKS] = 0.0
                 if s[S_CAND] >= 0.0:
                     if a_t > p[P_AIR_BREAK_G] or g - s[S_CAND] > p[P_MAX_FLIGHT_S] * rate:
@@ -166,6 +196,7 @@ def detect(
                         s[S_CAND_N] += 1.0
                         s[S_SH_SUM] += a_s
                         s[S_SH_N] += 1.0
+                        _shank_low(s, a_s, p[P_SHANK_FREE_G])
                     age = g - s[S_CAND]
                     due = (s[S_CAND_CHECKS] == 0.0 and age >= confirm_n) or (
                         s[S_CAND_CHECKS] == 1.0 and age >= 2.0 * confirm_n
@@ -188,6 +219,7 @@ def detect(
                                     s[S_LAND_TAKEOFF],
                                     s[S_CAND],
                                     s[S_CAND],
+                                    s[S_LAND_GAP_LO],
                                 )
                                 s[S_LAND_OPEN] = 0.0
                             s[S_CAND] = -1.0
@@ -195,10 +227,19 @@ def detect(
                             s[S_CAND] = -1.0
                             s[S_PREV_ABOVE] = 2.0  # may restart at the next low sample (a gap may have
                             # hidden the start of a real flight)
-            else:
+            # a flight confirmed on the first sample after a gap is examined at once: it may have landed in it
+            if was_air or (s[S_AIR] > 0.5 and s[S_PREV_VALID] < 0.5):
                 early = (g - s[S_TAKEOFF]) * dt < p[P_MIN_FLIGHT_S]  # leg still swinging after push-off
-                # contact hidden in a gap of lost samples: on the ground again after it
-                after_gap = s[S_PREV_VALID] < 0.5 and a_t > p[P_AIR_ENTER_G] + 0.3 and not early
+                # contact hidden in a gap of lost samples: on the ground again after it, either still
+                # loading (thigh well above 1 g) or already standing (both segments read ~1 g: supported,
+                # a falling body reads ~0 g)
+                gap_hit = s[S_PREV_VALID] < 0.5 and a_t > p[P_AIR_ENTER_G] + 0.3
+                gap_stand = (
+                    s[S_PREV_VALID] < 0.5
+                    and abs(a_t - 1.0) <= p[P_SUPPORT_BAND_G]
+                    and abs(a_s - 1.0) <= p[P_SUPPORT_BAND_G]
+                )
+                after_gap = (gap_hit or gap_stand) and not early
                 pending = s[S_IMP_END] >= 0.0
                 if not pending:
                     if m > p[P_IMPACT_G] and not early and not after_gap:
@@ -209,17 +250,20 @@ def detect(
                     else:
                         s[S_SH_SUM] += a_s
                         s[S_SH_N] += 1.0
+                        _shank_low(s, a_s, p[P_SHANK_FREE_G])
                         s[S_CAND_SUM] += a_t
                         s[S_CAND_N] += 1.0
                 done = (pending and g >= s[S_IMP_END]) or after_gap
                 if done or (not pending and g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate):
                     s[S_AIR] = 0.0
                     s[S_IMP_END] = -1.0
-                    # a flight leaves the shank unloaded too (a fast squat drops the hips, not the foot)
+                    # a flight leaves the shank unloaded too (a fast squat drops the hips, not the foot): its
+                    # mean is low, or it read near 0 g for a while (a planted shank never does; a leg stepping
+                    # off a box swings first, which raises the mean)
                     shank_free = (
                         s[S_SH_SUM] / max(s[S_SH_N], 1.0) < p[P_FLIGHT_SHANK_MAX_G]
-                        and s[S_CAND_SUM] / max(s[S_CAND_N], 1.0) < p[P_AIR_MEAN_MAX_G]
-                    )
+                        or s[S_SH_LOW_MAX] * dt >= p[P_SHANK_FREE_S]
+                    ) and s[S_CAND_SUM] / max(s[S_CAND_N], 1.0) < p[P_AIR_MEAN_MAX_G]
                     if done and shank_free:
                         # initial contact: the steepest one-sample rise of the impact, then back down the
                         # monotonic rise to its last sample before it
@@ -254,10 +298,14 @@ def detect(
                             s[S_LAND_OPEN] = 1.0
                             s[S_LAND_CONTACT] = k
                             s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
+                            # the contact itself was lost: estimated in Python from the take-off velocity
+                            s[S_LAND_GAP_LO] = s[S_LAST_VALID] if (after_gap and not gap_hit) else -1.0
                         s[S_LAST_IMPACT] = k
             if s[S_PREV_ABOVE] != 2.0 or s[S_CAND] >= 0.0:
                 s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
         s[S_PREV_VALID] = 1.0 if valid else 0.0
+        if valid:
+            s[S_LAST_VALID] = g
 
         # ---- foot strikes of running (candidates for a cut plant, judged in Python): the knee extends
         # from a swing peak to a minimum at initial contact, then flexes again in the loading response
@@ -357,8 +405,8 @@ def features(
     out: FloatArray,
 ) -> None:
     """Per sample: thigh |a| (g), shank |a| (g), shank |w| (rad/s), thigh turn rate about the vertical
-    (rad/s) and thigh horizontal acceleration (g), from raw rows (NaN rows stay NaN) and the thigh's
-    orientation ``quat`` (sensor -> earth)."""
+    (rad/s), thigh horizontal acceleration (g) and thigh vertical specific force (g), from raw rows (NaN
+    rows stay NaN) and the thigh's orientation ``quat`` (sensor -> earth)."""
     for i in range(thigh_acc.shape[0]):
         ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
         gx, gy, gz = thigh_gyr[i, 0], thigh_gyr[i, 1], thigh_gyr[i, 2]
@@ -376,3 +424,4 @@ def features(
         hx = r00 * ax + r01 * ay + r02 * az
         hy = r10 * ax + r11 * ay + r12 * az
         out[i, 4] = np.sqrt(hx * hx + hy * hy) / g_m_s2
+        out[i, 5] = (r20 * ax + r21 * ay + r22 * az) / g_m_s2

@@ -19,9 +19,20 @@ from sensorhub.errors import InputError
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
 from . import _kernels as kern
-from .metrics import MetricWindows, Signals, cut_metrics, landing_metrics, refine_rep_start, rep_metrics
+from .metrics import (
+    MetricWindows,
+    Signals,
+    cut_metrics,
+    landing_in_gap,
+    landing_metrics,
+    refine_rep_start,
+    rep_metrics,
+)
 from .score import control_score
 
+# knee-angle rows that are not a measurement: QUALITY_MISSING_INPUT | QUALITY_RECOVERING of
+# sensorhub.kinematics (lost input rows, and rows re-anchored after a gap); a test checks the bits
+UNRELIABLE_ANGLE = 1
 HISTORY_S = 20.0  # longest rep (descent + ascent) plus margin; metrics read back this far at most
 MAX_RECORDS = 64
 
@@ -34,10 +45,14 @@ class AnalysisParams:
     air_break_g: float = 2.0  # ... is abandoned when it reads above this ...
     air_confirm_s: float = 0.12  # ... and is a flight when, after this long,
     air_mean_max_g: float = 0.7  # its mean thigh |a| is below this (free fall: 0 g plus leg rotation)
-    flight_shank_max_g: float = 0.9  # mean shank |a| over a flight (a planted shank reads ~1 g)
+    flight_shank_max_g: float = 0.9  # mean shank |a| over a flight (a planted shank reads ~1 g) ...
+    shank_free_g: float = 0.6  # ... or the shank read below this (near free fall) ...
+    shank_free_s: float = 0.04  # ... for this long without a break
     impact_g: float = 2.0  # while airborne: either segment above this is the ground impact
     impact_window_s: float = 0.05  # the impact's onset is decided this long after the threshold crossing
     impact_jerk_g_s: float = 150.0  # an impact rises at least this fast (a swinging leg's |a| rises slower)
+    support_band_g: float = 0.2  # first sample after a gap in a flight: both segments this close to 1 g
+    # means the body is supported again (landed in the gap)
     min_flight_s: float = 0.15
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
@@ -69,6 +84,7 @@ class AnalysisParams:
         6  # recent strides (within cut_baseline_s) that give the running stance flexion
     )
     cut_baseline_s: float = 5.0
+    cut_min_measured_frac: float = 0.75  # stance flexion rows that must be measured (not lost/recovering)
     windows: MetricWindows = field(default_factory=MetricWindows)
 
     def as_array(self, rate_hz: float) -> FloatArray:
@@ -83,6 +99,9 @@ class AnalysisParams:
         p[kern.P_IMPACT_JERK_G_S] = self.impact_jerk_g_s
         p[kern.P_FLIGHT_SHANK_MAX_G] = self.flight_shank_max_g
         p[kern.P_MIN_FLIGHT_S] = self.min_flight_s
+        p[kern.P_SUPPORT_BAND_G] = self.support_band_g
+        p[kern.P_SHANK_FREE_G] = self.shank_free_g
+        p[kern.P_SHANK_FREE_S] = self.shank_free_s
         p[kern.P_MAX_FLIGHT_S] = self.max_flight_s
         p[kern.P_LANDING_WINDOW_S] = self.landing_window_s
         p[kern.P_RISE_G] = self.rise_g
@@ -180,7 +199,18 @@ class EventDetector:
         events: list[Event] = []
         if s[kern.S_LAND_OPEN] > 0.0:
             events += self._events(
-                np.array([[kern.K_LANDING, s[kern.S_LAND_CONTACT], s[kern.S_LAND_TAKEOFF], g_last, -1.0]])
+                np.array(
+                    [
+                        [
+                            kern.K_LANDING,
+                            s[kern.S_LAND_CONTACT],
+                            s[kern.S_LAND_TAKEOFF],
+                            g_last,
+                            -1.0,
+                            s[kern.S_LAND_GAP_LO],
+                        ]
+                    ]
+                )
             )
             s[kern.S_LAND_OPEN] = 0.0
         if self._n:
@@ -225,7 +255,7 @@ class EventDetector:
         if acc_f.shape[0]:
             self._hold = np.concatenate([gyr_f[-1], acc_f[-1]])
         quat, _ = self._filter.update(gyr_f, acc_f)
-        out = np.empty((acc_t.shape[0], 5))
+        out = np.empty((acc_t.shape[0], 6))
         kern.features(acc_t, gyr_t, rows[2], rows[3], np.ascontiguousarray(quat), GRAVITY_M_S2, out)
         return {
             "at_g": out[:, 0].copy(),
@@ -233,6 +263,7 @@ class EventDetector:
             "ws_rad_s": out[:, 2].copy(),
             "turn_rad_s": out[:, 3].copy(),
             "hacc_g": out[:, 4].copy(),
+            "vacc_g": out[:, 5].copy(),
         }
 
     def _run(self, x: LegSamples, angles: KneeAngles) -> list[Event]:
@@ -249,6 +280,8 @@ class EventDetector:
                 "flex_deg": flex,
                 "valg_deg": valg,
                 "turn_rad_s": f["turn_rad_s"],
+                "vacc_g": f["vacc_g"],
+                "quality": np.asarray(angles.quality, dtype=np.float64),
             }
         )
         n = flex.shape[0]
@@ -304,6 +337,8 @@ class EventDetector:
             h["flex_deg"],
             h["valg_deg"],
             h["turn_rad_s"],
+            h["vacc_g"],
+            h["quality"],
         )
 
     def _events(self, records: FloatArray) -> list[Event]:
@@ -312,9 +347,12 @@ class EventDetector:
         sig = self._signals()
         w = self.params.windows
         events: list[Event] = []
-        for kind, a, b, c, d in records:
+        for kind, a, b, c, d, e in records:
             ia, ib, ic, id_ = int(a), int(b), int(c), int(d)
-            if kind == kern.K_LANDING:
+            if kind == kern.K_LANDING and e >= 0.0:
+                t_s, metrics = landing_in_gap(sig, ia, ib, int(e), self.rate_hz)
+                etype = "landing"
+            elif kind == kern.K_LANDING:
                 metrics = landing_metrics(sig, ia, ib, ic, id_, w)
                 etype, t_s = "landing", sig.t(ia)
             elif kind == kern.K_REP:
@@ -341,9 +379,16 @@ class EventDetector:
         while self._strikes and (final or self._strikes[0] + n_after <= g_last):
             strike = self._strikes.pop(0)
             t_strike = sig.t(strike)
-            flex = sig.flex_deg[sig.sl(strike, strike + round(pr.cut_stance_flexion_s * self.rate_hz))]
-            peak = float(np.nanmax(flex)) if np.isfinite(flex).any() else math.nan
-            recent = [v for t, v in self._stance_peaks if t_strike - t <= pr.cut_baseline_s]
+            stance = sig.sl(strike, strike + round(pr.cut_stance_flexion_s * self.rate_hz))
+            # the braking evidence must be measured: flexion of lost rows, or re-anchored just after a gap,
+            # is the estimator's guess (a plant decision cannot rest on it)
+            reliable = (sig.quality[stance].astype(np.int64) & UNRELIABLE_ANGLE) == 0
+            flex = np.where(reliable, sig.flex_deg[stance], np.nan)
+            measured = np.isfinite(flex).sum() >= pr.cut_min_measured_frac * max(flex.shape[0], 1)
+            peak = float(np.nanmax(flex)) if measured else math.nan
+            recent = [
+                v for t, v in self._stance_peaks if t_strike - t <= pr.cut_baseline_s and math.isfinite(v)
+            ]
             self._stance_peaks = [(t, v) for t, v in self._stance_peaks if t_strike - t <= pr.cut_baseline_s]
             self._stance_peaks = [*self._stance_peaks, (t_strike, peak)][-pr.cut_baseline_strides :]
             if len(recent) < 2 or not peak - float(np.median(recent)) >= pr.cut_extra_flexion_deg:
@@ -380,7 +425,18 @@ class EventDetector:
         return LivePhase(self.leg_id, "rep_descent", float(sig.t_s[-1]), sig.t(start), metrics)
 
 
-_HIST_NAMES = ("t_s", "at_g", "as_g", "ws_rad_s", "hacc_g", "flex_deg", "valg_deg", "turn_rad_s")
+_HIST_NAMES = (
+    "t_s",
+    "at_g",
+    "as_g",
+    "ws_rad_s",
+    "hacc_g",
+    "flex_deg",
+    "valg_deg",
+    "turn_rad_s",
+    "vacc_g",
+    "quality",
+)
 
 
 def _slice(s: LegSamples, sl: slice) -> LegSamples:

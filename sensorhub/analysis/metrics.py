@@ -28,6 +28,8 @@ class Signals:
     flex_deg: FloatArray
     valg_deg: FloatArray
     turn_rad_s: FloatArray  # thigh angular rate about the vertical (earth frame)
+    vacc_g: FloatArray  # thigh vertical specific force (earth frame, 1 g standing still) / g
+    quality: FloatArray  # knee-angle quality bits (sensorhub.kinematics QUALITY_*), as floats
 
     def sl(self, a: int, b: int) -> slice:
         """Rows of global indices [a, b] (inclusive), clipped to the buffer."""
@@ -80,6 +82,46 @@ def landing_metrics(
     out["peak_shank_accel_g"] = float(np.nanmax(sp)) if np.isfinite(sp).any() else NAN
     out["time_to_stabilization_s"] = _time_to_stabilization(s, contact, end, w)
     return out
+
+
+LANDING_KEYS = (
+    "flexion_at_contact_deg",
+    "peak_flexion_deg",
+    "flexion_excursion_deg",
+    "time_to_peak_flexion_s",
+    "peak_valgus_deg",
+    "valgus_excursion_deg",
+    "flight_time_s",
+    "jump_height_m",
+    "ground_contact_time_s",
+    "peak_shank_accel_g",
+    "time_to_stabilization_s",
+)
+
+
+def landing_in_gap(
+    s: Signals, after: int, takeoff: int, before: int, rate_hz: float, push_off_s: float = 1.0
+) -> tuple[float, dict[str, float]]:
+    """A flight whose contact fell in lost samples (``before`` = last valid sample, ``after`` = first one
+    after the gap, already supported): contact time from ballistics, metrics null (not observed).
+
+    Take-off vertical velocity v0 = integral of the thigh's vertical acceleration (specific force - 1 g)
+    from the deepest knee flexion before take-off (the lowest point of the push-off, v ~ 0) to take-off;
+    landing at the take-off level after 2 v0 / g. The estimate is kept inside the gap (a drop from a box
+    lands later than ballistics on level ground: it is then placed at the gap's end)."""
+    lo = takeoff - max(1, round(push_off_s * rate_hz))
+    push = s.sl(lo, takeoff - 1)
+    flex = s.flex_deg[push]
+    t_gap_lo, t_gap_hi = s.t(before), s.t(after)
+    t_est = 0.5 * (t_gap_lo + t_gap_hi)
+    if np.isfinite(flex).any():
+        i_low = int(np.nanargmax(flex))
+        acc = s.vacc_g[push][i_low:] - 1.0
+        v0_m_s = float(np.nansum(acc)) * GRAVITY_M_S2 / rate_hz
+        if v0_m_s > 0.0:
+            t_est = s.t(takeoff) + 2.0 * v0_m_s / GRAVITY_M_S2
+    t_est = min(max(t_est, t_gap_lo + 1.0 / rate_hz), t_gap_hi)
+    return t_est, {k: NAN for k in LANDING_KEYS}
 
 
 def _dt(s: Signals) -> float:
