@@ -99,6 +99,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sensorhub.bench import latency_bench
 
         return latency_bench.run(args)
+    if args.bench == "dashboard":
+        from sensorhub.bench import dashboard_bench
+
+        return dashboard_bench.run(args)
     if args.bench == "events":
         from sensorhub.bench.events_accuracy import run_events_accuracy
 
@@ -162,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.latency_bench import add_arguments as add_latency_arguments
 
     add_latency_arguments(b)
+    b = bench.add_parser("dashboard", help="ingestion latency with N dashboard clients connected")
+    from sensorhub.bench.dashboard_bench import add_arguments as add_dashboard_arguments
+
+    add_dashboard_arguments(b)
     b = bench.add_parser("events", help="landing/cut/rep detection F1, metric errors and cues vs truth")
     b.add_argument("--quick", action="store_true", help="fewer seeds")
 

@@ -43,6 +43,8 @@ class ServiceConfig:
     access_token: str = ""
     data_dir: str = "~/.local/share/sensorhub"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Also play each cue on this machine's speaker (paplay/aplay); the athlete page plays them anyway.
+    cue_audio_on_host: bool = False
 
 
 @dataclass(frozen=True, slots=True)

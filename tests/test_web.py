@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import json
 import os
 import socket
 import time
 import urllib.error
 import urllib.request
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +25,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from sensorhub.config import Config, ServiceConfig
+from sensorhub.cues import DEFAULT_RULES, audio_id, parse_rules
 from sensorhub.model import Event, KneeAngles, Segment, SensorRef, Side
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import PacketQueue, PacketSource, SensorLink
@@ -53,8 +56,12 @@ def _refs() -> list[SensorRef]:
 
 
 @contextlib.contextmanager
-def service(tmp_path: Path, host: str = "127.0.0.1", token: str = "") -> Iterator[ServiceHandle]:
+def service(
+    tmp_path: Path, host: str = "127.0.0.1", token: str = "", cues: bool = False
+) -> Iterator[ServiceHandle]:
     config = replace(Config(), service=ServiceConfig(host=host, access_token=token))
+    if cues:
+        config = replace(config, cues=parse_rules(DEFAULT_RULES, "<test>"))
 
     def make() -> tuple[PacketSource, list[SensorRef], list[Stage]]:
         return IdleSource(), _refs(), []
@@ -393,3 +400,34 @@ def test_a_late_client_gets_the_recent_window_first(tmp_path: Path) -> None:
     assert hello["type"] == "hello" and backlog["type"] == "angles"
     assert set(backlog["athletes"]) == {"ben"}
     assert len(backlog["athletes"]["ben"]["left"]["t_s"]) == 100  # 2 s at the 50 Hz display rate
+
+
+def test_cue_clips_are_rendered_at_start_and_served(tmp_path: Path) -> None:
+    """Every rule phrase is rendered before the first packet; the athlete page fetches it by audio id."""
+    with service(tmp_path, cues=True) as handle:
+        url = f"http://127.0.0.1:{handle.port}/audio/{audio_id('knees out')}.wav"
+        with urllib.request.urlopen(url, timeout=10) as res:
+            assert res.headers["content-type"] == "audio/wav"
+            data = res.read()
+        assert status_of(handle, "/audio/not-a-cue.wav") == 404
+    with wave.open(io.BytesIO(data), "rb") as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        duration_s = w.getnframes() / w.getframerate()
+    assert 0.1 < duration_s < 1.0
+    assert np.abs(pcm.astype(float)).max() > 1000  # audible, not silence
+
+
+def test_a_finished_set_reports_limb_symmetry(tmp_path: Path) -> None:
+    with service(tmp_path) as handle:
+        http(handle, "/api/athletes/ana/set/start", "POST", {"drill": "drop_jump"})
+        for k, (leg, flexion) in enumerate([("ana/left", 80.0), ("ana/right", 60.0), ("ana/left", 80.0)]):
+            event = Event("landing", leg, float(k), {"peak_flexion_deg": flexion}, 70.0)
+            publish(handle, "events", leg, event)
+        deadline = time.time() + 5
+        while sum(handle.sessions.athletes["ana"].reps_by_leg.values()) < 3 and time.time() < deadline:
+            time.sleep(0.02)
+        http(handle, "/api/athletes/ana/set/stop", "POST")
+        state = {a["athlete"]: a for a in http(handle, "/api/athletes")["athletes"]}["ana"]
+    lsi = {(e["type"], e["metric"]): e for e in state["set_symmetry"]}
+    entry = lsi[("landing", "peak_flexion_deg")]
+    assert entry["lsi_pct"] == 75.0 and entry["n_left"] == 2 and entry["n_right"] == 1

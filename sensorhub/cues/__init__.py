@@ -6,7 +6,7 @@ Public API: ``parse_rules(table, where) -> CueRuleSet``, ``DEFAULT_RULES``, ``Cu
 ``Cue``; ``CueAudio().clip(phrase) -> Clip`` (WAV bytes), ``play(clip)``.
 """
 
-from sensorhub.cues.audio import Clip, CueAudio, play, tone_clip
+from sensorhub.cues.audio import Clip, CueAudio, audio_id, play, tone_clip
 from sensorhub.cues.engine import Cue, CueEngine, athlete_of
 from sensorhub.cues.rules import DEFAULT_RULES, Condition, CueRule, CueRuleSet, parse_condition, parse_rules
 
@@ -20,6 +20,7 @@ __all__ = [
     "CueRule",
     "CueRuleSet",
     "athlete_of",
+    "audio_id",
     "parse_condition",
     "parse_rules",
     "play",

@@ -7,6 +7,7 @@ live path free of synthesis. ``play(clip)`` (optional) hands a clip to the host'
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import wave
@@ -90,6 +91,12 @@ def speech_clip(phrase: str, espeak: str) -> Clip | None:
     return None
 
 
+def audio_id(phrase: str) -> str:
+    """The name a phrase's clip is served under (``knees out`` -> ``knees-out``): URL- and file-safe."""
+    slug = re.sub(r"[^a-z0-9]+", "-", phrase.lower()).strip("-")
+    return slug or f"cue-{zlib.crc32(phrase.encode()):08x}"
+
+
 class CueAudio:
     """Renders and caches one clip per phrase."""
 
@@ -106,6 +113,13 @@ class CueAudio:
 
     def render_all(self, phrases: Iterable[str]) -> dict[str, Clip]:
         return {p: self.clip(p) for p in phrases}
+
+    def by_id(self, clip_id: str) -> Clip | None:
+        """A rendered clip by its ``audio_id`` (None if no phrase of that id was rendered)."""
+        for phrase, clip in self._cache.items():
+            if audio_id(phrase) == clip_id:
+                return clip
+        return None
 
 
 def play(clip: Clip) -> subprocess.Popen[bytes]:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sensorhub.cues.audio import audio_id
 from sensorhub.cues.rules import CueRule, CueRuleSet
 from sensorhub.model import Event
 
@@ -28,6 +29,7 @@ class Cue:
     source: str  # event type or live phase kind
     value: float  # the first condition's metric value
     latency_s: float = float("nan")
+    audio_id: str = ""  # the rendered clip (sensorhub.cues.audio.audio_id of the phrase)
 
 
 @dataclass(slots=True)
@@ -115,7 +117,17 @@ class CueEngine:
             st.last_fired_s[rule.name] = t_s
             st.busy_until_s = t_s + CUE_SPEAK_S
             value = float(metrics.get(rule.conditions[0].metric, float("nan")))
-            return Cue(athlete, leg_id, rule.name, rule.phrase, rule.priority, t_s, kind, value)
+            return Cue(
+                athlete,
+                leg_id,
+                rule.name,
+                rule.phrase,
+                rule.priority,
+                t_s,
+                kind,
+                value,
+                audio_id=audio_id(rule.phrase),
+            )
         return None
 
     def evaluate(self, events: Iterable[Event]) -> list[Cue]:

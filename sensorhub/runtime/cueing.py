@@ -8,10 +8,13 @@ made the condition observable (the event closed, or the live phase crossed its t
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
+from sensorhub.cues import DEFAULT_RULES, Clip, Cue, CueAudio, CueEngine, parse_rules, play
+from sensorhub.errors import SinkError
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
 
@@ -20,12 +23,19 @@ from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
 BACKLOG_S = 1.0
 LIVE_PHASE_KIND = "rep_descent"
 
+log = logging.getLogger(__name__)
+
 
 class CueStage:
     def __init__(
-        self, bus: Bus, engine: CueEngine | None = None, clock: Callable[[], float] = time.time
+        self,
+        bus: Bus,
+        engine: CueEngine | None = None,
+        clock: Callable[[], float] = time.time,
+        play_on_host: Callable[[Cue], None] | None = None,
     ) -> None:
         self.bus = bus
+        self._play = play_on_host
         self.engine = engine or CueEngine(parse_rules(DEFAULT_RULES, "<default cue rules>"))
         self.latency = LatencyRecorder()
         self.emitted = 0
@@ -71,4 +81,28 @@ class CueStage:
         self.latency.add(latency_s)
         self.emitted += 1
         self.bus.publish("cues", cue.leg_id, cue)
+        if self._play is not None:
+            self._play(cue)
         cues.append(cue)
+
+
+class HostPlayer:
+    """Plays cues on the host's audio device (a speaker at the training ground). Clips are rendered once
+    at start-up; each playback is handed to a short-lived thread so the loop never waits on a player."""
+
+    def __init__(self, audio: CueAudio, phrases: Iterable[str]) -> None:
+        self.audio = audio
+        audio.render_all(phrases)
+        self.failures = 0
+
+    def __call__(self, cue: Cue) -> None:
+        clip = self.audio.clip(cue.phrase)
+        threading.Thread(target=self._play, args=(clip,), name="cue-audio", daemon=True).start()
+
+    def _play(self, clip: Clip) -> None:
+        try:
+            play(clip)
+        except SinkError as exc:
+            self.failures += 1
+            if self.failures == 1:
+                log.warning("%s", exc)

@@ -22,11 +22,11 @@ from typing import Any
 import uvicorn
 
 from sensorhub.config import Config, data_dir
-from sensorhub.cues import CueEngine
+from sensorhub.cues import CueAudio, CueEngine
 from sensorhub.errors import SensorhubError
 from sensorhub.model import SensorRef
 from sensorhub.runtime.bus import Bus
-from sensorhub.runtime.cueing import CueStage
+from sensorhub.runtime.cueing import CueStage, HostPlayer
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path, recording_meta
 from sensorhub.sinks.recorder import RecordingWriter
@@ -149,7 +149,14 @@ async def serve(
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
     pipeline = MeasuredPipeline(sensor_refs)
-    cue_stage = CueStage(bus, CueEngine(config.cues)) if cues and config.cues is not None else None
+    cue_stage = None
+    audio = CueAudio()
+    if cues and config.cues is not None:
+        # Every phrase is rendered once before the first packet (espeak-ng can take ~100 ms a phrase).
+        phrases = config.cues.phrases
+        await asyncio.to_thread(audio.render_all, phrases)
+        player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
+        cue_stage = CueStage(bus, CueEngine(config.cues), play_on_host=player)
     recorder = None
     if config.sinks.recorder.enabled:
         # Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where.
@@ -185,7 +192,7 @@ async def serve(
     handle = ServiceHandle(
         bus, runner, pipeline, hub, sessions, health, policy, store, host, loop=asyncio.get_running_loop()
     )
-    app = create_app(WebContext(hub, sessions, health, policy, store))
+    app = create_app(WebContext(hub, sessions, health, policy, store, audio))
     server = _Server(
         uvicorn.Config(
             app,

@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from sensorhub.cues import CueAudio
 from sensorhub.sinks.store import HistoryStore
 from sensorhub.web.auth import AccessPolicy
 from sensorhub.web.health import HealthReporter
@@ -52,10 +53,21 @@ class WebContext:
     health: HealthReporter
     policy: AccessPolicy
     store: HistoryStore | None = None
+    audio: CueAudio | None = None  # cue clips rendered at start-up, served to the athlete pages
 
 
 def create_app(ctx: WebContext) -> Starlette:
     root = static_dir()
+
+    async def cue_audio(request: Request) -> Response:
+        """A cue's rendered clip (speech or tones, WAV), by the ``audio_id`` carried in cue frames."""
+        athlete = request.query_params.get("athlete") or ""
+        if not (ctx.policy.is_coach(request) or (athlete and ctx.policy.may_watch(request, athlete))):
+            return unauthorized()
+        clip = ctx.audio.by_id(request.path_params["clip_id"]) if ctx.audio is not None else None
+        if clip is None:
+            return JSONResponse({"error": "no such cue clip"}, status_code=404)
+        return Response(clip.wav, media_type="audio/wav", headers={"Cache-Control": "max-age=3600"})
 
     def unauthorized() -> Response:
         return JSONResponse(
@@ -187,6 +199,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/athletes/{athlete}/history", history),
         Route("/api/athletes/{athlete}/set/{action}", command, methods=["POST"]),
         Route("/api/athletes/{athlete}/{action}", command, methods=["POST", "PUT"]),
+        Route("/audio/{clip_id}.wav", cue_audio),
         WebSocketRoute(WS_PATH, ws_endpoint),
         Mount("/static", StaticFiles(directory=root), name="static"),
     ]

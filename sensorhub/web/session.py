@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sensorhub.analysis.symmetry import limb_symmetry
 from sensorhub.errors import SensorhubError
 from sensorhub.model import Event
 from sensorhub.runtime.bus import Bus, Message
@@ -105,6 +106,8 @@ class AthleteSession:
     thresholds: dict[str, float] = field(default_factory=dict)
     last_pain: dict[str, Any] | None = None
     last_set_id: str | None = None
+    set_events: list[Event] = field(default_factory=list)  # the running set's, for limb symmetry
+    last_set_symmetry: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def reps(self) -> int:
@@ -131,6 +134,7 @@ class AthleteSession:
             "pain_threshold": self.pain_threshold,
             "targets": {k: {"bound": t.bound, "value": t.value} for k, t in targets.items()},
             "last_pain": self.last_pain,
+            "set_symmetry": self.last_set_symmetry,
         }
 
 
@@ -202,6 +206,7 @@ class SessionManager:
         s.set_id = _uid()
         s.set_started_s = now_s
         s.reps_by_leg = {}
+        s.set_events = []
         s.state = SetState.RUNNING
         if self.store is not None:
             self.store.start_set(s.set_id, s.session_id, athlete_id, s.drill, s.set_no, now_s)
@@ -215,6 +220,20 @@ class SessionManager:
         if self.store is not None:
             self.store.end_set(s.set_id, self._clock(), s.reps)
         s.last_set_id = s.set_id
+        # With both legs instrumented: the limb symmetry index of each metric over the set.
+        s.last_set_symmetry = [
+            {
+                "type": e.event_type,
+                "metric": e.metric,
+                "left_mean": round(e.left_mean, 3),
+                "right_mean": round(e.right_mean, 3),
+                "n_left": e.n_left,
+                "n_right": e.n_right,
+                "lsi_pct": e.lsi_pct,
+            }
+            for e in limb_symmetry(s.set_events)
+        ]
+        s.set_events = []
         s.state = SetState.IDLE
         s.set_id = None
         self._changed(s)
@@ -279,6 +298,8 @@ class SessionManager:
         if s is None:
             return
         s.reps_by_leg[event.leg_id] = s.reps_by_leg.get(event.leg_id, 0) + 1
+        if s.state is SetState.RUNNING:
+            s.set_events.append(event)
         s.last_event = event_fields(event, s.thresholds)
         if self.store is not None:
             self.store.record_event(

@@ -1,5 +1,5 @@
 // Athlete view (a phone): one athlete, a large knee-angle gauge, rep counter, the cue text and its sound.
-import { connect, param, SIDE_COLOURS, Traces } from "./common.js";
+import { connect, param, SIDE_COLOURS, Traces, withToken } from "./common.js";
 
 const athlete = param("athlete");
 const traces = new Traces();
@@ -8,7 +8,7 @@ const cueText = document.getElementById("cue");
 let audio = null;
 let cueTimer = null;
 // What was played (read by the browser tests; also handy when debugging a silent phone).
-window.sensorhubAudio = { enabled: false, played: 0, last: null, spoken: 0 };
+window.sensorhubAudio = { enabled: false, played: 0, last: null, spoken: 0, clips: 0 };
 
 document.getElementById("title").textContent = athlete || "no athlete given";
 document.getElementById("sound").addEventListener("click", (ev) => {
@@ -26,10 +26,42 @@ function tonePattern(audioId) {
   return [base, base * (h & 1 ? 1.25 : 0.8), base];
 }
 
+// The server renders every cue phrase once (espeak-ng speech, or distinct tones) and serves it as
+// /audio/<audio_id>.wav; clips are fetched once and cached. Without a clip: a local tone pattern.
+const clips = new Map();
+async function clipFor(id) {
+  if (!clips.has(id)) {
+    clips.set(id, (async () => {
+      const url = withToken(`/audio/${encodeURIComponent(id)}.wav?athlete=${encodeURIComponent(athlete || "")}`);
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(res.statusText);
+      return audio.decodeAudioData(await res.arrayBuffer());
+    })());
+  }
+  return clips.get(id);
+}
+
+async function playClip(id) {
+  const buffer = await clipFor(id);
+  const src = audio.createBufferSource();
+  src.buffer = buffer;
+  src.connect(audio.destination);
+  src.start();
+  window.sensorhubAudio.clips += 1;
+}
+
 function playCue(cue) {
   const id = cue.audio_id || cue.rule || cue.phrase;
   window.sensorhubAudio.last = id;
   window.sensorhubAudio.played += 1;
+  if (audio && cue.audio_id) {
+    playClip(cue.audio_id).catch(() => playTones(id, cue));
+    return;
+  }
+  playTones(id, cue);
+}
+
+function playTones(id, cue) {
   if (audio) {
     let t = audio.currentTime;
     for (const f of tonePattern(id)) {

@@ -25,6 +25,7 @@ function makeCard(state) {
   c.flags = el("span", { class: "flags label" }, "");
   c.painInput = el("input", { class: "pain-input", type: "number", min: "0", max: "10", step: "1", value: "0" });
   c.painStatus = el("span", { class: "pain-status" }, "");
+  c.symmetry = el("div", { class: "row symmetry" }, "");
   c.thresholdForm = el("div", { class: "thresholds" });
   const command = async (action, body) => {
     try {
@@ -54,6 +55,7 @@ function makeCard(state) {
     el("div", { class: "row" }, el("div", { style: "flex: 1 1 55%" }, el("div", { class: "label" }, "last event vs target"), c.metrics),
       el("div", { style: "flex: 1 1 35%" }, el("div", { class: "label" }, "last cues"), c.cues)),
     el("div", { class: "row" }, el("span", { class: "label" }, "pain after set (0-10)"), c.painInput, painButton, c.painStatus),
+    c.symmetry,
     el("details", {}, el("summary", {}, "sensor health"), c.health),
     el("details", { class: "threshold-editor" }, el("summary", {}, "thresholds"), c.thresholdForm, saveThresholds));
   cards[id] = c;
@@ -75,6 +77,18 @@ function showPain(c, p) {
   else c.painStatus.append(el("span", { class: "good" }, text + " - ok"));
 }
 
+// Limb symmetry of the last set (both legs instrumented): >= 90 % is a common return-to-sport criterion.
+const LSI_SHOWN = ["peak_flexion_deg", "flexion_excursion_deg", "peak_valgus_deg", "depth_deg", "control_score"];
+function showSymmetry(c, entries) {
+  const shown = entries.filter((e) => LSI_SHOWN.includes(e.metric));
+  c.symmetry.replaceChildren();
+  if (!shown.length) return;
+  c.symmetry.append(el("span", { class: "label" }, "limb symmetry, last set"));
+  for (const e of shown) {
+    c.symmetry.append(el("span", { class: e.lsi_pct >= 90 ? "good" : "flag" }, ` ${e.type} ${e.metric} ${e.lsi_pct}%`));
+  }
+}
+
 function updateState(c, s) {
   c.state = s;
   if (document.activeElement !== c.drill && s.drill) c.drill.value = s.drill;
@@ -87,6 +101,7 @@ function updateState(c, s) {
   if (s.last_event) showEvent(c, s.last_event);
   c.cues.replaceChildren(...s.last_cues.map((q) => el("li", {}, `${q.phrase} `, el("span", { class: "label" }, `${q.leg.split("/")[1] || ""} ${q.rule}`))));
   showPain(c, s.last_pain);
+  showSymmetry(c, s.set_symmetry || []);
   if (!c.thresholdForm.contains(document.activeElement)) {
     c.thresholdForm.replaceChildren();
     const entries = [["pain_threshold", { value: s.pain_threshold, bound: "max" }], ...Object.entries(s.targets)];

@@ -1,0 +1,106 @@
+"""``dashboard_bench``: does dashboard load reach ingestion? The demo service (simulated athletes, real-time
+release) runs in its own thread; N websocket clients (90 % coach, 10 % athlete views) connect from this
+thread's event loop. Reported: p50/p99/p99.9 of packet -> knee angle (LiveRunner's own measure) with 0
+clients and with N clients, and per-client frame counts plus the hub's dropped frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import time
+
+import websockets
+
+from sensorhub.config import load_config
+from sensorhub.runtime.demo import background_demo
+from sensorhub.runtime.pipeline import LatencyRecorder
+from sensorhub.runtime.service import ServiceHandle
+from sensorhub.web.protocol import WS_PATH
+
+QS = (50.0, 99.0, 99.9)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--athletes", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--window-s", type=float, default=20.0, help="measurement window per phase")
+    parser.add_argument("--warmup-s", type=float, default=8.0)
+
+
+async def _client(url: str, frames: list[int], i: int, stop: asyncio.Event) -> None:
+    async with websockets.connect(url, max_size=None) as ws:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(ws.recv(), timeout=0.5)
+            except TimeoutError:
+                continue
+            frames[i] += 1
+
+
+async def _clients(urls: list[str], settle_s: float, window_s: float, out: mp.Queue[list[int]]) -> list[int]:
+    frames = [0] * len(urls)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(_client(u, frames, i, stop)) for i, u in enumerate(urls)]
+    await asyncio.sleep(settle_s)
+    out.put([])  # connected and past the initial snapshots: the measured window starts
+    frames[:] = [0] * len(urls)
+    await asyncio.sleep(window_s)
+    counted = list(frames)
+    out.put([])  # the window ends before the clients disconnect
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return counted
+
+
+def _client_process(urls: list[str], settle_s: float, window_s: float, out: mp.Queue[list[int]]) -> None:
+    out.put(asyncio.run(_clients(urls, settle_s, window_s, out)))
+
+
+def _load(handle: ServiceHandle, n_clients: int, window_s: float) -> tuple[list[int], dict[str, float]]:
+    """Clients live in another process, as real browsers would: their decoding must not share our GIL."""
+    base = handle.base_url.replace("http", "ws", 1) + WS_PATH
+    athletes = list(handle.sessions.athletes)
+    urls = [
+        f"{base}?athlete={athletes[i % len(athletes)]}" if i % 10 == 9 else base for i in range(n_clients)
+    ]
+    settle_s = 2.0
+    ctx = mp.get_context("spawn")
+    out: mp.Queue[list[int]] = ctx.Queue()
+    proc = ctx.Process(target=_client_process, args=(urls, settle_s, window_s, out))
+    proc.start()
+    out.get(timeout=60.0)
+    handle.runner.stats.packet_to_angle = LatencyRecorder()
+    out.get(timeout=window_s + 60.0)
+    loaded = handle.runner.stats.packet_to_angle.percentiles_ms(QS)
+    frames = out.get(timeout=60.0)
+    proc.join(10.0)
+    return frames, loaded
+
+
+def _fmt(p: dict[str, float]) -> str:
+    return "  ".join(f"p{q:g} {p[f'p{q:g}_ms']:6.2f} ms" for q in QS)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(None)
+    with background_demo(config, athletes=args.athletes) as handle:
+        time.sleep(args.warmup_s)
+        handle.runner.stats.packet_to_angle = LatencyRecorder()
+        time.sleep(args.window_s)
+        idle = handle.runner.stats.packet_to_angle.percentiles_ms(QS)
+        frames, loaded = _load(handle, args.clients, args.window_s)
+        drops = handle.hub.dropped_frames()
+    print(f"{args.athletes} athletes, packet -> angle over {args.window_s:g} s windows")
+    print(f"  0 clients:  {_fmt(idle)}")
+    print(f"  {args.clients} clients: {_fmt(loaded)}")
+    print(f"  frames/client: min {min(frames)} median {sorted(frames)[len(frames) // 2]} max {max(frames)}")
+    print(f"  hub dropped frames: {drops}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    raise SystemExit(run(parser.parse_args()))
