@@ -431,3 +431,21 @@ def test_a_finished_set_reports_limb_symmetry(tmp_path: Path) -> None:
     lsi = {(e["type"], e["metric"]): e for e in state["set_symmetry"]}
     entry = lsi[("landing", "peak_flexion_deg")]
     assert entry["lsi_pct"] == 75.0 and entry["n_left"] == 2 and entry["n_right"] == 1
+
+
+def test_coach_mutes_an_athlete_and_the_cue_stage_follows(tmp_path: Path) -> None:
+    with service(tmp_path, cues=True) as handle:
+        assert handle.runner.cues is not None
+        assert http(handle, "/api/athletes/ana/mute", "POST", {"muted": True}) == {"muted": True}
+        deadline = time.time() + 5
+        while not handle.runner.cues.engine.is_muted("ana") and time.time() < deadline:
+            time.sleep(0.02)
+        assert handle.runner.cues.engine.is_muted("ana") and not handle.runner.cues.engine.is_muted("ben")
+        assert status_of(handle, "/api/athletes/ana/mute", "POST", {"muted": "yes"}) == 400
+        state = {a["athlete"]: a for a in http(handle, "/api/athletes")["athletes"]}["ana"]
+        assert state["muted"] is True
+        http(handle, "/api/athletes/ana/mute", "POST", {"muted": False})
+        deadline = time.time() + 5
+        while handle.runner.cues.engine.is_muted("ana") and time.time() < deadline:
+            time.sleep(0.02)
+        assert not handle.runner.cues.engine.is_muted("ana")

@@ -92,8 +92,9 @@ Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]
 
 
 def cue_control_stage() -> Stage:
-    """Keeps the live cue stage in step with the coach: the drill chosen for a set and each athlete's
-    edited thresholds (bus topic ``thresholds``) decide which rules fire and at what limits."""
+    """Keeps the live cue stage in step with the coach: the drill chosen for a set, each athlete's
+    edited thresholds (bus topic ``thresholds``) and mute (``mute``) decide which rules fire, at what
+    limits, and whether anything is said."""
 
     async def follow(handle: ServiceHandle) -> None:
         cues = handle.runner.cues
@@ -107,10 +108,13 @@ def cue_control_stage() -> Stage:
         handle.sessions.add_listener(follow_drill)
         for athlete, values in handle.sessions.all_thresholds().items():
             cues.set_thresholds(athlete, values)
-        sub = handle.bus.subscribe(["thresholds"], maxsize=1000)
+        sub = handle.bus.subscribe(["thresholds", "mute"], maxsize=1000)
         try:
             async for message in sub:
-                cues.set_thresholds(message.key, dict(message.payload["values"]))
+                if message.topic == "mute":
+                    cues.mute(message.key, bool(message.payload["muted"]))
+                else:
+                    cues.set_thresholds(message.key, dict(message.payload["values"]))
         finally:
             sub.close()
 

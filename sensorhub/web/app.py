@@ -139,6 +139,11 @@ def create_app(ctx: WebContext) -> Starlette:
                 result = {"drill": body.get("drill")}
             elif action == "thresholds":
                 result = {"thresholds": ctx.sessions.set_thresholds(athlete, body)}
+            elif action == "mute":
+                muted = body.get("muted", True)
+                if not isinstance(muted, bool):
+                    return JSONResponse({"error": "muted must be true or false"}, status_code=400)
+                result = {"muted": ctx.sessions.set_muted(athlete, muted)}
             elif action == "pain":
                 result = ctx.sessions.record_pain(athlete, body.get("pain"))  # type: ignore[arg-type]
             else:

@@ -106,6 +106,7 @@ class AthleteSession:
     thresholds: dict[str, float] = field(default_factory=dict)
     last_pain: dict[str, Any] | None = None
     last_set_id: str | None = None
+    muted: bool = False  # cues silenced for this athlete (the coach's choice)
     set_events: list[Event] = field(default_factory=list)  # the running set's, for limb symmetry
     last_set_symmetry: list[dict[str, Any]] = field(default_factory=list)
 
@@ -135,6 +136,7 @@ class AthleteSession:
             "targets": {k: {"bound": t.bound, "value": t.value} for k, t in targets.items()},
             "last_pain": self.last_pain,
             "set_symmetry": self.last_set_symmetry,
+            "muted": self.muted,
         }
 
 
@@ -238,6 +240,14 @@ class SessionManager:
         s.set_id = None
         self._changed(s)
         return s.last_set_id
+
+    def set_muted(self, athlete_id: str, muted: bool) -> bool:
+        """Silence (or un-silence) an athlete's cues; the cue stage follows the bus topic ``mute``."""
+        s = self.get(athlete_id)
+        s.muted = muted
+        self.bus.publish("mute", athlete_id, {"athlete": athlete_id, "muted": muted})
+        self._changed(s)
+        return muted
 
     def all_thresholds(self) -> dict[str, dict[str, float]]:
         """Every athlete's edited thresholds (saved ones included), for the cue stage at start-up."""

@@ -38,6 +38,9 @@ function makeCard(state) {
     const r = await command("pain", { pain: Number(c.painInput.value) });
     if (r) showPain(c, r);
   } }, "Record pain");
+  c.muteButton = el("button", { class: "mute-toggle", onclick: async () => {
+    await command("mute", { muted: !(c.state && c.state.muted) });
+  } }, "Mute cues");
   const saveThresholds = el("button", { class: "thresholds-save", onclick: async () => {
     const values = {};
     for (const input of c.thresholdForm.querySelectorAll("input")) {
@@ -53,7 +56,7 @@ function makeCard(state) {
       el("span", { class: "label" }, "drill"), c.drill, c.setButton, c.setInfo,
       el("span", { class: "label" }, "reps"), c.reps, c.flags),
     el("div", { class: "row" }, el("div", { style: "flex: 1 1 55%" }, el("div", { class: "label" }, "last event vs target"), c.metrics),
-      el("div", { style: "flex: 1 1 35%" }, el("div", { class: "label" }, "last cues"), c.cues)),
+      el("div", { style: "flex: 1 1 35%" }, el("div", { class: "label" }, "last cues"), c.muteButton, c.cues)),
     el("div", { class: "row" }, el("span", { class: "label" }, "pain after set (0-10)"), c.painInput, painButton, c.painStatus),
     c.symmetry,
     el("details", {}, el("summary", {}, "sensor health"), c.health),
@@ -102,6 +105,7 @@ function updateState(c, s) {
   c.cues.replaceChildren(...s.last_cues.map((q) => el("li", {}, `${q.phrase} `, el("span", { class: "label" }, `${q.leg.split("/")[1] || ""} ${q.rule}`))));
   showPain(c, s.last_pain);
   showSymmetry(c, s.set_symmetry || []);
+  c.muteButton.textContent = s.muted ? "Unmute cues" : "Mute cues";
   if (!c.thresholdForm.contains(document.activeElement)) {
     c.thresholdForm.replaceChildren();
     const entries = [["pain_threshold", { value: s.pain_threshold, bound: "max" }], ...Object.entries(s.targets)];
