@@ -162,6 +162,29 @@ def _lp_init_step(st: np.ndarray, i_z: int, i_y: int, i_sum: int, n: float, done
     return y
 
 
+
+
+@_inlined_kernel
+def _rest_lp3_step(st: np.ndarray, i_n: int, i_z: int, i_y: int, i_sum: int, x: float, y: float, z: float,
+                   tau_s: float, ts: float, b0: float, b1: float, b2: float, a1: float,
+                   a2: float) -> tuple[float, float, float]:
+    """One sample of a rest detector's 3-vector low-pass: the initial mean over ``tau_s`` (samples counted
+    in st[i_n]), then the Butterworth recursion. State: z (6 at i_z), y (3 at i_y), sums (3 at i_sum)."""
+    n = st[i_n]
+    if n * ts < tau_s:
+        n += 1.0
+        st[i_n] = n
+        done = n * ts >= tau_s
+        return (
+            _lp_init_step(st, i_z, i_y, i_sum, n, done, x, b0, b2, a2),
+            _lp_init_step(st, i_z + 2, i_y + 1, i_sum + 1, n, done, y, b0, b2, a2),
+            _lp_init_step(st, i_z + 4, i_y + 2, i_sum + 2, n, done, z, b0, b2, a2),
+        )
+    return (
+        _lp_step(st, i_z, i_y, x, b0, b1, b2, a1, a2),
+        _lp_step(st, i_z + 2, i_y + 1, y, b0, b1, b2, a1, a2),
+        _lp_step(st, i_z + 4, i_y + 2, z, b0, b1, b2, a1, a2),
+    )
 @_kernel
 def _quat_rotate(qw: float, qx: float, qy: float, qz: float, vx: float, vy: float,
                  vz: float) -> tuple[float, float, float]:
@@ -291,18 +314,8 @@ def _step(st: np.ndarray, c: np.ndarray, gx: float, gy: float, gz: float, ax: fl
     if gyr_ok:
         if abs(gx) >= gclip or abs(gy) >= gclip or abs(gz) >= gclip:
             flags |= FLAG_CLIPPED
-        n = st[S_RG_N]
-        if n * ts < rest_tau:
-            n += 1.0
-            st[S_RG_N] = n
-            done = n * ts >= rest_tau
-            lx = _lp_init_step(st, S_RG_Z, S_RG_Y, S_RG_SUM, n, done, gx, rb0, rb2, ra2)
-            ly = _lp_init_step(st, S_RG_Z + 2, S_RG_Y + 1, S_RG_SUM + 1, n, done, gy, rb0, rb2, ra2)
-            lz = _lp_init_step(st, S_RG_Z + 4, S_RG_Y + 2, S_RG_SUM + 2, n, done, gz, rb0, rb2, ra2)
-        else:
-            lx = _lp_step(st, S_RG_Z, S_RG_Y, gx, rb0, rb1, rb2, ra1, ra2)
-            ly = _lp_step(st, S_RG_Z + 2, S_RG_Y + 1, gy, rb0, rb1, rb2, ra1, ra2)
-            lz = _lp_step(st, S_RG_Z + 4, S_RG_Y + 2, gz, rb0, rb1, rb2, ra1, ra2)
+        lx, ly, lz = _rest_lp3_step(st, S_RG_N, S_RG_Z, S_RG_Y, S_RG_SUM, gx, gy, gz,
+                                    rest_tau, ts, rb0, rb1, rb2, ra1, ra2)
         dev_sq = (gx - lx) * (gx - lx) + (gy - ly) * (gy - ly) + (gz - lz) * (gz - lz)
         if (dev_sq >= th_gyr_sq or abs(lx) > bias_clip or abs(ly) > bias_clip
                 or abs(lz) > bias_clip):
@@ -410,18 +423,8 @@ def _step(st: np.ndarray, c: np.ndarray, gx: float, gy: float, gz: float, ax: fl
             if used > 0.0:
                 st[S_REJ_USED] = max(used - ts * rej_recover, 0.0)
 
-        n = st[S_RA_N]
-        if n * ts < rest_tau:
-            n += 1.0
-            st[S_RA_N] = n
-            done = n * ts >= rest_tau
-            lx = _lp_init_step(st, S_RA_Z, S_RA_Y, S_RA_SUM, n, done, ax, rb0, rb2, ra2)
-            ly = _lp_init_step(st, S_RA_Z + 2, S_RA_Y + 1, S_RA_SUM + 1, n, done, ay, rb0, rb2, ra2)
-            lz = _lp_init_step(st, S_RA_Z + 4, S_RA_Y + 2, S_RA_SUM + 2, n, done, az, rb0, rb2, ra2)
-        else:
-            lx = _lp_step(st, S_RA_Z, S_RA_Y, ax, rb0, rb1, rb2, ra1, ra2)
-            ly = _lp_step(st, S_RA_Z + 2, S_RA_Y + 1, ay, rb0, rb1, rb2, ra1, ra2)
-            lz = _lp_step(st, S_RA_Z + 4, S_RA_Y + 2, az, rb0, rb1, rb2, ra1, ra2)
+        lx, ly, lz = _rest_lp3_step(st, S_RA_N, S_RA_Z, S_RA_Y, S_RA_SUM, ax, ay, az,
+                                    rest_tau, ts, rb0, rb1, rb2, ra1, ra2)
         dev_sq = (ax - lx) * (ax - lx) + (ay - ly) * (ay - ly) + (az - lz) * (az - lz)
         if dev_sq >= th_acc_sq or not gyr_ok:
             st[S_REST_T] = 0.0
