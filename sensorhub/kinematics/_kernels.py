@@ -84,40 +84,6 @@ def _cost(gyr1: np.ndarray, gyr2: np.ndarray, params: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _solve4(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve the 4x4 system a x = b by Gaussian elimination with partial pivoting (a, b copied)."""
-    m = a.copy()
-    v = b.copy()
-    for c in range(4):
-        p = c
-        for r in range(c + 1, 4):
-            if abs(m[r, c]) > abs(m[p, c]):
-                p = r
-        if abs(m[p, c]) < 1e-300:
-            return np.zeros(4)
-        if p != c:
-            for k in range(4):
-                tmp = m[c, k]
-                m[c, k] = m[p, k]
-                m[p, k] = tmp
-            tmp = v[c]
-            v[c] = v[p]
-            v[p] = tmp
-        for r in range(c + 1, 4):
-            f = m[r, c] / m[c, c]
-            for k in range(c, 4):
-                m[r, k] -= f * m[c, k]
-            v[r] -= f * v[c]
-    x = np.zeros(4)
-    for c in range(3, -1, -1):
-        s = v[c]
-        for k in range(c + 1, 4):
-            s -= m[c, k] * x[k]
-        x[c] = s / m[c, c]
-    return x
-
-
-@njit(cache=True)
 def fit_hinge_axes(gyr1: np.ndarray, gyr2: np.ndarray, params0: np.ndarray, max_iter: int) -> tuple[
         np.ndarray, float]:
     """Levenberg-Marquardt on Seel's hinge constraint; returns the spherical angles and the mean squared
@@ -147,7 +113,8 @@ def fit_hinge_axes(gyr1: np.ndarray, gyr2: np.ndarray, params0: np.ndarray, max_
             damped = jtj.copy()
             for r in range(4):
                 damped[r, r] += lam * (jtj[r, r] + 1e-9)
-            step = _solve4(damped, -jte)
+            # A singular system gives a NaN step, whose cost is never an improvement: more damping.
+            step = _solve_n(damped, -jte)
             cand = x + step
             c_new = _cost(gyr1, gyr2, cand)
             if c_new < cost:
