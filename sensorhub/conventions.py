@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+from sensorhub.errors import InputError
+
 GRAVITY_M_S2 = 9.80665
 """Standard gravity; accelerometer ranges in g are converted with this value."""
 
@@ -51,3 +53,11 @@ def dps_to_rad_s(value_dps: float) -> float:
 # rotation + = shank internal rotation, for either side.
 SIDE_SIGN = {"right": 1.0, "left": -1.0}
 """Multiply valgus and rotation by this to get the right-leg-equivalent signed angle (mirroring)."""
+
+
+def check_leg(side: str, rate_hz: float) -> None:
+    """The arguments every per-leg stage takes: a side and a positive sample rate."""
+    if side not in SIDE_SIGN:
+        raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
+    if not rate_hz > 0:
+        raise InputError(f"sample rate must be positive, got {rate_hz}")

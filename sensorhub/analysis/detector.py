@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2, SIDE_SIGN
+from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2, check_leg
 from sensorhub.errors import InputError
 from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
 
@@ -149,10 +149,7 @@ class EventDetector:
     def __init__(
         self, side: str, rate_hz: float, leg_id: str = "", params: AnalysisParams | None = None
     ) -> None:
-        if side not in SIDE_SIGN:
-            raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
-        if not rate_hz > 0:
-            raise InputError(f"sample rate must be positive, got {rate_hz}")
+        check_leg(side, rate_hz)
         self.side = side
         self.rate_hz = float(rate_hz)
         self.leg_id = leg_id or side

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sensorhub.conventions import SIDE_SIGN
+from sensorhub.conventions import SIDE_SIGN, check_leg
 from sensorhub.errors import CalibrationError, InputError
 from sensorhub.kinematics import _kernels
 from sensorhub.kinematics.calibration import (
@@ -154,10 +154,7 @@ class KneeEstimator:
     def __init__(self, side: str, rate_hz: float, leg_id: str = "", params: KneeParams | None = None,
                  orientation_factory: OrientationFactory | None = None,
                  recovery_factory: OrientationFactory | None = None) -> None:
-        if side not in SIDE_SIGN:
-            raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
-        if not rate_hz > 0:
-            raise InputError(f"sample rate must be positive, got {rate_hz}")
+        check_leg(side, rate_hz)
         self.side = side
         self.rate_hz = float(rate_hz)
         self.leg_id = leg_id or side
