@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from sensorhub.config import Config, ServiceConfig
-from sensorhub.cues import DEFAULT_RULES, audio_id, parse_rules
+from sensorhub.cues import DEFAULT_RULES, Cue, audio_id, parse_rules
 from sensorhub.model import Event, KneeAngles, Segment, SensorRef, Side
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import PacketQueue, PacketSource, SensorLink
@@ -110,18 +110,6 @@ def angles(leg_id: str, t0_s: float, n: int, rate_hz: float = 200.0) -> KneeAngl
         np.zeros(n),
         np.zeros(n, dtype=np.uint8),
     )
-
-
-@dataclass
-class Cue:  # the cue engine's payload: athlete, leg, phrase, rule, priority, t_s, latency_s, audio id
-    athlete: str
-    leg: str
-    phrase: str
-    rule: str
-    priority: int
-    t_s: float
-    latency_s: float
-    audio_id: str
 
 
 async def frames_until(ws: Any, predicate: Any, timeout_s: float = 5.0) -> list[dict[str, Any]]:
@@ -286,7 +274,18 @@ def test_cue_reaches_only_its_athlete(tmp_path: Path) -> None:
                 handle,
                 "cues",
                 "ana/left",
-                Cue("ana", "ana/left", "knees out", "valgus", 2, time.time(), 0.004, "knees_out"),
+                Cue(
+                    "ana",
+                    "ana/left",
+                    "valgus",
+                    "knees out",
+                    2,
+                    time.time(),
+                    "rep",
+                    9.0,
+                    0.004,
+                    audio_id("knees out"),
+                ),
             )
             publish(handle, "angles", "ana/left", angles("ana/left", time.time(), 40))
             seen_ana = await frames_until(ana, lambda f: f["type"] == "cue")
@@ -300,7 +299,7 @@ def test_cue_reaches_only_its_athlete(tmp_path: Path) -> None:
     cue = seen_ana[-1]
     assert (cue["phrase"], cue["audio_id"], cue["leg"], cue["rule"]) == (
         "knees out",
-        "knees_out",
+        "knees-out",
         "ana/left",
         "valgus",
     )

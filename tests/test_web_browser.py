@@ -3,7 +3,6 @@ running through the real pipeline. Screenshots are kept under test-artifacts/web
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from sensorhub.config import load_config
+from sensorhub.cues import Cue, audio_id
 from sensorhub.runtime.demo import background_demo
 from sensorhub.runtime.service import ServiceHandle
 
@@ -24,18 +24,6 @@ if shutil.which(CHROMIUM) is None:
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 ATHLETE = "athlete1"
-
-
-@dataclasses.dataclass
-class Cue:  # the cue engine's payload shape
-    athlete: str
-    leg: str
-    phrase: str
-    rule: str
-    priority: int
-    t_s: float
-    latency_s: float
-    audio_id: str
 
 
 @pytest.fixture(scope="module")
@@ -134,14 +122,27 @@ def test_cue_reaches_the_athlete_page(demo: ServiceHandle, page: Any) -> None:
         demo,
         "cues",
         f"{ATHLETE}/right",
-        Cue(ATHLETE, f"{ATHLETE}/right", "softer landing", "stiff_landing", 2, time.time(), 0.006, "softer"),
+        Cue(
+            ATHLETE,
+            f"{ATHLETE}/right",
+            "softer_landing",
+            "softer landing",
+            1,
+            time.time(),
+            "landing",
+            40.0,
+            0.006,
+            audio_id("softer landing"),
+        ),
     )
     page.wait_for_function(
         "() => document.getElementById('cue').textContent === 'softer landing'", timeout=5_000
     )
     audio = page.evaluate("() => window.sensorhubAudio")
     page.screenshot(path=str(ARTIFACTS / "athlete_cue.png"))
-    assert audio["played"] == 1 and audio["last"] == "softer" and audio["enabled"]
+    assert audio["played"] == 1 and audio["last"] == "softer-landing" and audio["enabled"]
+    # the clip rendered by the service at start-up was fetched and played (not the tone fallback)
+    page.wait_for_function("() => window.sensorhubAudio.clips === 1", timeout=5_000)
 
 
 def test_pain_entry_is_stored_and_shown_in_history(demo: ServiceHandle, page: Any) -> None:
