@@ -5,6 +5,7 @@ All arrays are float64 in SI units (see ``sensorhub.conventions``); rows of NaN 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -36,6 +37,16 @@ class SensorRef:
     @property
     def leg_id(self) -> str:
         return f"{self.athlete}/{self.side}"
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, object]) -> SensorRef:
+        """From a recording's or simulator's sensor entry; KeyError/ValueError when placement is missing."""
+        return cls(
+            str(meta["sensor_id"]),
+            str(meta["athlete"]),
+            Side(str(meta["side"])),
+            Segment(str(meta["segment"])),
+        )
 
 
 @dataclass(frozen=True, slots=True)

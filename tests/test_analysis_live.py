@@ -16,9 +16,10 @@ from sensorhub.kinematics import estimate_knee_angles
 from sensorhub.offline.analyze import read_recording_legs
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
-from sensorhub.runtime.live import IteratorSource, LiveRunner
+from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline, sensor_refs_from_meta
 from sensorhub.sinks.recorder import RecordingWriter
+from sensorhub.sources.base import IteratorSource
 
 
 async def _live(recording: Path) -> tuple[dict[str, list[dict[str, Any]]], list[Cue]]:

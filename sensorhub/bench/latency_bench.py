@@ -39,8 +39,9 @@ async def _run(
     from firmware_sim.athletes import SimulatedAthlete
     from firmware_sim.body import simulate
     from firmware_sim.transports.inprocess import InProcessTransport
-    from sensorhub.runtime.live import IteratorSource, LiveRunner
+    from sensorhub.runtime.live import LiveRunner
     from sensorhub.runtime.pipeline import sensor_refs_from_meta
+    from sensorhub.sources.base import IteratorSource
 
     faults = {"valgus": 0.4, "stiff_landing": 0.4, "fast_eccentric": 0.4}
     athletes = []

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sensorhub.model import RawPacket
@@ -21,34 +21,12 @@ from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
 from sensorhub.sinks.recorder import RecordingWriter
-from sensorhub.sources.base import LinkState, PacketQueue, PacketSource, SensorLink
+from sensorhub.sources.base import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
 
 # Drain at most this many packets before yielding to the loop, so sinks and websockets stay served.
 MAX_PACKETS_PER_TURN = 2000
-
-
-class IteratorSource:
-    """Adapts an async iterator of RawPacket (simulator, replay) to the ``PacketSource`` protocol."""
-
-    def __init__(self, packets: AsyncIterator[RawPacket], sensor_ids: list[str]) -> None:
-        self._packets = packets
-        self._links = {sid: SensorLink(sid) for sid in sensor_ids}
-
-    async def run(self, out: PacketQueue) -> None:
-        for link in self._links.values():
-            link.set_state(LinkState.STREAMING)
-        async for packet in self._packets:
-            found = self._links.get(packet.sensor_id)
-            if found is not None:
-                found.last_packet_host_s = packet.t_host_s
-            out.put_nowait(packet)
-        for link in self._links.values():
-            link.set_state(LinkState.IDLE)
-
-    def links(self) -> dict[str, SensorLink]:
-        return self._links
 
 
 @dataclass(slots=True)

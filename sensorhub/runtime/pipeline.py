@@ -147,9 +147,6 @@ class Pipeline:
     def stats(self) -> dict[str, SensorStats]:
         return self.front.stats()
 
-    def calibration_report(self) -> dict[str, object]:
-        return {leg: knee.calibration for leg, knee in self._knees.items()}
-
 
 def _no_samples(leg_id: str) -> LegSamples:
     empty = np.empty((0, 3))
@@ -158,6 +155,4 @@ def _no_samples(leg_id: str) -> LegSamples:
 
 def sensor_refs_from_meta(sensors: Iterable[dict[str, str]]) -> list[SensorRef]:
     """SensorRefs from recording metadata / simulator descriptions."""
-    from sensorhub.model import Segment, Side
-
-    return [SensorRef(s["sensor_id"], s["athlete"], Side(s["side"]), Segment(s["segment"])) for s in sensors]
+    return [SensorRef.from_meta(s) for s in sensors]

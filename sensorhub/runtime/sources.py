@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sensorhub.config import Config
 from sensorhub.errors import ConfigError
 from sensorhub.model import Segment, SensorRef, Side
-from sensorhub.runtime.live import IteratorSource
-from sensorhub.sources.base import PacketSource
+from sensorhub.runtime.pipeline import sensor_refs_from_meta
+from sensorhub.sources.base import IteratorSource, PacketSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ def simulated_source(config: Config, athletes: int | None = None, realtime: bool
     )
     transport = InProcessTransport(sim_athletes, realtime=realtime, settings=settings, seed=sim.seed)
     refs = transport.sensor_refs()
-    sensors = [SensorRef(r["sensor_id"], r["athlete"], Side(r["side"]), Segment(r["segment"])) for r in refs]
+    sensors = sensor_refs_from_meta(refs)
     source = IteratorSource(aiter(transport), [s.sensor_id for s in sensors])
     meta: dict[str, object] = {"source": "simulator", "sensors": refs, "rate_hz": stream.rate_hz}
     return SourceSetup(source, sensors, {r["sensor_id"]: r["protocol"] for r in refs}, meta)

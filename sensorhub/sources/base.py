@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -93,3 +94,25 @@ class PacketSource(Protocol):
     async def run(self, out: PacketQueue) -> None: ...
 
     def links(self) -> dict[str, SensorLink]: ...
+
+
+class IteratorSource:
+    """Adapts an async iterator of RawPacket (simulator, replay) to the ``PacketSource`` protocol."""
+
+    def __init__(self, packets: AsyncIterator[RawPacket], sensor_ids: list[str]) -> None:
+        self._packets = packets
+        self._links = {sid: SensorLink(sid) for sid in sensor_ids}
+
+    async def run(self, out: PacketQueue) -> None:
+        for link in self._links.values():
+            link.set_state(LinkState.STREAMING)
+        async for packet in self._packets:
+            found = self._links.get(packet.sensor_id)
+            if found is not None:
+                found.last_packet_host_s = packet.t_host_s
+            out.put_nowait(packet)
+        for link in self._links.values():
+            link.set_state(LinkState.IDLE)
+
+    def links(self) -> dict[str, SensorLink]:
+        return self._links

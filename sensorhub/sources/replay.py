@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from sensorhub.errors import RecordingError
-from sensorhub.model import RawPacket, Segment, SensorRef, Side
-from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
+from sensorhub.model import RawPacket, SensorRef
+from sensorhub.sources.base import IteratorSource, PacketQueue, SensorLink
 
 MAGIC = b"SHRAWREC"
 FORMAT_VERSION = 1
@@ -72,9 +72,7 @@ class Recording:
         out = []
         for s in self.meta["sensors"]:
             try:
-                out.append(
-                    SensorRef(str(s["sensor_id"]), str(s["athlete"]), Side(s["side"]), Segment(s["segment"]))
-                )
+                out.append(SensorRef.from_meta(s))
             except (KeyError, ValueError):
                 continue  # a sensor recorded without placement cannot be aligned into a leg
         return out
@@ -197,7 +195,7 @@ class ReplaySource:
         self.speed = speed
         self.batch = batch
         self.delivered = 0
-        self._links = {sensor_id: SensorLink(sensor_id) for sensor_id in self.recording.sensor_ids}
+        self._source = IteratorSource(aiter(self), list(self.recording.sensor_ids))
 
     def __aiter__(self) -> AsyncIterator[RawPacket]:
         return self._iterate()
@@ -221,14 +219,7 @@ class ReplaySource:
 
     async def run(self, out: PacketQueue) -> None:
         """``PacketSource`` protocol: put every packet into ``out``, then return (end of recording)."""
-        for link in self._links.values():
-            link.set_state(LinkState.STREAMING)
-        async for packet in self:
-            link = self._links[packet.sensor_id]
-            link.last_packet_host_s = packet.t_host_s
-            out.put_nowait(packet)
-        for link in self._links.values():
-            link.set_state(LinkState.IDLE)
+        await self._source.run(out)
 
     def links(self) -> dict[str, SensorLink]:
-        return self._links
+        return self._source.links()
