@@ -172,20 +172,32 @@ def calibration_bends(b: Builder, n: int = 3) -> None:
         v = {side: b.u(0.0, 2.0) for side in BOTH}
         t0, tb, te = _bend(b, depth, b.u(0.8, 1.2), b.u(0.8, 1.2), v, 0.05 * depth / 45.0)
         for side in b.sides:
-            b.events.append(
-                {
-                    "type": "rep",
-                    "side": side,
-                    "t_s": t0,
-                    "t_bottom_s": tb,
-                    "t_end_s": te,
-                    "exercise": "calibration_bend",
-                    "calibration": True,
-                    "faults": [],
-                    "fault": None,
-                }
-            )
+            b.events.append(_rep_event(side, t0, tb, te, "calibration_bend", [], None, calibration=True))
         b.stand(b.u(0.6, 1.0))
+
+
+def _rep_event(
+    side: str,
+    t0_s: float,
+    t_bottom_s: float,
+    t_end_s: float,
+    exercise: str,
+    faults: list[str],
+    fault: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A truth rep: start of descent, bottom, end; the fault names and their joined label."""
+    return {
+        "type": "rep",
+        "side": side,
+        "t_s": t0_s,
+        "t_bottom_s": t_bottom_s,
+        "t_end_s": t_end_s,
+        "exercise": exercise,
+        **extra,
+        "faults": faults,
+        "fault": fault,
+    }
 
 
 def squat(b: Builder, reps: int) -> None:
@@ -200,18 +212,7 @@ def squat(b: Builder, reps: int) -> None:
             b, depth, down, b.u(0.9, 1.5), v, b.u(0.08, 0.14) * depth / 90.0, pause_s=b.u(0.1, 0.4)
         )
         for side in b.sides:
-            b.events.append(
-                {
-                    "type": "rep",
-                    "side": side,
-                    "t_s": t0,
-                    "t_bottom_s": tb,
-                    "t_end_s": te,
-                    "exercise": "squat",
-                    "faults": f.names(),
-                    "fault": f.label(),
-                }
-            )
+            b.events.append(_rep_event(side, t0, tb, te, "squat", f.names(), f.label()))
         b.stand(b.u(1.0, 2.0))
 
 
@@ -494,17 +495,7 @@ def step_down(b: Builder, reps: int) -> None:
             b.key(work, name, t_end, 0.0)
         if work in b.sides:
             b.events.append(
-                {
-                    "type": "rep",
-                    "side": work,
-                    "t_s": t0,
-                    "t_bottom_s": t_bottom,
-                    "t_end_s": t_end,
-                    "exercise": "step_down",
-                    "role": "working",
-                    "faults": f.names(),
-                    "fault": f.label(),
-                }
+                _rep_event(work, t0, t_bottom, t_end, "step_down", f.names(), f.label(), role="working")
             )
         b.t_s = t_back + 0.3
         b.hold_all(b.t_s)
@@ -589,19 +580,8 @@ def lunge(b: Builder, reps: int) -> None:
             b.key(side, "oy", t_back, 0.0)
         for side, role in ((lead, "lead"), (trail, "trail")):
             if side in b.sides:
-                b.events.append(
-                    {
-                        "type": "rep",
-                        "side": side,
-                        "t_s": t0,
-                        "t_bottom_s": t_bottom,
-                        "t_end_s": t_end,
-                        "exercise": "lunge",
-                        "role": role,
-                        "faults": f.names() if side == lead else [],
-                        "fault": f.label() if side == lead else None,
-                    }
-                )
+                faults, fault = (f.names(), f.label()) if side == lead else ([], None)
+                b.events.append(_rep_event(side, t0, t_bottom, t_end, "lunge", faults, fault, role=role))
         b.t_s = t_back + 0.3
         b.hold_all(b.t_s)
         b.stand(b.u(1.0, 2.0))
