@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the integration tests start or drive themselves (never a pre-running service).
 # chromium: the dashboard's browser tests (Playwright drives Debian's build, no browser download);
-# espeak-ng: spoken cue audio (without it cues fall back to synthesised tones, tested too).
-APT_PACKAGES=(python3-venv chromium espeak-ng)
+# espeak-ng: spoken cue audio (without it cues fall back to synthesised tones, tested too);
+# mosquitto, victoria-metrics: the MQTT and InfluxDB-API tests start their own on free loopback ports.
+APT_PACKAGES=(python3-venv chromium espeak-ng mosquitto victoria-metrics)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

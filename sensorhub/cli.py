@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sensorhub import __version__
+from sensorhub.config import history_path, load_config
 from sensorhub.errors import NotYetAvailableError, SensorhubError
 
 log = logging.getLogger("sensorhub")
@@ -18,9 +19,24 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML configuration file (default: embedded defaults)")
 
 
-def _cmd_check_config(args: argparse.Namespace) -> int:
-    from sensorhub.config import load_config
+def _add_history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=None, help="history database (default: the configured one)")
+    _add_config(p)
 
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sensorhub.rehab.report import report_main
+
+    return report_main(args.athlete, args.out, args.since, args.csv, args.db, args.config)
+
+
+def _cmd_battery(args: argparse.Namespace) -> int:
+    from sensorhub.rehab.battery import battery_main
+
+    return battery_main(args.athlete, args.session, args.db, args.config)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     n_sensors = sum(len(a.sensors) for a in config.athletes)
     print(
@@ -33,7 +49,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from sensorhub.offline.analyze import analyze_main
 
-    return analyze_main(args.input, args.out, args.leg)
+    history = args.history
+    if history == "":  # --history without a path: the configured service's history database
+        history = history_path(load_config(None))
+    return analyze_main(args.input, args.out, args.leg, Path(history) if history else None, args.athlete)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -61,6 +80,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_main(args.config, port=args.port)
 
 
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from sensorhub.runtime.gateway import gateway_main
+
+    return gateway_main(args.config)
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from sensorhub.sources.ble_scan import scan_main
 
@@ -70,6 +95,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         bumble_transport=args.bumble_transport,
         adapter=args.adapter,
         all_devices=args.all,
+    )
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from sensorhub.web.rehab import plan_main
+
+    return plan_main(
+        args.athlete, args.program, args.phase, args.pain_threshold, args.side, args.db, args.config
     )
 
 
@@ -103,6 +136,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sensorhub.bench import dashboard_bench
 
         return dashboard_bench.run(args)
+    if args.bench == "startup":
+        from sensorhub.bench import startup_bench
+
+        return startup_bench.run(args)
+    if args.bench == "influx":
+        from sensorhub.bench import influx_bench
+
+        return influx_bench.run(args)
+    if args.bench == "mqtt":
+        from sensorhub.bench import mqtt_bench
+
+        return mqtt_bench.run(args)
     if args.bench == "events":
         from sensorhub.bench.events_accuracy import run_events_accuracy
 
@@ -148,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="IMU CSV (see README) or a .shrec recording")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--leg", choices=("right", "left"), default=None, help="leg of a CSV (default right)")
+    p.add_argument(
+        "--history",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DB",
+        help="also store calibration and events as a session in this history database "
+        "(without DB: the service's, in service.data_dir)",
+    )
+    p.add_argument("--athlete", default=None, help="with --history: whose session (default: from input)")
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("bench", help="benchmarks: filter speed, accuracy, latency")
@@ -170,8 +225,34 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.dashboard_bench import add_arguments as add_dashboard_arguments
 
     add_dashboard_arguments(b)
+    b = bench.add_parser("startup", help="seconds from `sensorhub demo` to the first live frame")
+    from sensorhub.bench.startup_bench import add_arguments as add_startup_arguments
+
+    add_startup_arguments(b)
+    b = bench.add_parser("influx", help="InfluxDB sink points/s to a local VictoriaMetrics, outage and spool")
+    from sensorhub.bench.influx_bench import add_arguments as add_influx_arguments
+
+    add_influx_arguments(b)
+    b = bench.add_parser("mqtt", help="raw packets/s and events/s gateway -> Mosquitto -> worker")
+    from sensorhub.bench.mqtt_bench import add_arguments as add_mqtt_arguments
+
+    add_mqtt_arguments(b)
     b = bench.add_parser("events", help="landing/cut/rep detection F1, metric errors and cues vs truth")
     b.add_argument("--quick", action="store_true", help="fewer seeds")
+
+    p = sub.add_parser("gateway", help="BLE/simulated sensors -> raw packets on MQTT for `run` workers")
+    _add_config(p)
+    p.set_defaults(func=_cmd_gateway)
+
+    p = sub.add_parser("plan", help="show or set an athlete's rehab plan (program, phase, pain threshold)")
+    p.add_argument("athlete")
+    p.add_argument("--program", default=None, help="program name (configs/programs/NAME.toml) or a path")
+    p.add_argument("--phase", type=int, default=None, help="phase index, 0 = the first")
+    p.add_argument("--pain-threshold", type=int, default=None, help="0-10; above it load is reduced")
+    p.add_argument("--side", choices=("left", "right", "both"), default=None, help="involved side")
+    p.add_argument("--db", type=Path, default=None, help="history database (default: the service's)")
+    _add_config(p)
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
     p.add_argument("file", type=Path)
@@ -189,13 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list every advertiser, not only IMUs")
     p.set_defaults(func=_cmd_scan)
 
-    for name, issue, text in (
-        ("gateway", "the MQTT issue", "BLE/simulated sensors -> raw packets on MQTT"),
-        ("report", "the rehab workflow issue", "HTML progress report for an athlete"),
-    ):
-        p = sub.add_parser(name, help=f"{text} (not yet available)")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=lambda _a, n=name, i=issue: _not_yet(n, i))
+    p = sub.add_parser("report", help="self-contained HTML progress report (and CSV) of an athlete")
+    p.add_argument("athlete")
+    p.add_argument("--out", type=Path, required=True, help="report.html to write")
+    p.add_argument("--since", default=None, help="only sessions from this date on (YYYY-MM-DD)")
+    p.add_argument("--csv", type=Path, default=None, help="also write every event and metric as CSV")
+    _add_history(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("battery", help="reassessment battery of a session, compared with the last one")
+    p.add_argument("athlete")
+    p.add_argument("--session", default=None, help="session id (default: the athlete's latest)")
+    _add_history(p)
+    p.set_defaults(func=_cmd_battery)
+
     p = sub.choices["bench"]
     p.set_defaults(func=_cmd_bench)
     return parser

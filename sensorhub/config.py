@@ -106,23 +106,58 @@ class RecorderConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class MqttConfig:
-    enabled: bool = False
+class BrokerConfig:
+    """``[mqtt]``: the broker every MQTT part uses (result sink, gateway, worker source)."""
+
     host: str = "127.0.0.1"
     port: int = field(default=1883, metadata=_range(1, 65535))
+    username: str = ""
+    password: str = ""
     topic_prefix: str = "sensorhub/v1"
+    # Client id stem: "<client_id>-sink", "<client_id>-gateway", ...; empty = "sensorhub-<host>-<pid>".
+    client_id: str = ""
+    keepalive_s: int = field(default=15, metadata=_range(5, 3600))
+    # Reconnect backoff: doubles from min to max (jittered) while the broker is away.
+    reconnect_min_s: float = field(default=0.5, metadata=_range(0.05, 60.0))
+    reconnect_max_s: float = field(default=10.0, metadata=_range(0.1, 600.0))
+    # Workers taking athletes from gateways share this MQTT v5 shared-subscription group.
+    worker_group: str = "sensorhub-workers"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """``[sinks.mqtt]``: publishing results (angles, events, cues, status) to the ``[mqtt]`` broker."""
+
+    enabled: bool = False
     angles_rate_hz: float = field(default=20.0, metadata=_range(0.0, 1000.0))
     outbox_size: int = field(default=10000, metadata=_range(1, 10_000_000))
 
 
 @dataclass(frozen=True, slots=True)
 class InfluxConfig:
+    """``[sinks.influxdb]``: batched writes to ``/api/v2/write`` (InfluxDB 1.8+/2.x/3.x, VictoriaMetrics)."""
+
     enabled: bool = False
     url: str = "http://127.0.0.1:8086"
+    # InfluxDB 2.x/3.x API token; with auth_basic = true, "user:password" sent as HTTP Basic (InfluxDB 1.8,
+    # a reverse proxy, VictoriaMetrics -httpAuth.*).
     token: str = ""
+    auth_basic: bool = False
     org: str = "sensorhub"
     bucket: str = "sensorhub"
+    # Batches that failed to write wait here, written back in order (relative: inside service.data_dir).
     spool_dir: str = "influx-spool"
+    # A batch is sent when it holds batch_size points or its oldest point is flush_interval_s old.
+    batch_size: int = field(default=5000, metadata=_range(1, 1_000_000))
+    flush_interval_s: float = field(default=1.0, metadata=_range(0.01, 600.0))
+    # Knee angles are decimated to this rate per leg (0 = no angles); events and cues are all written.
+    angles_rate_hz: float = field(default=20.0, metadata=_range(0.0, 1000.0))
+    # Per-sensor status points (from the /health report) this often; 0 = none.
+    status_interval_s: float = field(default=5.0, metadata=_range(0.0, 3600.0))
+    timeout_s: float = field(default=10.0, metadata=_range(0.1, 600.0))
+    # Spool write-back retries: backoff doubles from min to max while the server is away.
+    retry_min_s: float = field(default=0.5, metadata=_range(0.01, 60.0))
+    retry_max_s: float = field(default=30.0, metadata=_range(0.1, 3600.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +174,7 @@ class Config:
     source: SourceConfig = SourceConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     sinks: SinksConfig = SinksConfig()
+    mqtt: BrokerConfig = BrokerConfig()
     athletes: tuple[AthleteConfig, ...] = ()
     source_file: str = field(default="<defaults>", metadata={"internal": True})
     # [cues]: validated by the cue rule grammar (sensorhub.cues.rules); the defaults when absent.
@@ -146,17 +182,6 @@ class Config:
 
     def validate_references(self) -> None:
         """Cross-field checks that one table alone cannot express."""
-        for name, enabled in (("mqtt", self.sinks.mqtt.enabled), ("influxdb", self.sinks.influxdb.enabled)):
-            if enabled:
-                raise ConfigError(
-                    f"{self.source_file}: sinks.{name}.enabled: the {name} sink is not available in this "
-                    "release yet; set it to false"
-                )
-        if self.source.kind == "mqtt":
-            raise ConfigError(
-                f"{self.source_file}: source.kind: 'mqtt' is not available in this release yet; "
-                "allowed now: 'simulator', 'ble', 'replay'"
-            )
         seen: dict[str, str] = {}
         athlete_ids: set[str] = set()
         for i, athlete in enumerate(self.athletes):
@@ -316,3 +341,16 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 def data_dir(config: Config) -> Path:
     return Path(os.path.expanduser(config.service.data_dir))
+
+
+def history_path(config: Config) -> Path:
+    """The embedded history database of a service (and of `analyze --history`, `report`, `battery`)."""
+    return data_dir(config) / "history.sqlite3"
+
+
+def existing_history(db: Path | None, config_path: Path | None) -> Path:
+    """``db`` or the configured service's history database; a clear error when there is none."""
+    path = Path(db) if db is not None else history_path(load_config(config_path))
+    if not path.is_file():
+        raise ConfigError(f"{path}: no history database (give --db PATH, or --config with service.data_dir)")
+    return path

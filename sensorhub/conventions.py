@@ -61,3 +61,31 @@ def check_leg(side: str, rate_hz: float) -> None:
         raise InputError(f"leg side must be 'right' or 'left', got {side!r}")
     if not rate_hz > 0:
         raise InputError(f"sample rate must be positive, got {rate_hz}")
+
+
+# ---- metric names (the same in JSON, MQTT, InfluxDB, CSV and the UI; units in the names) ----------
+
+LANDING_KEYS = (
+    "flexion_at_contact_deg",
+    "peak_flexion_deg",
+    "flexion_excursion_deg",
+    "time_to_peak_flexion_s",
+    "peak_valgus_deg",
+    "valgus_excursion_deg",
+    "flight_time_s",
+    "jump_height_m",
+    "ground_contact_time_s",
+    "peak_shank_accel_g",
+    "time_to_stabilization_s",
+)
+CUT_KEYS = (
+    "flexion_at_plant_deg",
+    "peak_valgus_deg",
+    "direction_change_deg",
+    "peak_decel_g",
+    "braking_time_s",
+)
+REP_KEYS = ("depth_deg", "eccentric_s", "concentric_s", "peak_valgus_deg", "valgus_excursion_deg")
+REP_TIME_KEYS = ("t_bottom_s", "t_end_s")  # a rep's bottom and end (data time), beside its metrics
+# The metrics of each event type (the design card's names; every event also has control_score).
+EVENT_METRIC_KEYS: dict[str, tuple[str, ...]] = {"landing": LANDING_KEYS, "cut": CUT_KEYS, "rep": REP_KEYS}

@@ -128,3 +128,13 @@ class Event:
     t_s: float
     metrics: dict[str, float] = field(default_factory=dict)
     control_score: float = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class LegCalibration:
+    """A leg's completed calibration: when (data time of its last sample used) and its quality figures
+    (the calibration report: standing and motion seconds, bends, residuals, axis spread...)."""
+
+    leg_id: str
+    t_s: float
+    quality: dict[str, float | int] = field(default_factory=dict)

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from test_kinematics_synth import SynthLeg, make_leg
 
+from sensorhub.cli import main
 from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, GRAVITY_M_S2
 from sensorhub.errors import CalibrationError, InputError, SensorhubError
 from sensorhub.offline.analyze import analyze_main
+from sensorhub.sinks.store import HistoryStore
 
 
 def _write(path: Path, leg: SynthLeg, header: str = ANALYZE_CSV_HEADER, acc_scale: float = 1.0,
@@ -45,6 +47,25 @@ def test_analyze_writes_angles_and_events(tmp_path: Path, leg: SynthLeg) -> None
         assert event["type"] in ("landing", "cut", "rep")
         if event["type"] == "rep":
             assert event["t_s"] < event["t_bottom_s"] < event["t_end_s"]
+
+
+def test_analyze_stores_the_session_in_the_history(tmp_path: Path, leg: SynthLeg) -> None:
+    """``--history``: the leg's calibration and every event of events.json land in the history
+    database as one session of the named athlete (what the dashboard's history page reads)."""
+    csv_path = _write(tmp_path / "imu.csv", leg)
+    db = tmp_path / "h.sqlite3"
+    assert main(["analyze", str(csv_path), "--out", str(tmp_path / "out"), "--leg", "left",
+                 "--history", str(db), "--athlete", "zoe"]) == 0
+    events = json.loads((tmp_path / "out" / "events.json").read_text())
+    assert events, "the synthetic bends should give reps"
+    store = HistoryStore(db)
+    (session,) = store.sessions("zoe")
+    stored = store.events("zoe")
+    assert [(e.type, round(e.t_s, 6)) for e in stored] == [(e["type"], round(e["t_s"], 6)) for e in events]
+    assert stored[0].metrics["depth_deg"] == pytest.approx(events[0]["depth_deg"])
+    (cal,) = store.calibrations("zoe")
+    assert cal.leg_id == "zoe/left" and cal.session_id == session.id and cal.quality["n_flexion_cycles"] >= 1
+    assert store.history("zoe")["trends"]["rep"]["depth_deg"][0]["n"] == len(events)
 
 
 def test_wrong_leg_side_mirrors_valgus(tmp_path: Path, leg: SynthLeg) -> None:

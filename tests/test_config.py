@@ -82,10 +82,9 @@ def test_environment_overrides_and_their_errors(tmp_path: Path) -> None:
     config = load_config(path, env=env)
     assert config.service.port == 9100
     assert config.sinks.recorder.enabled is False
-    with pytest.raises(
-        ConfigError, match=r"sinks\.mqtt\.enabled: the mqtt sink is not available in this release"
-    ):
-        load_config(path, env={"SENSORHUB_SINKS__MQTT__ENABLED": "true"})
+    assert load_config(path, env={"SENSORHUB_MQTT__PORT": "1884"}).mqtt.port == 1884
+    with pytest.raises(ConfigError, match=r"mqtt\.port"):
+        load_config(path, env={"SENSORHUB_MQTT__PORT": "0"})
     with pytest.raises(
         ConfigError, match=r"with SENSORHUB_STREAM__RATE_HZ\): stream.rate_hz: 33 is not allowed"
     ):
@@ -111,9 +110,12 @@ def test_cli_help_and_check_config(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "stream.rate_hz: 300 is not allowed" in capsys.readouterr().err
 
 
-def test_not_yet_available_commands_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "ana"]) == 2
-    assert "not available in this release yet" in capsys.readouterr().err
+def test_history_commands_without_a_database_say_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for command in (["report", "ana", "--out", str(tmp_path / "r.html")], ["battery", "ana"]):
+        assert main([*command, "--db", str(tmp_path / "none.sqlite3")]) == 2
+        assert "none.sqlite3: no history database" in capsys.readouterr().err
 
 
 def test_console_scripts_are_installed() -> None:

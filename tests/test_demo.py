@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 import websockets
 
+from sensorhub.sinks.store import HistoryStore
+from sensorhub.sources.replay import read_recording
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -96,6 +99,17 @@ def test_demo_serves_live_frames_and_stops_cleanly(tmp_path: Path) -> None:
         assert health["latency_ms"]["packet_to_angle"]["p50_ms"] < 100.0
         # The demo opens a set for the drill the simulated athletes are doing (squats first).
         assert all(a["set_no"] >= 1 and a["drill"] == "squat" for a in athletes), athletes
+        # The live pipeline stores each leg's calibration as it completes.
+        legs_expected = sorted(f"athlete{i}/{side}" for i in (1, 2) for side in ("left", "right"))
+        deadline = time.time() + 60.0
+        while True:
+            store = HistoryStore(tmp_path / "history.sqlite3")  # reads need no writer thread
+            cals = [c for a in ("athlete1", "athlete2") for c in store.calibrations(a)]
+            if sorted(c.leg_id for c in cals) == legs_expected or time.time() > deadline:
+                break
+            time.sleep(1.0)
+        assert sorted(c.leg_id for c in cals) == legs_expected, cals
+        assert all(c.quality["standing_s"] > 0.5 and c.quality["n_flexion_cycles"] >= 1 for c in cals)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -105,4 +119,6 @@ def test_demo_serves_live_frames_and_stops_cleanly(tmp_path: Path) -> None:
             raise
     assert proc.returncode == 0, err
     assert "stopped cleanly" in err
-    assert (tmp_path / "history.sqlite3").exists()
+    # The raw packets were recorded (off the event loop) and closed readable.
+    (recording,) = (tmp_path / "recordings").glob("*.shrec")
+    assert sum(1 for _ in read_recording(recording).packets()) > 8 * 50

@@ -15,7 +15,7 @@ import pytest
 from sensorhub.conventions import ANALYZE_CSV_HEADER
 from sensorhub.errors import RecordingError, SinkError
 from sensorhub.model import RawPacket
-from sensorhub.sinks.recorder import RecordingWriter
+from sensorhub.sinks.recorder import BackgroundRecorder, RecordingWriter
 from sensorhub.sources.base import PacketQueue
 from sensorhub.sources.replay import ReplaySource, read_recording
 from sensorhub.timing import Front
@@ -51,6 +51,23 @@ def record(path: Path, packets: list[RawPacket]) -> Path:
         for p in packets:
             writer.write(p)
     return path
+
+
+def test_background_recorder_writes_everything_in_order_off_the_caller(tmp_path: Path) -> None:
+    """The live service's recorder: ``write`` only enqueues; close() has written every packet, in order;
+    a packet it cannot record (unknown sensor) is counted and the rest are kept."""
+    packets = two_sensor_packets(3.0)
+    rec = BackgroundRecorder(RecordingWriter(tmp_path / "bg.shrec", META), flush_every_s=0.01)
+    for i, p in enumerate(packets):
+        rec.write(p)
+        if i == 5:
+            rec.write(RawPacket("stranger", 0.0, b"x"))
+    rec.close()
+    assert rec.errors == 1 and "stranger" in rec.last_error
+    back = read_recording(tmp_path / "bg.shrec")
+    assert [(p.sensor_id, p.t_host_s, p.payload) for p in back.packets()] == [
+        (p.sensor_id, p.t_host_s, p.payload) for p in packets
+    ]
 
 
 def test_round_trip(tmp_path: Path) -> None:

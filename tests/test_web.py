@@ -22,37 +22,19 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
+from conftest import IdleSource, leg_refs
 from websockets.exceptions import ConnectionClosed
 
 from sensorhub.config import Config, ServiceConfig
 from sensorhub.cues import DEFAULT_RULES, Cue, audio_id, parse_rules
-from sensorhub.model import Event, KneeAngles, Segment, SensorRef, Side
+from sensorhub.model import Event, KneeAngles, SensorRef
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
-from sensorhub.sources.base import PacketQueue, PacketSource, SensorLink
+from sensorhub.sources.base import PacketSource
 from sensorhub.web.health import SensorLatencies
 from sensorhub.web.hub import ClientChannel
 
 ATHLETES = ("ana", "ben")
 TOKEN = "a-configured-token-of-32-chars!!"
-
-
-class IdleSource:
-    """Sensors that are configured but silent: the tests publish on the bus themselves."""
-
-    async def run(self, out: PacketQueue) -> None:
-        await asyncio.Event().wait()
-
-    def links(self) -> dict[str, SensorLink]:
-        return {}
-
-
-def _refs() -> list[SensorRef]:
-    return [
-        SensorRef(f"{a}-{side}-{seg}", a, Side(side), Segment(seg))
-        for a in ATHLETES
-        for side in ("right", "left")
-        for seg in ("thigh", "shank")
-    ]
 
 
 @contextlib.contextmanager
@@ -64,7 +46,7 @@ def service(
         config = replace(config, cues=parse_rules(DEFAULT_RULES, "<test>"))
 
     def make() -> tuple[PacketSource, list[SensorRef], list[Stage]]:
-        return IdleSource(), _refs(), []
+        return IdleSource(), leg_refs(ATHLETES), []
 
     with serve_in_thread(config, make, host=host, port=0, store_path=tmp_path / "h.sqlite3") as handle:
         yield handle
@@ -312,7 +294,7 @@ def test_health_reports_every_sensor(tmp_path: Path) -> None:
     with service(tmp_path) as handle:
         doc = http(handle, "/health")
     assert doc["state"] == "running"
-    assert set(doc["sensors"]) == {r.sensor_id for r in _refs()}
+    assert set(doc["sensors"]) == {r.sensor_id for r in leg_refs(ATHLETES)}
     sensor = doc["sensors"]["ana-right-thigh"]
     for key in ("connected", "rate_hz", "packets", "lost", "clock_drift_ppm", "latency_ms", "battery_pct"):
         assert key in sensor

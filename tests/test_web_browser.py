@@ -3,26 +3,18 @@ running through the real pipeline. Screenshots are kept under test-artifacts/web
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ARTIFACTS, ROOT
 
 from sensorhub.config import load_config
 from sensorhub.cues import Cue, audio_id
 from sensorhub.runtime.demo import background_demo
 from sensorhub.runtime.service import ServiceHandle
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-if shutil.which(CHROMIUM) is None:
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "web"
 ATHLETE = "athlete1"
 
 
@@ -32,26 +24,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
     store = tmp_path_factory.mktemp("web") / "history.sqlite3"
     with background_demo(config, athletes=1, store_path=store) as handle:
         yield handle
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -217,10 +189,10 @@ def test_threshold_edit_changes_the_next_cue(demo: ServiceHandle, page: Any) -> 
         time.sleep(0.5)
         sub.drain()
 
-    def watch(seconds: float) -> tuple[int, int]:
+    def watch(seconds: float, until_cue: bool = False) -> tuple[int, int]:
         cues = events = 0
         end = time.time() + seconds
-        while time.time() < end:
+        while time.time() < end and not (until_cue and cues and events):
             for m in sub.drain():
                 if m.topic == "events":
                     events += 1
@@ -230,11 +202,104 @@ def test_threshold_edit_changes_the_next_cue(demo: ServiceHandle, page: Any) -> 
         return cues, events
 
     set_valgus_limit(0.5)
-    strict_cues, strict_events = watch(40.0)
+    strict_cues, strict_events = watch(40.0, until_cue=True)
     athlete_page.screenshot(path=str(ARTIFACTS / "athlete_strict_threshold.png"))
     set_valgus_limit(60.0)
-    lax_cues, lax_events = watch(40.0)
+    lax_cues, lax_events = watch(25.0)  # long enough for several reps of any demo drill
     sub.close()
     assert strict_events > 0 and lax_events > 0
     assert strict_cues > 0, "a 0.5 deg valgus limit should produce valgus cues"
     assert lax_cues == 0, "a 60 deg valgus limit should silence valgus cues"
+
+
+def test_coach_finishes_a_session_and_sees_the_recommendation(demo: ServiceHandle, page: Any) -> None:
+    """The coach assigns a plan, runs a set, records pain above the threshold, finishes the session and
+    sees the recommendation (step back) with every criterion; accepting it moves the phase."""
+    page.goto(url(demo, "/"))
+    card = page.locator(f'section.card[data-athlete="{ATHLETE}"]')
+    card.wait_for(timeout=10_000)
+    card.locator("details.plan-editor summary").click()
+    card.locator("select.plan-program option", has_text="pfp_default").wait_for(
+        state="attached", timeout=5_000
+    )
+    card.locator("select.plan-program").select_option("pfp_default")
+    card.locator("input.plan-phase").fill("1")
+    card.locator("input.plan-pain").fill("3")
+    card.locator("select.plan-side").select_option("right")
+    card.locator("button.plan-save").click()
+    card.locator(".plan-phase-title", has_text="Neuromuscular control").wait_for(timeout=5_000)
+    assert card.locator("select.drill option").all_inner_texts()[0] == "single_leg_squat"
+
+    toggle = card.locator("button.set-toggle")
+    toggle.click()
+    card.locator("button.set-toggle", has_text="Stop set").wait_for(timeout=5_000)
+    toggle.click()
+    card.locator("button.set-toggle", has_text="Start set").wait_for(timeout=5_000)
+    card.locator("select.pain-context").select_option("after")
+    # 8: above the threshold and above what earlier tests of this module recorded in the session
+    card.locator("input.pain-input").fill("8")
+    card.locator("button.pain-submit").click()
+    card.locator(".pain-flag", has_text="8/10").wait_for(timeout=5_000)
+
+    card.locator("button.finish-session").click()
+    action = card.locator(".rec-action")
+    action.wait_for(timeout=30_000)
+    assert action.inner_text().lower() == "step_back"
+    pain_row = card.locator("tr.criterion", has_text="pain_in_session")
+    assert "not met" in pain_row.inner_text() and "8/10" in pain_row.inner_text()
+    assert card.locator("tr.criterion").count() >= 4  # flare-up checks and every milestone
+    assert card.locator("tr.criterion", has_text="pain_free_sessions").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "coach_recommendation.png"), full_page=True)
+
+    card.locator("input.decision-note").fill("sore knee after the set")
+    card.locator("button.decision-accept").click()
+    status = card.locator(".decision-status")
+    status.locator("span").wait_for(timeout=5_000)
+    assert "step_back (accepted)" in status.inner_text()
+    card.locator(".plan-phase-title", has_text="Foundation strength").wait_for(timeout=5_000)
+    page.screenshot(path=str(ARTIFACTS / "coach_decision.png"), full_page=True)
+    assert demo.store is not None
+    demo.store.flush()
+    (rec, *_) = demo.store.recommendations(ATHLETE)[::-1]
+    assert rec.action == "step_back" and rec.decision is not None
+    assert (rec.decision.decision, rec.decision.note) == ("step_back", "sore knee after the set")
+    plan = demo.store.plan(ATHLETE)
+    assert plan is not None and plan.phase_index == 0
+
+
+def test_athlete_page_records_next_morning_pain_and_runs_a_home_set(demo: ServiceHandle, page: Any) -> None:
+    page.goto(url(demo, f"/athlete?athlete={ATHLETE}"))
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent === 'connected'", timeout=10_000
+    )
+    page.locator("#pain-context").select_option("next_morning")
+    page.locator("#pain-value").fill("6")
+    page.locator("#pain-submit").click()
+    flag = page.locator("#pain-status .pain-flag")
+    flag.wait_for(timeout=5_000)
+    assert "next morning: 6/10" in flag.inner_text() and "reduce load" in flag.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "athlete_next_morning_pain.png"), full_page=True)
+    assert demo.store is not None
+    demo.store.flush()
+    sessions = demo.store.sessions(ATHLETE)
+    last = demo.store.pain_entries(ATHLETE)[-1]
+    assert (last.context, last.pain, last.flagged) == ("next_morning", 6, True)
+    assert last.session_id == sessions[-1].id and last.set_id is None
+
+    button = page.locator("#home-set")
+    button.click()
+    page.locator("#home-set", has_text="Stop set").wait_for(timeout=5_000)
+    assert page.locator("#set-status").inner_text() == "home session"
+    button.click()
+    page.locator("#home-set", has_text="Start home set").wait_for(timeout=5_000)
+    page.goto(url(demo, f"/history?athlete={ATHLETE}"))
+    page.locator("tr.session-home").first.wait_for(timeout=10_000)
+    page.locator("tr.load-row").first.wait_for(timeout=10_000)
+    assert page.locator("tr.rec-row", has_text="step_back").count() >= 1
+    assert page.locator("td.pain-context", has_text="next morning").count() >= 1
+    assert page.locator("#report-link").get_attribute("href") == f"/report/{ATHLETE}"
+    page.screenshot(path=str(ARTIFACTS / "history_rehab.png"), full_page=True)
+    report = page.context.new_page()
+    report.goto(url(demo, f"/report/{ATHLETE}"))
+    assert report.locator("svg").count() > 0
+    report.close()

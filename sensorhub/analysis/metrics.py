@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensorhub.conventions import GRAVITY_M_S2
+from sensorhub.conventions import GRAVITY_M_S2, LANDING_KEYS
 from sensorhub.model import FloatArray
 
 NAN = float("nan")
@@ -84,19 +84,6 @@ def landing_metrics(
     return out
 
 
-LANDING_KEYS = (
-    "flexion_at_contact_deg",
-    "peak_flexion_deg",
-    "flexion_excursion_deg",
-    "time_to_peak_flexion_s",
-    "peak_valgus_deg",
-    "valgus_excursion_deg",
-    "flight_time_s",
-    "jump_height_m",
-    "ground_contact_time_s",
-    "peak_shank_accel_g",
-    "time_to_stabilization_s",
-)
 
 
 def landing_in_gap(

@@ -51,10 +51,19 @@ class CueEngine:
         self._muted: set[str] = set()
         self._state: dict[str, _AthleteState] = {}
         self._thresholds: dict[str, dict[str, float]] = {}
+        self._rules: dict[str, CueRuleSet] = {}  # an athlete's own rules (their rehab phase's)
 
     # ---- control ---------------------------------------------------------------------------------------
     def set_drill(self, athlete: str, drill: str) -> None:
         self._drill[athlete] = drill
+
+    def set_rules(self, athlete: str, rules: CueRuleSet | None) -> None:
+        """An athlete's own rules (e.g. their rehab program phase's) instead of the shared ones; None:
+        back to the shared rules."""
+        if rules is None:
+            self._rules.pop(athlete, None)
+        else:
+            self._rules[athlete] = rules
 
     def mute(self, athlete: str, muted: bool = True) -> None:
         (self._muted.add if muted else self._muted.discard)(athlete)
@@ -89,7 +98,7 @@ class CueEngine:
         drill = self._drill.get(athlete, self._default_drill)
         over = self._thresholds.get(athlete)
         candidates: list[CueRule] = []
-        for rule in self.rules.for_drill(drill, kind):
+        for rule in self._rules.get(athlete, self.rules).for_drill(drill, kind):
             key = (rule.name, leg_id)
             if live and rule.hysteresis > 0.0:
                 armed = st.armed.get(key, True)

@@ -23,45 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sensorhub.conventions import EVENT_METRIC_KEYS
 from sensorhub.errors import ConfigError
 
 EVENT_METRICS: Mapping[str, frozenset[str]] = {
-    "landing": frozenset(
-        {
-            "flexion_at_contact_deg",
-            "peak_flexion_deg",
-            "flexion_excursion_deg",
-            "time_to_peak_flexion_s",
-            "peak_valgus_deg",
-            "valgus_excursion_deg",
-            "peak_shank_accel_g",
-            "flight_time_s",
-            "jump_height_m",
-            "ground_contact_time_s",
-            "time_to_stabilization_s",
-            "control_score",
-        }
-    ),
-    "cut": frozenset(
-        {
-            "flexion_at_plant_deg",
-            "peak_valgus_deg",
-            "direction_change_deg",
-            "peak_decel_g",
-            "braking_time_s",
-            "control_score",
-        }
-    ),
-    "rep": frozenset(
-        {
-            "depth_deg",
-            "eccentric_s",
-            "concentric_s",
-            "peak_valgus_deg",
-            "valgus_excursion_deg",
-            "control_score",
-        }
-    ),
+    **{kind: frozenset((*keys, "control_score")) for kind, keys in EVENT_METRIC_KEYS.items()},
     "rep_descent": frozenset(
         {
             "flexion_deg",

@@ -204,8 +204,42 @@ def _calibration_summary(cal: KneeCalibration) -> str:
             f"({r.relative_residual:.2f} of the flexion rate)")
 
 
-def analyze_main(input_path: Path, out_dir: Path, leg: str | None) -> int:
-    """The ``sensorhub analyze`` command: raises SensorhubError subclasses on bad input."""
+def store_analysis(history: Path, athlete: str, inputs: list[tuple[AnalyzeInput, KneeCalibration,
+                   list[dict[str, Any]]]]) -> str:
+    """One session in the history database: per leg its calibration and events (in one set, so they
+    appear in the history's trends like a live set). Returns the session id."""
+    import time
+    import uuid
+
+    from sensorhub.sinks.store import HistoryStore
+
+    now_s = time.time()
+    session_id = uuid.uuid4().hex[:16]
+    set_id = uuid.uuid4().hex[:16]
+    with HistoryStore(history) as store:
+        store.upsert_athlete(athlete)
+        store.start_session(session_id, athlete, now_s)
+        store.start_set(set_id, session_id, athlete, "analyze", 1, now_s)
+        reps = 0
+        for inp, cal, events in inputs:
+            leg_id = f"{athlete}/{inp.side}"
+            store.record_calibration(athlete, leg_id, float(inp.samples.t_s[cal.end_index - 1]),
+                                     cal.report.as_dict(), session_id)
+            for ev in events:
+                metrics = {k: v for k, v in ev.items() if k not in ("type", "t_s", "control_score")}
+                store.record_event(athlete, set_id, leg_id, ev["type"], float(ev["t_s"]), metrics,
+                                   float(ev.get("control_score") or float("nan")))
+                reps += ev["type"] == "rep"
+        store.end_set(set_id, now_s, reps)
+        store.end_session(session_id, now_s)
+    return session_id
+
+
+def analyze_main(input_path: Path, out_dir: Path, leg: str | None, history: Path | None = None,
+                 athlete: str | None = None) -> int:
+    """The ``sensorhub analyze`` command: raises SensorhubError subclasses on bad input. With
+    ``history``, the results are also stored there as one session of ``athlete`` (default: the
+    recording's athlete, or the CSV file's name)."""
     if leg is not None and leg not in ("right", "left"):
         raise InputError(f"--leg must be 'right' or 'left', got {leg!r}")
     input_path = Path(input_path)
@@ -216,11 +250,18 @@ def analyze_main(input_path: Path, out_dir: Path, leg: str | None) -> int:
     else:
         inputs = read_recording_legs(input_path, leg)
     out_dir = Path(out_dir)
+    results = []
     for inp in inputs:
         angles, cal, events = analyze_input(inp)
+        results.append((inp, cal, events))
         target = out_dir if len(inputs) == 1 else out_dir / inp.samples.leg_id.replace("/", "_")
         write_outputs(target, angles, events)
         print(f"{inp.source} [{inp.samples.leg_id}]: {len(angles.t_s)} samples at {inp.rate_hz:.0f} Hz")
         print("  " + _calibration_summary(cal))
         print(f"  wrote {target / 'angles.csv'} and {target / 'events.json'} ({len(events)} events)")
+    if history is not None:
+        owners = {inp.samples.leg_id.partition("/")[0] for inp in inputs if "/" in inp.samples.leg_id}
+        who = athlete or (owners.pop() if len(owners) == 1 else input_path.stem)
+        session_id = store_analysis(Path(history), who, results)
+        print(f"stored as session {session_id} of {who} in {history}")
     return 0

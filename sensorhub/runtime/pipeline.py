@@ -16,7 +16,7 @@ import numpy as np
 from sensorhub.analysis import EventDetector, LivePhase
 from sensorhub.errors import CalibrationError
 from sensorhub.kinematics import KneeEstimator
-from sensorhub.model import Event, KneeAngles, LegSamples, RawPacket, SensorRef
+from sensorhub.model import Event, KneeAngles, LegCalibration, LegSamples, RawPacket, SensorRef
 from sensorhub.timing import Front, SensorStats
 
 
@@ -28,6 +28,7 @@ class LegOutput:
     angles: KneeAngles
     events: list[Event] = field(default_factory=list)
     phase: LivePhase | None = None  # a rep descent in progress (for live cues)
+    calibration: LegCalibration | None = None  # set by the step in which the leg calibrated
 
 
 class LatencyRecorder:
@@ -104,6 +105,7 @@ class Pipeline:
                 continue
             try:
                 knee = self._knee(chunk)
+                was_calibrated = knee.calibration is not None
                 angles = knee.push(chunk)
             except CalibrationError as exc:
                 # Calibration refused (e.g. no bends within the allowed time): say why and start over
@@ -113,6 +115,11 @@ class Pipeline:
                 self._detectors.pop(chunk.leg_id, None)
                 continue
             result = self._analyse(chunk, angles, knee.rate_hz)
+            if not was_calibrated and knee.calibration is not None:
+                result = result or LegOutput(chunk.leg_id, angles)
+                result.calibration = LegCalibration(
+                    chunk.leg_id, float(chunk.t_s[-1]), knee.calibration.report.as_dict()
+                )
             if result is not None:
                 out.append(result)
         if final:

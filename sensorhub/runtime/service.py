@@ -21,21 +21,22 @@ from typing import Any
 
 import uvicorn
 
-from sensorhub.config import Config, data_dir
+from sensorhub.config import Config, data_dir, history_path
 from sensorhub.cues import CueAudio, CueEngine
 from sensorhub.errors import SensorhubError
 from sensorhub.model import SensorRef
-from sensorhub.runtime.bus import Bus
+from sensorhub.runtime.bus import Bus, BusBridge
 from sensorhub.runtime.cueing import CueStage, HostPlayer
-from sensorhub.runtime.live import LiveRunner
+from sensorhub.runtime.live import IngestThread, LiveRunner
 from sensorhub.runtime.record import new_recording_path, recording_meta
-from sensorhub.sinks.recorder import RecordingWriter
+from sensorhub.sinks.recorder import BackgroundRecorder, RecordingWriter
 from sensorhub.sinks.store import HistoryStore
 from sensorhub.sources.base import PacketSource
 from sensorhub.web.app import WebContext, create_app
 from sensorhub.web.auth import AccessPolicy
 from sensorhub.web.health import HealthReporter, MeasuredPipeline, ServiceState
 from sensorhub.web.hub import Hub
+from sensorhub.web.rehab import program_phrases, saved_plans
 from sensorhub.web.session import SessionManager
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class ServiceHandle:
     port: int = 0
     started_s: float = field(default_factory=time.time)
     loop: asyncio.AbstractEventLoop | None = None
+    # The runner's own loop and thread; cue settings go through ``ingest.call`` (set by serve()).
+    ingest: IngestThread | None = None
+    # Counters of sink stages (name -> stats()), shown in /health under "sinks".
+    sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -100,21 +105,27 @@ def cue_control_stage() -> Stage:
         cues = handle.runner.cues
         if cues is None:
             return
+        # The cue stage lives on the ingestion loop: every setting is a call over there.
+        call = handle.ingest.call if handle.ingest is not None else (lambda fn, *args: fn(*args))
 
         def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
             if kind == "state" and fields.get("drill"):
-                cues.set_drill(athlete, str(fields["drill"]))
+                call(cues.set_drill, athlete, str(fields["drill"]))
 
         handle.sessions.add_listener(follow_drill)
         for athlete, values in handle.sessions.all_thresholds().items():
-            cues.set_thresholds(athlete, values)
-        sub = handle.bus.subscribe(["thresholds", "mute"], maxsize=1000)
+            call(cues.set_thresholds, athlete, values)
+        for athlete, rules in handle.sessions.all_rules().items():
+            call(cues.engine.set_rules, athlete, rules)  # a rehab plan's phase brings its own rules
+        sub = handle.bus.subscribe(["thresholds", "mute", "plan"], maxsize=1000)
         try:
             async for message in sub:
                 if message.topic == "mute":
-                    cues.mute(message.key, bool(message.payload["muted"]))
+                    call(cues.mute, message.key, bool(message.payload["muted"]))
+                elif message.topic == "plan":
+                    call(cues.engine.set_rules, message.key, message.payload["rules"])
                 else:
-                    cues.set_thresholds(message.key, dict(message.payload["values"]))
+                    call(cues.set_thresholds, message.key, dict(message.payload["values"]))
         finally:
             sub.close()
 
@@ -148,34 +159,51 @@ async def serve(
     ``cues``: run the cue stage right after the pipeline (events and live phases -> cues)."""
     if cues:
         stages = [cue_control_stage(), *stages]
+    if config.sinks.influxdb.enabled:
+        # Checked before anything starts: an unreachable server or a bad token is a SinkError here.
+        from sensorhub.sinks.influx import open_influx_stage  # lazy: influxdb-client only when used
+
+        stages = [*stages, await open_influx_stage(config)]
+    if config.sinks.mqtt.enabled:
+        from sensorhub.mqtt.sink import mqtt_sink_stage  # lazy: aiomqtt only when used
+
+        stages = [*stages, mqtt_sink_stage(config)]
     host = host if host is not None else config.service.host
     port = port if port is not None else config.service.port
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
+    # The source, pipeline and cue stage run on their own loop (IngestThread) and publish through this.
+    bridge = BusBridge(bus, asyncio.get_running_loop())
     pipeline = MeasuredPipeline(sensor_refs)
     cue_stage = None
     audio = CueAudio()
     if cues and config.cues is not None:
         # Every phrase is rendered once before the first packet (espeak-ng can take ~100 ms a phrase).
-        phrases = config.cues.phrases
+        # With the phrases of the rehab programs, whose phases bring their own rules.
+        phrases = sorted({*config.cues.phrases, *await asyncio.to_thread(program_phrases)})
         await asyncio.to_thread(audio.render_all, phrases)
         player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
-        cue_stage = CueStage(bus, CueEngine(config.cues), play_on_host=player)
+        cue_stage = CueStage(bridge, CueEngine(config.cues), play_on_host=player)
     recorder = None
     if config.sinks.recorder.enabled:
         # Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where.
         rec_dir = data_dir(config) / config.sinks.recorder.dir
-        recorder = RecordingWriter(
-            new_recording_path(rec_dir), recording_meta(sensor_refs, {}, {"source": "sensorhub service"})
+        recorder = BackgroundRecorder(
+            RecordingWriter(
+                new_recording_path(rec_dir),
+                recording_meta(sensor_refs, {}, {"source": "sensorhub service"}),
+            )
         )
-    runner = LiveRunner(source, pipeline, bus, recorder=recorder, cues=cue_stage)
+    runner = LiveRunner(source, pipeline, bridge, recorder=recorder, cues=cue_stage)
+    ingest = IngestThread(runner)
     store: HistoryStore | None = None
-    path = store_path if store_path is not None else data_dir(config) / "history.sqlite3"
+    path = store_path if store_path is not None else history_path(config)
     store = await asyncio.to_thread(HistoryStore(path).open)
     athletes = _athlete_names(config, sensor_refs)
     saved = {a: await asyncio.to_thread(store.thresholds, a) for a, _ in athletes}
+    plans = await asyncio.to_thread(saved_plans, store, [a for a, _ in athletes])
     sessions = SessionManager(
-        bus, store, athletes, drills if drills is not None else config.simulator.drills, saved
+        bus, store, athletes, drills if drills is not None else config.simulator.drills, saved, plans=plans
     )
 
     hub_ref: list[Hub] = []
@@ -188,13 +216,26 @@ async def serve(
             "dropped_frames": hub_ref[0].dropped_frames(),
             "queue": {"packets": len(runner.queue), "dropped": runner.queue.dropped},
             "bus_published": bus.published,
+            "sinks": {name: stats() for name, stats in handle.sink_stats.items()},
+            # A source's own counters when it keeps any (the MQTT worker: claims held, malformed, refused).
+            "source": getattr(source, "diagnostics", dict)(),
         },
     )
     hub = Hub(bus, health=health.report)
     hub_ref.append(hub)
     sessions.add_listener(hub.on_session)
     handle = ServiceHandle(
-        bus, runner, pipeline, hub, sessions, health, policy, store, host, loop=asyncio.get_running_loop()
+        bus,
+        runner,
+        pipeline,
+        hub,
+        sessions,
+        health,
+        policy,
+        store,
+        host,
+        loop=asyncio.get_running_loop(),
+        ingest=ingest,
     )
     app = create_app(WebContext(hub, sessions, health, policy, store, audio))
     server = _Server(
@@ -205,6 +246,9 @@ async def serve(
             log_level="warning",
             lifespan="off",
             ws_ping_interval=20.0,
+            # Each frame is encoded once for every client; per-connection deflate would compress it
+            # again per client (the dominant cost with 50 dashboards) for small JSON on a local network.
+            ws_per_message_deflate=False,
             timeout_graceful_shutdown=int(SERVER_STOP_TIMEOUT_S),
         )
     )
@@ -224,7 +268,8 @@ async def serve(
                 sockets = server.servers[0].sockets if server.servers else []
                 if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
                     handle.port = int(sockets[0].getsockname()[1])
-            runner_task = tg.create_task(runner.run(), name="live")
+            await ingest.start()
+            runner_task = tg.create_task(ingest.wait(), name="live")
             extra = [
                 tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
             ]
@@ -241,9 +286,11 @@ async def serve(
             server.should_exit = True
             await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
             server.force_exit = True
-            # 2: source and pipeline - the runner processes what was received, then flushes its tail.
-            runner_task.cancel()
+            # 2: source and pipeline - the runner processes what was received, then flushes its tail
+            # (its last results reach the bus consumers still running here).
+            ingest.stop()
             await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+            await asyncio.sleep(0)  # the bridge's last hand-over
             # 3: bus consumers and extra stages.
             for task in (*extra, *consumers, stop_task):
                 task.cancel()
@@ -252,7 +299,7 @@ async def serve(
         health.state = ServiceState.STOPPED
         await asyncio.to_thread(store.close)
         if recorder is not None:
-            recorder.close()
+            await asyncio.to_thread(recorder.close)
     return handle
 
 

@@ -15,7 +15,8 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,84 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (athlete_id, name)
     );
     """,
+    # 2: the rehab workflow (programs, phases, pain-guided progression, curves, calibrations, home sessions).
+    """
+    CREATE TABLE athlete_plans (
+        athlete_id TEXT PRIMARY KEY REFERENCES athletes(id),
+        program TEXT NOT NULL,
+        phase_index INTEGER NOT NULL CHECK (phase_index >= 0),
+        involved_side TEXT NOT NULL CHECK (involved_side IN ('left', 'right', 'both')),
+        pain_threshold INTEGER NOT NULL CHECK (pain_threshold BETWEEN 0 AND 10),
+        updated_s REAL NOT NULL
+    );
+    CREATE TABLE phase_history (
+        id INTEGER PRIMARY KEY,
+        athlete_id TEXT NOT NULL,
+        program TEXT NOT NULL,
+        from_phase INTEGER,
+        to_phase INTEGER NOT NULL CHECK (to_phase >= 0),
+        t_s REAL NOT NULL,
+        by TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX phase_history_by_athlete ON phase_history(athlete_id, t_s);
+    CREATE TABLE recommendations (
+        id TEXT PRIMARY KEY,
+        athlete_id TEXT NOT NULL,
+        session_id TEXT,
+        program TEXT NOT NULL,
+        phase_index INTEGER NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('advance', 'hold', 'step_back')),
+        reasons_json TEXT NOT NULL,
+        t_s REAL NOT NULL
+    );
+    CREATE INDEX recommendations_by_athlete ON recommendations(athlete_id, t_s);
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        recommendation_id TEXT NOT NULL REFERENCES recommendations(id),
+        athlete_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('advance', 'hold', 'step_back')),
+        note TEXT NOT NULL DEFAULT '',
+        by TEXT NOT NULL DEFAULT '',
+        t_s REAL NOT NULL
+    );
+    CREATE TABLE calibrations (
+        id INTEGER PRIMARY KEY,
+        athlete_id TEXT NOT NULL,
+        leg_id TEXT NOT NULL,
+        session_id TEXT,
+        t_s REAL NOT NULL,
+        quality_json TEXT NOT NULL
+    );
+    ALTER TABLE pain ADD COLUMN context TEXT NOT NULL DEFAULT 'after'
+        CHECK (context IN ('during', 'after', 'next_morning'));
+    ALTER TABLE pain ADD COLUMN session_id TEXT;
+    ALTER TABLE events ADD COLUMN curve_json TEXT;
+    ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'clinic' CHECK (kind IN ('clinic', 'home'));
+    """,
+    """
+    CREATE TABLE batteries (
+        id INTEGER PRIMARY KEY,
+        athlete_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        t_s REAL NOT NULL,
+        results_json TEXT NOT NULL
+    );
+    CREATE INDEX batteries_by_athlete ON batteries(athlete_id, t_s);
+    """,
+    # 4: the fatigue finding of a set (within-set drift of control metrics, sensorhub.rehab.fatigue).
+    """
+    ALTER TABLE sets ADD COLUMN fatigue_json TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+PAIN_CONTEXTS = ("during", "after", "next_morning")
+"""When pain was felt: during a set, after it (the default, and what version-1 rows were), next morning."""
+SESSION_KINDS = ("clinic", "home")
+PHASE_ACTIONS = ("advance", "hold", "step_back")
+"""A progression recommendation, and a coach's decision on it."""
+INVOLVED_SIDES = ("left", "right", "both")
 
 # The writer commits when this many statements are pending or this long after the first one.
 BATCH_MAX = 500
@@ -115,14 +192,125 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _one_of(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise SinkError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class PainEntry:
+    """Pain 0-10. ``session_id`` places entries without a set (next-morning pain belongs to the session
+    of the day before); read back, it is filled from the set when the entry has one."""
+
     athlete_id: str
     set_id: str | None
     t_s: float
     pain: int
     threshold: int
     flagged: bool
+    context: str = "after"
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AthletePlan:
+    """An athlete's rehab plan: the program (its name, ``configs/programs/NAME.toml``), the current phase
+    (0-based), the involved side and the pain threshold (0-10) above which load is reduced."""
+
+    athlete_id: str
+    program: str
+    phase_index: int
+    involved_side: str
+    pain_threshold: int
+    updated_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChange:
+    """A move between phases; ``from_phase`` is None when a plan starts. ``by``: who (coach, CLI)."""
+
+    athlete_id: str
+    program: str
+    from_phase: int | None
+    to_phase: int
+    t_s: float
+    by: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    recommendation_id: str
+    decision: str
+    note: str
+    by: str
+    t_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecommendation:
+    """A recommendation after a session; ``reasons``: one JSON object per criterion (see
+    ``sensorhub.rehab.progression``); ``decision``: the coach's latest decision on it, if any."""
+
+    id: str
+    athlete_id: str
+    session_id: str | None
+    program: str
+    phase_index: int
+    action: str
+    reasons: list[dict[str, Any]]
+    t_s: float
+    decision: StoredDecision | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    id: str
+    athlete_id: str
+    started_s: float
+    ended_s: float | None
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSet:
+    id: str
+    session_id: str
+    athlete_id: str
+    drill: str
+    set_no: int
+    started_s: float
+    ended_s: float | None
+    reps: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored; ``session_id`` and ``drill`` come from its set (None outside a set).
+    ``curve``: e.g. ``{"flexion_deg": [101 values], "valgus_deg": [...]}`` when one was stored."""
+
+    id: int
+    athlete_id: str
+    session_id: str | None
+    set_id: str | None
+    drill: str | None
+    leg_id: str
+    type: str
+    t_s: float
+    control_score: float | None
+    metrics: dict[str, float]
+    curve: dict[str, list[float | None]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRecord:
+    """A leg's calibration result: ``quality`` holds the report's figures (residual, spread, bends...)."""
+
+    athlete_id: str
+    leg_id: str
+    session_id: str | None
+    t_s: float
+    quality: dict[str, Any]
 
 
 class HistoryStore:
@@ -253,9 +441,12 @@ class HistoryStore:
             (athlete_id, name, time.time() if t_s is None else t_s),
         )
 
-    def start_session(self, session_id: str, athlete_id: str, t_s: float) -> None:
+    def start_session(self, session_id: str, athlete_id: str, t_s: float, kind: str = "clinic") -> None:
+        """``kind``: ``clinic`` (with the coach) or ``home`` (the athlete alone with the phone view)."""
+        _one_of(kind, SESSION_KINDS, "session kind")
         self._enqueue(
-            "INSERT INTO sessions (id, athlete_id, started_s) VALUES (?, ?, ?)", (session_id, athlete_id, t_s)
+            "INSERT INTO sessions (id, athlete_id, started_s, kind) VALUES (?, ?, ?, ?)",
+            (session_id, athlete_id, t_s, kind),
         )
 
     def end_session(self, session_id: str, t_s: float) -> None:
@@ -282,12 +473,29 @@ class HistoryStore:
         t_s: float,
         metrics: dict[str, float],
         control_score: float,
+        curve: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
+        """``curve``: the event's knee-angle curve, name -> values (e.g. 101 points of ``flexion_deg``
+        and ``valgus_deg``); non-finite values are stored as null."""
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+        curve_json = None
+        if curve is not None:
+            curve_json = json.dumps(
+                {name: [_finite_or_none(float(v)) for v in values] for name, values in curve.items()}
+            )
         self._enqueue(
-            "INSERT INTO events (athlete_id, set_id, leg_id, type, t_s, control_score, metrics_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (athlete_id, set_id, leg_id, type_, t_s, _finite_or_none(control_score), json.dumps(clean)),
+            "INSERT INTO events (athlete_id, set_id, leg_id, type, t_s, control_score, metrics_json, "
+            "curve_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                athlete_id,
+                set_id,
+                leg_id,
+                type_,
+                t_s,
+                _finite_or_none(control_score),
+                json.dumps(clean),
+                curve_json,
+            ),
         )
 
     def record_cue(
@@ -310,9 +518,20 @@ class HistoryStore:
     def record_pain(self, entry: PainEntry) -> None:
         if not 0 <= entry.pain <= 10:
             raise SinkError(f"pain must be 0-10, got {entry.pain}")
+        _one_of(entry.context, PAIN_CONTEXTS, "pain context")
         self._enqueue(
-            "INSERT INTO pain (athlete_id, set_id, t_s, pain, threshold, flagged) VALUES (?, ?, ?, ?, ?, ?)",
-            (entry.athlete_id, entry.set_id, entry.t_s, entry.pain, entry.threshold, int(entry.flagged)),
+            "INSERT INTO pain (athlete_id, set_id, t_s, pain, threshold, flagged, context, session_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.athlete_id,
+                entry.set_id,
+                entry.t_s,
+                entry.pain,
+                entry.threshold,
+                int(entry.flagged),
+                entry.context,
+                entry.session_id,
+            ),
         )
 
     def set_thresholds(self, athlete_id: str, values: dict[str, float], t_s: float) -> None:
@@ -323,6 +542,117 @@ class HistoryStore:
                 "value = excluded.value, updated_s = excluded.updated_s",
                 (athlete_id, name, float(value), t_s),
             )
+
+    def set_plan(self, plan: AthletePlan) -> None:
+        """Assign or edit an athlete's plan (insert or replace). Phase moves go through
+        ``change_phase`` so that they are in the phase history."""
+        _one_of(plan.involved_side, INVOLVED_SIDES, "involved side")
+        if plan.phase_index < 0 or not 0 <= plan.pain_threshold <= 10:
+            raise SinkError(
+                f"plan for {plan.athlete_id}: phase_index must be >= 0 and pain_threshold 0-10, got "
+                f"{plan.phase_index} and {plan.pain_threshold}"
+            )
+        self._enqueue(
+            "INSERT INTO athlete_plans "
+            "(athlete_id, program, phase_index, involved_side, pain_threshold, updated_s) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(athlete_id) DO UPDATE SET "
+            "program = excluded.program, phase_index = excluded.phase_index, "
+            "involved_side = excluded.involved_side, pain_threshold = excluded.pain_threshold, "
+            "updated_s = excluded.updated_s",
+            (
+                plan.athlete_id,
+                plan.program,
+                plan.phase_index,
+                plan.involved_side,
+                plan.pain_threshold,
+                plan.updated_s,
+            ),
+        )
+
+    def change_phase(self, change: PhaseChange) -> None:
+        """Append to the phase history and move the athlete's plan (if any) to ``to_phase``."""
+        if change.to_phase < 0:
+            raise SinkError(f"phase index must be >= 0, got {change.to_phase}")
+        self._enqueue(
+            "INSERT INTO phase_history (athlete_id, program, from_phase, to_phase, t_s, by, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                change.athlete_id,
+                change.program,
+                change.from_phase,
+                change.to_phase,
+                change.t_s,
+                change.by,
+                change.reason,
+            ),
+        )
+        self._enqueue(
+            "UPDATE athlete_plans SET phase_index = ?, updated_s = ? WHERE athlete_id = ?",
+            (change.to_phase, change.t_s, change.athlete_id),
+        )
+
+    def record_recommendation(
+        self,
+        athlete_id: str,
+        session_id: str | None,
+        program: str,
+        phase_index: int,
+        action: str,
+        reasons: Sequence[Mapping[str, Any]],
+        t_s: float,
+    ) -> str:
+        """Store a progression recommendation; returns its id (for the coach's decision)."""
+        _one_of(action, PHASE_ACTIONS, "recommendation")
+        rec_id = uuid.uuid4().hex[:16]
+        self._enqueue(
+            "INSERT INTO recommendations "
+            "(id, athlete_id, session_id, program, phase_index, action, reasons_json, t_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec_id, athlete_id, session_id, program, phase_index, action, json.dumps(list(reasons)), t_s),
+        )
+        return rec_id
+
+    def record_decision(
+        self, recommendation_id: str, athlete_id: str, decision: str, t_s: float, note: str = "", by: str = ""
+    ) -> None:
+        """The coach's decision on a recommendation (advance | hold | step_back; may differ from it)."""
+        _one_of(decision, PHASE_ACTIONS, "decision")
+        self._enqueue(
+            "INSERT INTO decisions (recommendation_id, athlete_id, decision, note, by, t_s) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (recommendation_id, athlete_id, decision, note, by, t_s),
+        )
+
+    def record_set_fatigue(self, set_id: str, fatigue: Mapping[str, Any]) -> None:
+        """A finished set's fatigue status (``{"flagged": bool, "reasons": [...], ...}``)."""
+        self._enqueue("UPDATE sets SET fatigue_json = ? WHERE id = ?", (json.dumps(dict(fatigue)), set_id))
+
+    def record_battery(
+        self, athlete_id: str, session_id: str, t_s: float, results: Mapping[str, Any]
+    ) -> None:
+        """A reassessment battery's results (``sensorhub.rehab.battery.BatteryResult.to_json()``)."""
+        self._enqueue(
+            "INSERT INTO batteries (athlete_id, session_id, t_s, results_json) VALUES (?, ?, ?, ?)",
+            (athlete_id, session_id, t_s, json.dumps(results)),
+        )
+
+    def record_calibration(
+        self,
+        athlete_id: str,
+        leg_id: str,
+        t_s: float,
+        quality: Mapping[str, Any],
+        session_id: str | None = None,
+    ) -> None:
+        """A leg's calibration figures (e.g. the calibration report's fields; non-finite -> null)."""
+        clean = {
+            k: (_finite_or_none(float(v)) if isinstance(v, float) else v) for k, v in quality.items()
+        }
+        self._enqueue(
+            "INSERT INTO calibrations (athlete_id, leg_id, session_id, t_s, quality_json) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (athlete_id, leg_id, session_id, t_s, json.dumps(clean)),
+        )
 
     # ---- reads (blocking: call through asyncio.to_thread from the loop) --------------------------
 
@@ -427,3 +757,199 @@ class HistoryStore:
             }
         finally:
             conn.close()
+
+    # ---- rehab reads -----------------------------------------------------------------------------
+
+    def plan(self, athlete_id: str) -> AthletePlan | None:
+        conn = self._read()
+        try:
+            r = conn.execute(
+                "SELECT athlete_id, program, phase_index, involved_side, pain_threshold, updated_s "
+                "FROM athlete_plans WHERE athlete_id = ?",
+                (athlete_id,),
+            ).fetchone()
+            return None if r is None else AthletePlan(**dict(r))
+        finally:
+            conn.close()
+
+    def phase_history(self, athlete_id: str) -> list[PhaseChange]:
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT athlete_id, program, from_phase, to_phase, t_s, by, reason FROM phase_history "
+                "WHERE athlete_id = ? ORDER BY t_s, id",
+                (athlete_id,),
+            )
+            return [PhaseChange(**dict(r)) for r in rows]
+        finally:
+            conn.close()
+
+    def recommendations(self, athlete_id: str, since_s: float | None = None) -> list[StoredRecommendation]:
+        """Oldest first, each with the coach's latest decision on it (None while undecided)."""
+        conn = self._read()
+        try:
+            decisions: dict[str, StoredDecision] = {}
+            for r in conn.execute(
+                "SELECT recommendation_id, decision, note, by, t_s FROM decisions "
+                "WHERE athlete_id = ? ORDER BY t_s, id",
+                (athlete_id,),
+            ):
+                decisions[r["recommendation_id"]] = StoredDecision(**dict(r))  # the latest wins
+            rows = conn.execute(
+                "SELECT id, athlete_id, session_id, program, phase_index, action, reasons_json, t_s "
+                "FROM recommendations WHERE athlete_id = ? AND t_s >= ? ORDER BY t_s, rowid",
+                (athlete_id, _since(since_s)),
+            )
+            return [
+                StoredRecommendation(
+                    id=r["id"],
+                    athlete_id=r["athlete_id"],
+                    session_id=r["session_id"],
+                    program=r["program"],
+                    phase_index=int(r["phase_index"]),
+                    action=r["action"],
+                    reasons=json.loads(r["reasons_json"]),
+                    t_s=float(r["t_s"]),
+                    decision=decisions.get(r["id"]),
+                )
+                for r in rows
+            ]
+        finally:
+            conn.close()
+
+    def sessions(self, athlete_id: str, since_s: float | None = None) -> list[StoredSession]:
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT id, athlete_id, started_s, ended_s, kind FROM sessions "
+                "WHERE athlete_id = ? AND started_s >= ? ORDER BY started_s",
+                (athlete_id, _since(since_s)),
+            )
+            return [StoredSession(**dict(r)) for r in rows]
+        finally:
+            conn.close()
+
+    def sets(self, athlete_id: str, session_id: str | None = None) -> list[StoredSet]:
+        conn = self._read()
+        try:
+            sql = (
+                "SELECT id, session_id, athlete_id, drill, set_no, started_s, ended_s, reps FROM sets "
+                "WHERE athlete_id = ?"
+            )
+            params: tuple[Any, ...] = (athlete_id,)
+            if session_id is not None:
+                sql += " AND session_id = ?"
+                params += (session_id,)
+            return [StoredSet(**dict(r)) for r in conn.execute(sql + " ORDER BY started_s, set_no", params)]
+        finally:
+            conn.close()
+
+    def events(
+        self, athlete_id: str, since_s: float | None = None, session_id: str | None = None
+    ) -> list[StoredEvent]:
+        """Events in time order with their set's session and drill; ``session_id`` keeps one session."""
+        conn = self._read()
+        try:
+            sql = (
+                "SELECT e.id, e.athlete_id, s.session_id, e.set_id, s.drill, e.leg_id, e.type, e.t_s, "
+                "e.control_score, e.metrics_json, e.curve_json FROM events e "
+                "LEFT JOIN sets s ON s.id = e.set_id WHERE e.athlete_id = ? AND e.t_s >= ?"
+            )
+            params: tuple[Any, ...] = (athlete_id, _since(since_s))
+            if session_id is not None:
+                sql += " AND s.session_id = ?"
+                params += (session_id,)
+            return [
+                StoredEvent(
+                    id=int(r["id"]),
+                    athlete_id=r["athlete_id"],
+                    session_id=r["session_id"],
+                    set_id=r["set_id"],
+                    drill=r["drill"],
+                    leg_id=r["leg_id"],
+                    type=r["type"],
+                    t_s=float(r["t_s"]),
+                    control_score=r["control_score"],
+                    metrics=json.loads(r["metrics_json"]),
+                    curve=None if r["curve_json"] is None else json.loads(r["curve_json"]),
+                )
+                for r in conn.execute(sql + " ORDER BY e.t_s, e.id", params)
+            ]
+        finally:
+            conn.close()
+
+    def pain_entries(self, athlete_id: str, since_s: float | None = None) -> list[PainEntry]:
+        """Pain in time order, every context; ``session_id`` filled from the set when not given."""
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT p.athlete_id, p.set_id, p.t_s, p.pain, p.threshold, p.flagged, p.context, "
+                "COALESCE(p.session_id, s.session_id) AS session_id FROM pain p "
+                "LEFT JOIN sets s ON s.id = p.set_id WHERE p.athlete_id = ? AND p.t_s >= ? "
+                "ORDER BY p.t_s, p.id",
+                (athlete_id, _since(since_s)),
+            )
+            return [
+                PainEntry(
+                    athlete_id=r["athlete_id"],
+                    set_id=r["set_id"],
+                    t_s=float(r["t_s"]),
+                    pain=int(r["pain"]),
+                    threshold=int(r["threshold"]),
+                    flagged=bool(r["flagged"]),
+                    context=r["context"],
+                    session_id=r["session_id"],
+                )
+                for r in rows
+            ]
+        finally:
+            conn.close()
+
+    def set_fatigue(self, athlete_id: str) -> dict[str, dict[str, Any]]:
+        """The stored fatigue status of the athlete's sets, by set id (sets without one are left out)."""
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT id, fatigue_json FROM sets WHERE athlete_id = ? AND fatigue_json IS NOT NULL",
+                (athlete_id,),
+            )
+            return {r["id"]: json.loads(r["fatigue_json"]) for r in rows}
+        finally:
+            conn.close()
+
+    def batteries(self, athlete_id: str, since_s: float | None = None) -> list[dict[str, Any]]:
+        """Reassessment battery results (``sensorhub.rehab.battery`` JSON), oldest first."""
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT results_json FROM batteries WHERE athlete_id = ? AND t_s >= ? ORDER BY t_s, id",
+                (athlete_id, _since(since_s)),
+            )
+            return [json.loads(r["results_json"]) for r in rows]
+        finally:
+            conn.close()
+
+    def calibrations(self, athlete_id: str, since_s: float | None = None) -> list[CalibrationRecord]:
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT athlete_id, leg_id, session_id, t_s, quality_json FROM calibrations "
+                "WHERE athlete_id = ? AND t_s >= ? ORDER BY t_s, id",
+                (athlete_id, _since(since_s)),
+            )
+            return [
+                CalibrationRecord(
+                    athlete_id=r["athlete_id"],
+                    leg_id=r["leg_id"],
+                    session_id=r["session_id"],
+                    t_s=float(r["t_s"]),
+                    quality=json.loads(r["quality_json"]),
+                )
+                for r in rows
+            ]
+        finally:
+            conn.close()
+
+
+def _since(since_s: float | None) -> float:
+    return -math.inf if since_s is None else since_s

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
@@ -79,8 +80,14 @@ def _finite(value: float, digits: int = 3) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
 
+RATE_WINDOW_S = 5.0  # sample rates are measured over about the last 5 s
+RATE_POINT_EVERY_S = 0.5
+
+
 class HealthReporter:
-    """Builds the /health document; remembers the previous call to report sample rates."""
+    """Builds the /health document. Sample rates come from counts kept every ``RATE_POINT_EVERY_S``
+    over the last ``RATE_WINDOW_S``, so they do not depend on who calls ``report`` how often (the
+    dashboard, /health, the MQTT and InfluxDB status publishers)."""
 
     def __init__(
         self,
@@ -95,14 +102,18 @@ class HealthReporter:
         self._extra = extra
         self.state = ServiceState.STARTING
         self.started_s = time.time()
-        self._prev: dict[str, tuple[float, int]] = {}
+        self._counts: dict[str, deque[tuple[float, int]]] = {}
 
     def _rate_hz(self, sensor_id: str, samples: int, now_s: float) -> float | None:
-        prev = self._prev.get(sensor_id)
-        self._prev[sensor_id] = (now_s, samples)
-        if prev is None or now_s - prev[0] < 0.2:
+        points = self._counts.setdefault(sensor_id, deque())
+        if not points or now_s - points[-1][0] >= RATE_POINT_EVERY_S:
+            points.append((now_s, samples))
+        while len(points) > 1 and now_s - points[0][0] > RATE_WINDOW_S:
+            points.popleft()
+        t0_s, n0 = points[0]
+        if now_s - t0_s < 0.2:
             return None
-        return round((samples - prev[1]) / (now_s - prev[0]), 1)
+        return round((samples - n0) / (now_s - t0_s), 1)
 
     def report(self) -> dict[str, Any]:
         now_s = time.time()

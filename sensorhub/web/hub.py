@@ -105,6 +105,9 @@ class Hub:
         self.dropped_closed = 0  # frames dropped by clients that have gone
         # The last display window per leg, sent to a client when it connects so its traces start full.
         self._recent: dict[str, deque[tuple[float, float | None, float | None]]] = {}
+        # Encoded backlog per viewer (None = coach) until the next flush: a burst of connections
+        # (a team's phones joining, a page reload on 50 screens) encodes it once, not once each.
+        self._backlog_text: dict[str | None, str | None] = {}
 
     # ---- clients ---------------------------------------------------------------------------------
 
@@ -179,6 +182,8 @@ class Hub:
                 "quality": buf.quality,
             }
             buf.t_s, buf.flexion_deg, buf.valgus_deg, buf.quality = [], [], [], 0
+        if per_athlete:
+            self._backlog_text.clear()
         if not per_athlete or not self.clients:
             return
         now_s = time.time()
@@ -222,6 +227,13 @@ class Hub:
             sub.close()
             for channel in list(self.clients):
                 channel.close()
+
+    def backlog_text(self, athlete: str | None) -> str | None:
+        """``backlog`` encoded, shared by every client that connects before the next angles flush."""
+        if athlete not in self._backlog_text:
+            frame = self.backlog(athlete)
+            self._backlog_text[athlete] = None if frame is None else encode(frame)
+        return self._backlog_text[athlete]
 
     def backlog(self, athlete: str | None) -> dict[str, Any] | None:
         """An ``angles`` frame with the recent window of every leg this client may see (None if empty)."""

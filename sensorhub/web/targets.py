@@ -52,8 +52,9 @@ def grade(value: float, target: Target) -> Grade:
     return "good" if value <= target.value else "warn" if value <= target.value + margin else "bad"
 
 
-def targets_with(overrides: dict[str, float]) -> dict[str, Target]:
-    out = dict(DEFAULT_TARGETS)
+def targets_with(overrides: dict[str, float], base: dict[str, Target] | None = None) -> dict[str, Target]:
+    """``base`` (default ``DEFAULT_TARGETS``) with the coach's edited values; an edit keeps the bound."""
+    out = dict(DEFAULT_TARGETS if base is None else base)
     for name, value in overrides.items():
         if name in out:
             out[name] = Target(out[name].bound, float(value))

@@ -1,5 +1,6 @@
-// Athlete view (a phone): one athlete, a large knee-angle gauge, rep counter, the cue text and its sound.
-import { connect, param, SIDE_COLOURS, Traces, withToken } from "./common.js";
+// Athlete view (a phone): one athlete, a large knee-angle gauge, rep counter, the cue text and its sound;
+// home sets run from here (stored as home sessions) and pain is recorded here (during, after, next morning).
+import { api, connect, el, param, SIDE_COLOURS, Traces, withToken } from "./common.js";
 
 const athlete = param("athlete");
 const traces = new Traces();
@@ -76,7 +77,47 @@ function playTones(id, cue) {
   }
 }
 
+let current = null;
+const homeButton = document.getElementById("home-set");
+const painValue = document.getElementById("pain-value");
+const painStatus = document.getElementById("pain-status");
+const base = `/api/athletes/${encodeURIComponent(athlete || "")}`;
+
+painValue.addEventListener("input", () => { document.getElementById("pain-shown").textContent = painValue.value; });
+
+homeButton.addEventListener("click", async () => {
+  const running = current && current.set_state === "running";
+  try {
+    await api(`${base}/set/${running ? "stop" : "start"}`, "POST", running ? {} : { kind: "home" });
+  } catch (e) { document.getElementById("set-status").textContent = String(e.message || e); }
+});
+
+document.getElementById("pain-submit").addEventListener("click", async () => {
+  const context = document.getElementById("pain-context").value;
+  try {
+    const p = await api(`${base}/pain`, "POST", { pain: Number(painValue.value), context });
+    showPain(p);
+  } catch (e) { painStatus.replaceChildren(el("span", { class: "flag" }, String(e.message || e))); }
+});
+
+function showPain(p) {
+  painStatus.replaceChildren();
+  if (!p) return;
+  const text = `pain ${(p.context || "after").replace("_", " ")}: ${p.pain}/10 (threshold ${p.threshold})`;
+  painStatus.append(p.flagged
+    ? el("span", { class: "flag pain-flag" }, `${text} - ${p.guidance}`)
+    : el("span", { class: "good pain-ok" }, `${text} - recorded`));
+}
+
 function showState(s) {
+  current = s;
+  const running = s.set_state === "running";
+  homeButton.textContent = running ? "Stop set" : "Start home set";
+  homeButton.className = running ? "stop" : "primary";
+  document.getElementById("set-status").textContent = s.session_kind ? `${s.session_kind} session` : "";
+  const fatigue = document.getElementById("fatigue");
+  fatigue.textContent = s.fatigue && s.fatigue.flagged ? "Tiring: slow down, or rest before the next set." : "";
+  if (s.last_pain) showPain(s.last_pain);
   document.getElementById("reps").textContent = String(s.reps);
   document.getElementById("drill").textContent = s.drill ? `${s.drill} - set ${s.set_no || "-"} ${s.set_state}` : "";
   if (s.name) document.getElementById("title").textContent = s.name;

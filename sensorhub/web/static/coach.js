@@ -1,5 +1,8 @@
-// Coach view: every athlete at once, live traces, last event vs targets, cues, health, session controls.
+// Coach view: every athlete at once, live traces, last event vs targets, cues, health, session controls,
+// and the rehab workflow: plan (program, phase, pain threshold, side), fatigue, finish session ->
+// recommendation with every criterion -> the coach's decision.
 import { api, connect, drawTraces, el, fmt, Traces, withToken } from "./common.js";
+import { planEditor, showPlan, showRecommendation } from "./rehab.js";
 
 const QUALITY = { 1: "missing input", 2: "heading stale", 4: "implausible" };
 const cards = {};
@@ -15,7 +18,7 @@ function makeCard(state) {
   const c = { id, traces: new Traces(), state };
   c.canvas = el("canvas", { class: "trace" });
   c.drill = el("select", { class: "drill", onchange: () => command("drill", { drill: c.drill.value }) });
-  for (const d of drills) c.drill.append(el("option", { value: d }, d));
+  c.drillList = "";
   c.setButton = el("button", { class: "set-toggle primary", onclick: () => toggleSet(c) }, "Start set");
   c.setInfo = el("span", { class: "set-info" }, "-");
   c.reps = el("span", { class: "reps big" }, "0");
@@ -25,17 +28,22 @@ function makeCard(state) {
   c.flags = el("span", { class: "flags label" }, "");
   c.painInput = el("input", { class: "pain-input", type: "number", min: "0", max: "10", step: "1", value: "0" });
   c.painStatus = el("span", { class: "pain-status" }, "");
+  c.painContext = el("select", { class: "pain-context" },
+    el("option", { value: "after" }, "after set"), el("option", { value: "during" }, "during set"));
+  c.fatigue = el("div", { class: "row fatigue" }, "");
+  c.plan = el("div", { class: "plan" });
+  c.rec = el("div", { class: "recommendation" });
   c.symmetry = el("div", { class: "row symmetry" }, "");
   c.thresholdForm = el("div", { class: "thresholds" });
   const command = async (action, body) => {
     try {
       const path = action === "start" || action === "stop" ? `/api/athletes/${id}/set/${action}` : `/api/athletes/${id}/${action}`;
-      return await api(path, action === "thresholds" ? "PUT" : "POST", body);
+      return await api(path, action === "thresholds" || action === "plan" ? "PUT" : "POST", body);
     } catch (e) { c.painStatus.textContent = String(e.message || e); return null; }
   };
   c.command = command;
   const painButton = el("button", { class: "pain-submit", onclick: async () => {
-    const r = await command("pain", { pain: Number(c.painInput.value) });
+    const r = await command("pain", { pain: Number(c.painInput.value), context: c.painContext.value });
     if (r) showPain(c, r);
   } }, "Record pain");
   c.muteButton = el("button", { class: "mute-toggle", onclick: async () => {
@@ -57,14 +65,39 @@ function makeCard(state) {
       el("span", { class: "label" }, "reps"), c.reps, c.flags),
     el("div", { class: "row" }, el("div", { style: "flex: 1 1 55%" }, el("div", { class: "label" }, "last event vs target"), c.metrics),
       el("div", { style: "flex: 1 1 35%" }, el("div", { class: "label" }, "last cues"), c.muteButton, c.cues)),
-    el("div", { class: "row" }, el("span", { class: "label" }, "pain after set (0-10)"), c.painInput, painButton, c.painStatus),
+    el("div", { class: "row" }, el("span", { class: "label" }, "pain (0-10)"), c.painContext, c.painInput, painButton, c.painStatus),
+    c.fatigue,
     c.symmetry,
+    el("div", { class: "row" }, el("button", { class: "finish-session", onclick: async () => {
+      c.rec.replaceChildren(el("span", { class: "label" }, "computing the recommendation..."));
+      const r = await command("session/finish", {});
+      if (r) showRecommendation(c, r, command); else c.rec.replaceChildren();
+    } }, "Finish session"), el("span", { class: "label session-info" }, "")),
+    c.rec,
+    el("details", { class: "plan-editor" }, el("summary", {}, "rehab plan"), c.plan, planEditor(c, command)),
     el("details", {}, el("summary", {}, "sensor health"), c.health),
     el("details", { class: "threshold-editor" }, el("summary", {}, "thresholds"), c.thresholdForm, saveThresholds));
   cards[id] = c;
   document.getElementById("athletes").append(c.root);
   updateState(c, state);
   return c;
+}
+
+function showDrills(c, list) {
+  const key = list.join(",");
+  if (key === c.drillList) return;
+  c.drillList = key;
+  c.drill.replaceChildren(...list.map((d) => el("option", { value: d }, d)));
+}
+
+function showFatigue(c, f) {
+  c.fatigue.replaceChildren();
+  if (!f) return;
+  if (f.flagged) {
+    c.fatigue.append(el("span", { class: "flag fatigue-flag" }, "fatigue: " + f.reasons.join("; ")));
+  } else if (f.findings.length) {
+    c.fatigue.append(el("span", { class: "good label" }, "no fatigue drift"));
+  }
 }
 
 async function toggleSet(c) {
@@ -75,7 +108,7 @@ async function toggleSet(c) {
 function showPain(c, p) {
   c.painStatus.replaceChildren();
   if (!p) return;
-  const text = `pain ${p.pain}/10 (threshold ${p.threshold})`;
+  const text = `pain ${(p.context || "after").replace("_", " ")} ${p.pain}/10 (threshold ${p.threshold})`;
   if (p.flagged) c.painStatus.append(el("span", { class: "flag pain-flag" }, text + " - " + p.guidance));
   else c.painStatus.append(el("span", { class: "good" }, text + " - ok"));
 }
@@ -94,6 +127,7 @@ function showSymmetry(c, entries) {
 
 function updateState(c, s) {
   c.state = s;
+  showDrills(c, s.drills && s.drills.length ? s.drills : drills);
   if (document.activeElement !== c.drill && s.drill) c.drill.value = s.drill;
   const running = s.set_state === "running";
   c.setButton.textContent = running ? "Stop set" : "Start set";
@@ -104,6 +138,13 @@ function updateState(c, s) {
   if (s.last_event) showEvent(c, s.last_event);
   c.cues.replaceChildren(...s.last_cues.map((q) => el("li", {}, `${q.phrase} `, el("span", { class: "label" }, `${q.leg.split("/")[1] || ""} ${q.rule}`))));
   showPain(c, s.last_pain);
+  showFatigue(c, s.fatigue);
+  showPlan(c, s.plan);
+  if (s.recommendation && (!c.shownRec || c.shownRec !== JSON.stringify(s.recommendation))) {
+    showRecommendation(c, s.recommendation, c.command);
+  }
+  c.root.querySelector(".session-info").textContent = s.session_id
+    ? `${s.session_kind} session open` : (s.last_session_id ? "session finished" : "");
   showSymmetry(c, s.set_symmetry || []);
   c.muteButton.textContent = s.muted ? "Unmute cues" : "Mute cues";
   if (!c.thresholdForm.contains(document.activeElement)) {

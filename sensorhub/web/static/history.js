@@ -1,4 +1,5 @@
-// History view: an athlete's sessions from the SQLite store, metrics over time as trend plots.
+// History view: an athlete's sessions from the SQLite store (home sessions marked), metrics over time as
+// trend plots, the rehab plan and phase history, recommendations with decisions, load per week.
 import { api, el, fmt, param, withToken } from "./common.js";
 
 const select = document.getElementById("athlete");
@@ -27,12 +28,70 @@ function chart(title, points) {
   return box;
 }
 
+const head = (...names) => el("tr", {}, ...names.map((t) => el("th", {}, t)));
+const pct = (v) => (v === null || v === undefined ? "-" : `${v > 0 ? "+" : ""}${fmt(v, 0)} %`);
+
+function showRehab(h) {
+  const r = h.rehab || {};
+  const plan = document.getElementById("plan");
+  plan.replaceChildren();
+  if (r.plan) {
+    const p = r.plan;
+    plan.append(el("div", { class: "plan-summary" }, `${p.program_title}: phase ${p.phase_index + 1}/${p.phases.length} `,
+      el("b", {}, p.phase_title), ` - involved side ${p.involved_side}, pain threshold ${p.pain_threshold}/10`));
+  } else {
+    plan.append(el("div", { class: "label" }, r.plan_problem || "no rehab plan"));
+  }
+  const phases = el("ol", { class: "phase-history" });
+  for (const c of r.phase_history || []) {
+    phases.append(el("li", {}, `${when(c.t_s)}: ${c.from_title || "-"} -> ${c.to_title} (${c.by || "?"}: ${c.reason})`));
+  }
+  plan.append(phases);
+
+  const kinds = r.session_kinds || {};
+  const sessions = document.getElementById("sessions");
+  sessions.replaceChildren(head("started", "ended", "kind", "sets"));
+  for (const s of h.sessions) {
+    const kind = kinds[s.id] || "clinic";
+    const n = h.sets.filter((x) => x.session_id === s.id).length;
+    sessions.append(el("tr", { class: `session-row session-${kind}` }, el("td", {}, when(s.started_s)), el("td", {}, when(s.ended_s)),
+      el("td", { class: "session-kind" }, kind === "home" ? "home (athlete alone)" : kind), el("td", {}, String(n))));
+  }
+
+  const load = document.getElementById("load");
+  load.replaceChildren(head("week", "sessions", "reps", "landings", "cuts", "impact load g", "vs previous", ""));
+  for (const w of r.weekly_load || []) {
+    load.append(el("tr", { class: w.flagged ? "bad load-row flagged" : "load-row" }, el("td", {}, w.week),
+      el("td", {}, String(w.sessions)), el("td", {}, String(w.reps)), el("td", {}, String(w.landings)),
+      el("td", {}, String(w.cuts)), el("td", {}, fmt(w.impact_load_g, 1)),
+      el("td", {}, `${pct(w.impact_increase_pct)} load, ${pct(w.events_increase_pct)} events`),
+      el("td", {}, w.flagged ? `over the +${r.max_weekly_load_increase_pct} % limit: ${w.reasons.join("; ")}` : w.reasons.join("; "))));
+  }
+  if (!(r.weekly_load || []).length) load.append(el("tr", {}, el("td", { class: "label" }, "no load recorded yet")));
+
+  const recs = document.getElementById("recommendations");
+  recs.replaceChildren(head("time", "phase", "recommended", "criteria not met", "coach decided"));
+  for (const x of (r.recommendations || []).slice().reverse()) {
+    const unmet = x.reasons.filter((c) => (c.kind === "milestone" || c.kind === "flare_up") && !c.met).map((c) => c.detail);
+    const d = x.decision;
+    recs.append(el("tr", { class: "rec-row" }, el("td", {}, when(x.t_s)), el("td", {}, String(x.phase_index)),
+      el("td", { class: "rec-action" }, x.action), el("td", {}, unmet.join("; ") || "all met"),
+      el("td", {}, d ? `${d.decision}${d.decision !== x.action ? " (override)" : ""}${d.note ? " - " + d.note : ""}` : "undecided")));
+  }
+  return r;
+}
+
 async function show(athlete) {
   const h = await api(`/api/athletes/${encodeURIComponent(athlete)}/history`);
+  document.getElementById("report-link").href = withToken(`/report/${encodeURIComponent(athlete)}`);
+  document.getElementById("export-link").href = withToken(`/export/${encodeURIComponent(athlete)}.csv`);
+  const rehab = showRehab(h);
+  const fatigue = rehab.set_fatigue || {};
   const pain = document.getElementById("pain");
-  pain.replaceChildren(el("tr", {}, ...["time", "set", "pain", "threshold", ""].map((t) => el("th", {}, t))));
-  for (const p of h.pain) {
+  pain.replaceChildren(head("time", "when", "set", "pain", "threshold", ""));
+  for (const p of rehab.pain || h.pain) {
     pain.append(el("tr", { class: p.flagged ? "bad pain-row" : "pain-row" }, el("td", {}, when(p.t_s)),
+      el("td", { class: "pain-context" }, (p.context || "after").replace("_", " ")),
       el("td", {}, p.set_id || "-"), el("td", { class: "pain-value" }, String(p.pain)), el("td", {}, String(p.threshold)),
       el("td", {}, p.flagged ? "above threshold: reduce load, reassess" : "")));
   }
@@ -44,9 +103,13 @@ async function show(athlete) {
   }
   if (!charts.children.length) charts.append(el("div", { class: "label" }, "no recorded events yet"));
   const sets = document.getElementById("sets");
-  sets.replaceChildren(el("tr", {}, ...["started", "drill", "set", "reps"].map((t) => el("th", {}, t))));
-  for (const s of h.sets) sets.append(el("tr", {}, el("td", {}, when(s.started_s)), el("td", {}, s.drill),
-    el("td", {}, String(s.set_no)), el("td", {}, String(s.reps))));
+  sets.replaceChildren(head("started", "drill", "set", "reps", "fatigue"));
+  for (const s of h.sets) {
+    const f = fatigue[s.id];
+    sets.append(el("tr", {}, el("td", {}, when(s.started_s)), el("td", {}, s.drill),
+      el("td", {}, String(s.set_no)), el("td", {}, String(s.reps)),
+      el("td", { class: f && f.flagged ? "bad" : "" }, f ? (f.flagged ? f.reasons.join("; ") : "none") : "-")));
+  }
   document.getElementById("status").textContent = `${h.sessions.length} session(s)`;
 }
 

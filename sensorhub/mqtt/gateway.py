@@ -1,0 +1,353 @@
+"""``sensorhub gateway``: a packet source (BLE or simulator) -> raw packets on MQTT, one worker per athlete.
+
+Every packet is published unchanged with its host receive time (``topics.encode_raw``) on
+``raw/{athlete}/{sensor_id}``. Which worker processes an athlete is settled by the claim protocol
+(``sensorhub.mqtt.claims``):
+
+    connect -> subscribe workers/+/status, claims/+ -> own echo on sync/{id} (the retained claims and
+    statuses have arrived) -> offer every unclaimed athlete ONCE on announce/{athlete}
+    claim seen (retained, by a worker not known offline) -> the athlete's packets flow to the broker
+    no claim within ``offer_timeout_s`` -> offer again (the shared subscription may pick another worker)
+    claim cleared, or its worker's status turns "offline" (last will) -> clear it (empty retained), re-offer
+
+Until an athlete is claimed its packets wait in a bounded drop-oldest buffer (counted), then go out in
+order. A publish the broker did not acknowledge because the connection dropped is re-queued (in host-time
+order) and sent after the reconnect; the worker's timing stage drops the rare duplicate by sequence number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from sensorhub.config import BrokerConfig
+from sensorhub.errors import ProtocolError
+from sensorhub.model import RawPacket, SensorRef
+from sensorhub.mqtt import topics
+from sensorhub.mqtt.claims import WORKER_OFFLINE, Claim, Offer
+from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
+from sensorhub.sources.base import PacketQueue, PacketSource
+
+log = logging.getLogger(__name__)
+
+# QoS 1 for raw packets: a broker hiccup is then a re-send, not a hole in the knee angles, and
+# `sensorhub bench mqtt` measured its cost against QoS 0 as small at gateway rates (README, "Gateway").
+RAW_QOS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTiming:
+    """Tuned constants of the hand-over and publishing policy."""
+
+    offer_timeout_s: float = 5.0  # no claim this long after an offer: offer again (a worker refused/was busy)
+    buffer_packets: int = 10_000  # per unclaimed athlete, drop-oldest (100 s of 4 sensors, 200 Hz, 8/packet)
+    max_inflight: int = 256  # raw publishes awaiting their PUBACK at once (keeps the pipe full)
+    stop_timeout_s: float = 5.0  # on stop: time left to publish what was received for claimed athletes
+    tick_s: float = 0.25  # how often offer time-outs are checked
+
+
+@dataclass(slots=True)
+class AthleteState:
+    athlete: str
+    sensors: tuple[SensorRef, ...]
+    buffer: deque[RawPacket]
+    worker: str | None = None  # holder of the claim
+    offered_s: float | None = None  # monotonic time of the last unanswered offer
+    retry: list[RawPacket] = field(default_factory=list)  # publishes lost with the connection
+
+
+@dataclass(slots=True)
+class GatewayStats:
+    received: Counter[str] = field(default_factory=Counter)  # per sensor, from the source
+    published: Counter[str] = field(default_factory=Counter)  # per sensor, acknowledged by the broker
+    dropped: int = 0  # buffer overflow while an athlete waited for a worker (oldest first)
+    resent: int = 0  # re-queued after the connection dropped before the PUBACK
+    failed: int = 0  # refused by the broker (e.g. ACL); dropped
+    offers: int = 0
+    claims: int = 0
+    handovers: int = 0  # claims cleared because the claiming worker went offline
+    unsent: int = 0  # still buffered when the gateway stopped (athletes nobody claimed)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received": sum(self.received.values()),
+            "published": sum(self.published.values()),
+            "dropped": self.dropped,
+            "resent": self.resent,
+            "failed": self.failed,
+            "offers": self.offers,
+            "claims": self.claims,
+            "handovers": self.handovers,
+            "unsent": self.unsent,
+        }
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    data = message.payload
+    return bytes(data) if isinstance(data, bytes | bytearray) else b""
+
+
+class Gateway:
+    """Publishes ``source``'s packets for ``sensors`` (grouped by athlete) and runs the offer/claim side.
+
+    ``await gateway.run(stop)`` until ``stop`` is set, or until a finite source ended and everything it
+    produced was published. ``stats`` and ``claims()`` show progress."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        source: PacketSource,
+        sensors: Sequence[SensorRef],
+        *,
+        timing: GatewayTiming | None = None,
+        qos: int = RAW_QOS,
+        identifier: str | None = None,
+    ) -> None:
+        self.prefix = broker.topic_prefix
+        self.source = source
+        self.timing = timing or GatewayTiming()
+        self.qos = qos
+        self.conn = MqttConnection(broker, "gateway", on_connect=self._on_connect, identifier=identifier)
+        self.gateway_id = self.conn.identifier
+        self.stats = GatewayStats()
+        self._athletes: dict[str, AthleteState] = {}
+        for ref in sensors:
+            topics.check_id(ref.athlete, "athlete id")
+            topics.check_id(ref.sensor_id, "sensor id")
+            st = self._athletes.get(ref.athlete)
+            if st is None:
+                st = AthleteState(ref.athlete, (), deque())
+                self._athletes[ref.athlete] = st
+            st.sensors += (ref,)
+        self._topic = {s.sensor_id: topics.raw_topic(self.prefix, s.athlete, s.sensor_id) for s in sensors}
+        self._athlete_of = {s.sensor_id: self._athletes[s.athlete] for s in sensors}
+        self._queue = PacketQueue()
+        self._workers: dict[str, bytes] = {}  # last status per worker id
+        self._sync = topics.sync_topic(self.prefix, self.gateway_id)
+        self._sync_token = ""
+        self._synced = False
+        self._wake = asyncio.Event()  # packets, a claim or a reconnect: the publisher has work
+        self._progress = asyncio.Event()  # something was published or claimed (stop/drain waits)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self.timing.max_inflight)
+        self._source_done = asyncio.Event()
+
+    def claims(self) -> dict[str, str | None]:
+        """athlete -> the worker holding it (None: waiting for one)."""
+        return {a: st.worker for a, st in self._athletes.items()}
+
+    def buffered(self) -> int:
+        return len(self._queue) + sum(len(st.buffer) + len(st.retry) for st in self._athletes.values())
+
+    # ---- connection: state is rebuilt from the broker's retained messages after every (re)connect ----
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        self._synced = False
+        self._workers.clear()
+        for st in self._athletes.values():
+            st.worker = None
+            st.offered_s = None
+        self._sync_token = uuid.uuid4().hex
+        client.pending_calls_threshold = self.timing.max_inflight + 16  # many in flight is the plan here
+        await client.subscribe(topics.workers_status_filter(self.prefix), qos=1)
+        await client.subscribe(topics.claims_filter(self.prefix), qos=1)
+        await client.subscribe(self._sync, qos=1)
+        # The broker sends retained messages before it routes this echo back: once it arrives, every
+        # existing claim and worker status is known and only unclaimed athletes are offered.
+        await client.publish(self._sync, self._sync_token, qos=1)
+        self._wake.set()
+
+    async def _offer(self, st: AthleteState) -> None:
+        st.offered_s = time.monotonic()
+        offer = Offer(st.athlete, st.sensors, self.gateway_id, time.time())
+        try:
+            await self.conn.publish(topics.announce_topic(self.prefix, st.athlete), offer.encode(), qos=1)
+        except (BrokerUnavailableError, aiomqtt.MqttError) as exc:  # offered again on time-out/reconnect
+            log.warning("athlete %s: the offer was not published (%s)", st.athlete, exc)
+            return
+        self.stats.offers += 1
+        log.debug("offered %s", st.athlete)
+
+    async def _clear_claim(self, st: AthleteState, why: str) -> None:
+        log.info("athlete %s: clearing the claim of %s (%s); offering it again", st.athlete, st.worker, why)
+        st.worker = None
+        with contextlib.suppress(BrokerUnavailableError, aiomqtt.MqttError):  # a reconnect re-reads claims
+            await self.conn.publish(topics.claim_topic(self.prefix, st.athlete), b"", qos=1, retain=True)
+        await self._offer(st)
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        topic, data = str(message.topic), _payload(message)
+        worker = topics.parse_level(self.prefix, "workers", topic)
+        if worker is not None:
+            self._workers[worker] = data
+            if data == WORKER_OFFLINE:
+                for st in self._athletes.values():
+                    if st.worker == worker:
+                        self.stats.handovers += 1
+                        await self._clear_claim(st, "its worker went offline")
+            return
+        athlete = topics.parse_level(self.prefix, "claims", topic)
+        if athlete is not None:
+            claimed = self._athletes.get(athlete)
+            if claimed is not None:
+                await self._on_claim(claimed, data)
+            return
+        if topic == self._sync and data.decode(errors="replace") == self._sync_token:
+            self._synced = True
+            unclaimed = [st for st in self._athletes.values() if st.worker is None]
+            for st in unclaimed:  # offered as of now: the time-out check must not offer them twice
+                st.offered_s = time.monotonic()
+            for st in unclaimed:
+                await self._offer(st)
+
+    async def _on_claim(self, st: AthleteState, data: bytes) -> None:
+        try:
+            claim = Claim.decode(data)
+        except ProtocolError as exc:
+            log.warning("athlete %s: unreadable claim (%s)", st.athlete, exc)
+            claim = None
+        if claim is None:
+            st.worker = None
+            waited_s = None if st.offered_s is None else time.monotonic() - st.offered_s
+            if self._synced and (waited_s is None or waited_s >= self.timing.offer_timeout_s):
+                await self._offer(st)
+            return
+        if self._workers.get(claim.worker) == WORKER_OFFLINE:
+            st.worker = claim.worker
+            await self._clear_claim(st, "its worker is offline")
+            return
+        if st.worker != claim.worker:
+            log.info("athlete %s claimed by %s", st.athlete, claim.worker)
+            self.stats.claims += 1
+        st.worker = claim.worker
+        st.offered_s = None
+        self._wake.set()
+        self._progress.set()
+
+    async def _follow(self) -> None:
+        async for message in self.conn.messages():
+            await self._on_message(message)
+
+    async def _reoffer(self) -> None:
+        while True:
+            await asyncio.sleep(self.timing.tick_s)
+            if not (self._synced and self.conn.connected):
+                continue
+            now_s = time.monotonic()
+            for st in self._athletes.values():
+                waited_s = None if st.offered_s is None else now_s - st.offered_s
+                if st.worker is None and (waited_s is None or waited_s >= self.timing.offer_timeout_s):
+                    await self._offer(st)
+
+    # ---- packets -------------------------------------------------------------------------------------
+    async def _run_source(self) -> None:
+        try:
+            await self.source.run(self._queue)
+        finally:
+            self._source_done.set()
+            self._wake.set()
+
+    def _route(self, packets: list[RawPacket]) -> None:
+        for packet in packets:
+            st = self._athlete_of.get(packet.sensor_id)
+            if st is None:
+                continue  # not one of the gateway's sensors (the source only yields configured ones)
+            self.stats.received[packet.sensor_id] += 1
+            if len(st.buffer) >= self.timing.buffer_packets:
+                st.buffer.popleft()
+                self.stats.dropped += 1
+            st.buffer.append(packet)
+
+    async def _wait_for_work(self) -> None:
+        if len(self._queue):
+            return
+        waiters = {asyncio.ensure_future(self._queue.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        self._wake.clear()
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wait_for_work()
+            self._route(self._queue.drain())
+            self._progress.set()
+            for st in self._athletes.values():
+                if st.retry:
+                    merged = sorted([*st.retry, *st.buffer], key=lambda p: p.t_host_s)
+                    self.stats.resent += len(st.retry)
+                    st.retry.clear()
+                    st.buffer.clear()
+                    st.buffer.extend(merged)
+                while st.buffer and st.worker is not None and self.conn.connected:
+                    await self._slots.acquire()
+                    packet = st.buffer.popleft()
+                    task = asyncio.create_task(self._publish(st, packet))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+
+    async def _publish(self, st: AthleteState, packet: RawPacket) -> None:
+        try:
+            data = topics.encode_raw(packet.t_host_s, packet.payload)
+            await self.conn.publish(self._topic[packet.sensor_id], data, qos=self.qos)
+            self.stats.published[packet.sensor_id] += 1
+        except BrokerUnavailableError:
+            st.retry.append(packet)
+            self._wake.set()
+        except aiomqtt.MqttError as exc:
+            self.stats.failed += 1
+            if self.stats.failed == 1 or self.stats.failed % 1000 == 0:
+                log.warning("the broker refused raw packet %d of %s: %s", self.stats.failed, st.athlete, exc)
+        finally:
+            self._slots.release()
+            self._progress.set()
+
+    def _all_sent(self, claimed_only: bool) -> bool:
+        if len(self._queue) or self._inflight:
+            return False
+        return all(
+            not (st.buffer or st.retry) for st in self._athletes.values() if st.worker or not claimed_only
+        )
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def _drained(self) -> None:
+        await self._source_done.wait()
+        await self._until(lambda: self._all_sent(claimed_only=False))
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop if stop is not None else asyncio.Event()
+        async with self.conn, asyncio.TaskGroup() as tg:
+            source = tg.create_task(self._run_source(), name="gateway-source")
+            helpers = [
+                tg.create_task(self._follow(), name="gateway-claims"),
+                tg.create_task(self._reoffer(), name="gateway-offers"),
+                tg.create_task(self._publish_loop(), name="gateway-publish"),
+            ]
+            ends = {tg.create_task(stop.wait()), tg.create_task(self._drained())}
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            # Ordered stop: no new packets; what claimed athletes received is still published.
+            source.cancel()
+            await asyncio.wait({source})
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timing.stop_timeout_s):
+                    await self._until(lambda: self._all_sent(claimed_only=True))
+            for task in (*helpers, *ends, *self._inflight):
+                task.cancel()
+        self.stats.unsent = self.buffered()
+        if self.stats.unsent:
+            log.warning("gateway stopped with %d packets unsent (no worker took them)", self.stats.unsent)

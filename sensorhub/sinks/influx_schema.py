@@ -1,0 +1,240 @@
+"""What the InfluxDB sink writes: the measurement/tag/field table ``SCHEMA`` and the conversions of bus
+messages (knee angles, events, cues, /health sensor status) into line protocol.
+
+Timestamps are the DATA time (``t_s``, epoch seconds) in nanoseconds, except ``sensor_status`` (the host
+clock of the report). Field types are fixed by the schema (InfluxDB keeps one type per field forever);
+a missing or non-finite value leaves its field out of the point, never a NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from influxdb_client import Point, WritePrecision
+
+from sensorhub.conventions import CUT_KEYS, LANDING_KEYS, REP_KEYS, REP_TIME_KEYS
+from sensorhub.model import Event, KneeAngles
+
+# --------------------------------------------------------------------------------------------------
+# Schema: the one table of what is written (README, Grafana test)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    name: str
+    tags: tuple[str, ...]
+    fields: Mapping[str, str]  # field -> line-protocol type: float | int | bool | str
+    time: str  # what the point's timestamp is
+    what: str
+
+
+DATA_TAGS = ("athlete", "leg", "drill", "session")
+_CONTROL = {"control_score": "float"}
+
+
+def _floats(*names: str) -> dict[str, str]:
+    return {n: "float" for n in names}
+
+
+SCHEMA: Mapping[str, Measurement] = {
+    m.name: m
+    for m in (
+        Measurement(
+            "knee_angles",
+            DATA_TAGS,
+            {**_floats("flexion_deg", "valgus_deg", "rotation_deg"), "quality": "int"},
+            "sample time (data), decimated to angles_rate_hz per leg",
+            "knee angles of one leg (Grood & Suntay, degrees); quality = sensorhub.kinematics flags",
+        ),
+        Measurement(
+            "landing",
+            DATA_TAGS,
+            {**_floats(*LANDING_KEYS), **_CONTROL},
+            "initial contact",
+            "one point per landing: its metrics and control_score (0-100)",
+        ),
+        Measurement(
+            "cut",
+            DATA_TAGS,
+            {**_floats(*CUT_KEYS), **_CONTROL},
+            "foot plant",
+            "one point per cut: its metrics and control_score",
+        ),
+        Measurement(
+            "rep",
+            DATA_TAGS,
+            {**_floats(*REP_KEYS, *REP_TIME_KEYS), **_CONTROL},
+            "start of descent",
+            "one point per rep (squat, step-down, lunge): metrics, bottom and end times (epoch s)",
+        ),
+        Measurement(
+            "cue",
+            (*DATA_TAGS, "rule"),
+            {"phrase": "str", "priority": "int", "value": "float", "latency_s": "float"},
+            "data time of the observation that triggered it",
+            "one point per cue spoken; value = the rule's first metric; latency_s = packet -> cue",
+        ),
+        Measurement(
+            "sensor_status",
+            ("athlete", "leg", "segment", "sensor"),
+            {
+                "state": "str",
+                "connected": "bool",
+                "battery_pct": "float",
+                "rate_hz": "float",
+                "packets": "int",
+                "samples": "int",
+                "lost": "int",
+                "loss_pct": "float",
+                "malformed": "int",
+                "clipped": "int",
+                "clock_drift_ppm": "float",
+                "latency_p50_ms": "float",
+                "latency_p99_ms": "float",
+            },
+            "host wall clock of the report (every status_interval_s)",
+            "per-sensor link and data health, as on /health (counters are totals since start)",
+        ),
+    )
+}
+
+
+def schema_table() -> str:
+    """The schema as a Markdown table (README)."""
+    rows = ["| measurement | tags | fields | timestamp |", "|---|---|---|---|"]
+    for m in SCHEMA.values():
+        fields = ", ".join(f"`{f}` ({t})" for f, t in m.fields.items())
+        rows.append(f"| `{m.name}` | {', '.join(m.tags)} | {fields} | {m.time} |")
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Messages -> line protocol
+
+
+def _ns(t_s: float) -> int:
+    return round(t_s * 1e9)
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """A field value of the schema's type, or None when missing/NaN (then the field is left out: a field
+    keeps one type forever in InfluxDB, so ints stay ints even when Python hands a float)."""
+    if value is None:
+        return None
+    if kind == "str":
+        return str(value).replace("\n", " ")  # one point per line: the spool splits on newlines
+    if kind == "bool":
+        return bool(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    return round(number) if kind == "int" else number
+
+
+def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], t_ns: int) -> str | None:
+    """One line of line protocol with the schema's tags and typed fields; None when no field is set."""
+    m = SCHEMA[measurement]
+    p = Point(measurement)
+    for tag in m.tags:
+        value = tags.get(tag, "")
+        if value:
+            p.tag(tag, value)
+    n = 0
+    for name, kind in m.fields.items():
+        value = _typed(kind, fields.get(name))
+        if value is not None:
+            p.field(name, value)
+            n += 1
+    if n == 0:
+        return None
+    p.time(t_ns, WritePrecision.NS)
+    return str(p.to_line_protocol())
+
+
+TagSource = Callable[[str], Mapping[str, str]]  # athlete -> {"drill": ..., "session": ...}
+
+
+def leg_tags(leg_id: str, extra: TagSource | None) -> dict[str, str]:
+    athlete, _, side = leg_id.rpartition("/")
+    tags = {"athlete": athlete or leg_id, "leg": side if athlete else ""}
+    if extra is not None:
+        tags.update(extra(tags["athlete"]))
+    return tags
+
+
+class AngleDecimator:
+    """Keeps the first sample of each 1/rate slot of the data clock per leg (deterministic, no drift)."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self.rate_hz = rate_hz
+        self._last_slot: dict[str, float] = {}
+
+    def pick(self, leg_id: str, t_s: np.ndarray) -> np.ndarray:
+        if self.rate_hz <= 0.0 or t_s.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        slots = np.floor(t_s * self.rate_hz)
+        prev = np.concatenate(([self._last_slot.get(leg_id, -math.inf)], slots[:-1]))
+        keep = np.flatnonzero((slots > prev) & np.isfinite(t_s))
+        if keep.size:
+            self._last_slot[leg_id] = float(slots[keep[-1]])
+        return keep
+
+
+def angle_lines(angles: KneeAngles, keep: np.ndarray, tags: Mapping[str, str]) -> list[str]:
+    out = []
+    for i in keep:
+        line = point_line(
+            "knee_angles",
+            tags,
+            {
+                "flexion_deg": math.degrees(angles.flexion_rad[i]),
+                "valgus_deg": math.degrees(angles.valgus_rad[i]),
+                "rotation_deg": math.degrees(angles.rotation_rad[i]),
+                "quality": int(angles.quality[i]),
+            },
+            _ns(float(angles.t_s[i])),
+        )
+        if line is not None:
+            out.append(line)
+    return out
+
+
+def event_line(event: Event, tags: Mapping[str, str]) -> str | None:
+    if event.type not in SCHEMA:
+        return None
+    fields: dict[str, Any] = {**event.metrics, "control_score": event.control_score}
+    return point_line(event.type, tags, fields, _ns(event.t_s))
+
+
+def cue_line(payload: Any, extra: TagSource | None) -> str | None:
+    raw = asdict(payload) if hasattr(payload, "__dataclass_fields__") else dict(payload)
+    leg_id = str(raw.get("leg_id", raw.get("leg", "")))
+    tags = leg_tags(leg_id, extra)
+    tags["rule"] = str(raw.get("rule", ""))
+    t_s = raw.get("t_s")
+    if not isinstance(t_s, int | float):
+        return None
+    return point_line("cue", tags, raw, _ns(float(t_s)))
+
+
+def status_lines(report: Mapping[str, Any], now_s: float) -> list[str]:
+    out = []
+    for sensor_id, st in dict(report.get("sensors", {})).items():
+        latency = st.get("latency_ms") or {}
+        fields = {**st, "latency_p50_ms": latency.get("p50_ms"), "latency_p99_ms": latency.get("p99_ms")}
+        tags = {
+            "athlete": str(st.get("athlete", "")),
+            "leg": str(st.get("side", "")),
+            "segment": str(st.get("segment", "")),
+            "sensor": str(sensor_id),
+        }
+        line = point_line("sensor_status", tags, fields, _ns(now_s))
+        if line is not None:
+            out.append(line)
+    return out
