@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import time
 
 import websockets
@@ -29,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-s", type=float, default=20.0, help="measurement window per phase")
     # Past every leg's calibration (about 10 s in), whose one-off burst would otherwise land in a window.
     parser.add_argument("--warmup-s", type=float, default=15.0)
+    parser.add_argument(
+        "--clients-nice",
+        type=int,
+        default=0,
+        help="run the clients at this nice level: browsers are other devices in use, here they share "
+        "the service's CPUs (e.g. 19 to see the service's own behaviour on a small machine)",
+    )
 
 
 async def _client(url: str, frames: list[int], i: int, stop: asyncio.Event) -> None:
@@ -58,7 +66,11 @@ async def _clients(urls: list[str], settle_s: float, window_s: float, out: mp.Qu
     return counted
 
 
-def _client_process(urls: list[str], settle_s: float, window_s: float, out: mp.Queue[list[int]]) -> None:
+def _client_process(
+    urls: list[str], settle_s: float, window_s: float, out: mp.Queue[list[int]], nice: int
+) -> None:
+    if nice:
+        os.nice(nice)
     out.put(asyncio.run(_clients(urls, settle_s, window_s, out)))
 
 
@@ -66,7 +78,9 @@ def _is_athlete_view(i: int) -> bool:
     return i % 10 == 9
 
 
-def _load(handle: ServiceHandle, n_clients: int, window_s: float) -> tuple[list[int], dict[str, float]]:
+def _load(
+    handle: ServiceHandle, n_clients: int, window_s: float, nice: int = 0
+) -> tuple[list[int], dict[str, float]]:
     """Clients live in another process, as real browsers would: their decoding must not share our GIL."""
     base = handle.base_url.replace("http", "ws", 1) + WS_PATH
     athletes = list(handle.sessions.athletes)
@@ -77,7 +91,7 @@ def _load(handle: ServiceHandle, n_clients: int, window_s: float) -> tuple[list[
     settle_s = 2.0
     ctx = mp.get_context("spawn")
     out: mp.Queue[list[int]] = ctx.Queue()
-    proc = ctx.Process(target=_client_process, args=(urls, settle_s, window_s, out))
+    proc = ctx.Process(target=_client_process, args=(urls, settle_s, window_s, out, nice))
     proc.start()
     out.get(timeout=60.0)
     handle.runner.stats.packet_to_angle = LatencyRecorder()
@@ -99,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         handle.runner.stats.packet_to_angle = LatencyRecorder()
         time.sleep(args.window_s)
         idle = handle.runner.stats.packet_to_angle.percentiles_ms(QS)
-        frames, loaded = _load(handle, args.clients, args.window_s)
+        frames, loaded = _load(handle, args.clients, args.window_s, args.clients_nice)
         drops = handle.hub.dropped_frames()
     print(f"{args.athletes} athletes, packet -> angle over {args.window_s:g} s windows")
     print(f"  0 clients:  {_fmt(idle)}")

@@ -8,11 +8,10 @@ Topics are plain strings: ``angles``, ``events``, ``cues``, ``status``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +76,6 @@ class Subscription:
         self._bus.unsubscribe(self)
 
 
-class Publisher(Protocol):
-    """What producers (the live runner, the cue stage) publish through: the bus itself, or a bridge
-    that hands a batch of messages to the bus on another thread's loop at ``flush``."""
-
-    def publish(self, topic: str, key: str, payload: Any) -> None: ...
-
-    def flush(self) -> None: ...
-
-
 class Bus:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
@@ -107,35 +97,6 @@ class Bus:
             if topic in sub.topics:
                 sub.offer(message)
 
-    def flush(self) -> None:
-        """Nothing to do: ``publish`` delivers at once (see ``BusBridge``)."""
-
     def close(self) -> None:
         for sub in list(self._subs):
             sub.close()
-
-
-class BusBridge:
-    """A ``Publisher`` for another thread (the ingestion loop): messages published there are delivered,
-    in order, to ``bus`` on ``loop`` (the service loop) in one thread-safe hand-over per ``flush``."""
-
-    def __init__(self, bus: Bus, loop: asyncio.AbstractEventLoop) -> None:
-        self.bus = bus
-        self._loop = loop
-        self._pending: list[tuple[str, str, Any]] = []
-        self.handovers = 0
-
-    def publish(self, topic: str, key: str, payload: Any) -> None:
-        self._pending.append((topic, key, payload))
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        self.handovers += 1
-        with contextlib.suppress(RuntimeError):  # the service loop has closed: nobody is listening
-            self._loop.call_soon_threadsafe(self._deliver, batch)
-
-    def _deliver(self, batch: list[tuple[str, str, Any]]) -> None:
-        for topic, key, payload in batch:
-            self.bus.publish(topic, key, payload)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from sensorhub.cues import DEFAULT_RULES, Clip, Cue, CueAudio, CueEngine, parse_rules, play
 from sensorhub.errors import SinkError
-from sensorhub.runtime.bus import Publisher
+from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
 
 # When a leg's calibration completes, the buffered seconds come out in one burst: events found in
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class CueStage:
     def __init__(
         self,
-        bus: Publisher,
+        bus: Bus,
         engine: CueEngine | None = None,
         clock: Callable[[], float] = time.time,
         play_on_host: Callable[[Cue], None] | None = None,

@@ -365,8 +365,7 @@ def reset_latency_after_warmup(source: SimulatorSource) -> Stage:
     the stream runs in real time, so /health and the figures report live latency only."""
 
     async def reset(handle: ServiceHandle) -> None:
-        while not source.live.is_set():  # set on the ingestion loop: polled from this one
-            await asyncio.sleep(0.05)
+        await source.live.wait()
         while len(handle.runner.queue):  # the catch-up backlog is still being processed
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)

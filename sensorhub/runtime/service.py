@@ -25,9 +25,9 @@ from sensorhub.config import Config, data_dir, history_path
 from sensorhub.cues import CueAudio, CueEngine
 from sensorhub.errors import SensorhubError
 from sensorhub.model import SensorRef
-from sensorhub.runtime.bus import Bus, BusBridge
+from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage, HostPlayer
-from sensorhub.runtime.live import IngestThread, LiveRunner
+from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path, recording_meta
 from sensorhub.sinks.recorder import BackgroundRecorder, RecordingWriter
 from sensorhub.sinks.store import HistoryStore
@@ -69,8 +69,6 @@ class ServiceHandle:
     port: int = 0
     started_s: float = field(default_factory=time.time)
     loop: asyncio.AbstractEventLoop | None = None
-    # The runner's own loop and thread; cue settings go through ``ingest.call`` (set by serve()).
-    ingest: IngestThread | None = None
     # Counters of sink stages (name -> stats()), shown in /health under "sinks".
     sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
@@ -105,27 +103,24 @@ def cue_control_stage() -> Stage:
         cues = handle.runner.cues
         if cues is None:
             return
-        # The cue stage lives on the ingestion loop: every setting is a call over there.
-        call = handle.ingest.call if handle.ingest is not None else (lambda fn, *args: fn(*args))
-
         def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
             if kind == "state" and fields.get("drill"):
-                call(cues.set_drill, athlete, str(fields["drill"]))
+                cues.set_drill(athlete, str(fields["drill"]))
 
         handle.sessions.add_listener(follow_drill)
         for athlete, values in handle.sessions.all_thresholds().items():
-            call(cues.set_thresholds, athlete, values)
+            cues.set_thresholds(athlete, values)
         for athlete, rules in handle.sessions.all_rules().items():
-            call(cues.engine.set_rules, athlete, rules)  # a rehab plan's phase brings its own rules
+            cues.engine.set_rules(athlete, rules)  # a rehab plan's phase brings its own rules
         sub = handle.bus.subscribe(["thresholds", "mute", "plan"], maxsize=1000)
         try:
             async for message in sub:
                 if message.topic == "mute":
-                    call(cues.mute, message.key, bool(message.payload["muted"]))
+                    cues.mute(message.key, bool(message.payload["muted"]))
                 elif message.topic == "plan":
-                    call(cues.engine.set_rules, message.key, message.payload["rules"])
+                    cues.engine.set_rules(message.key, message.payload["rules"])
                 else:
-                    call(cues.set_thresholds, message.key, dict(message.payload["values"]))
+                    cues.set_thresholds(message.key, dict(message.payload["values"]))
         finally:
             sub.close()
 
@@ -172,8 +167,6 @@ async def serve(
     port = port if port is not None else config.service.port
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
-    # The source, pipeline and cue stage run on their own loop (IngestThread) and publish through this.
-    bridge = BusBridge(bus, asyncio.get_running_loop())
     pipeline = MeasuredPipeline(sensor_refs)
     cue_stage = None
     audio = CueAudio()
@@ -183,7 +176,7 @@ async def serve(
         phrases = sorted({*config.cues.phrases, *await asyncio.to_thread(program_phrases)})
         await asyncio.to_thread(audio.render_all, phrases)
         player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
-        cue_stage = CueStage(bridge, CueEngine(config.cues), play_on_host=player)
+        cue_stage = CueStage(bus, CueEngine(config.cues), play_on_host=player)
     recorder = None
     if config.sinks.recorder.enabled:
         # Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where.
@@ -194,8 +187,7 @@ async def serve(
                 recording_meta(sensor_refs, {}, {"source": "sensorhub service"}),
             )
         )
-    runner = LiveRunner(source, pipeline, bridge, recorder=recorder, cues=cue_stage)
-    ingest = IngestThread(runner)
+    runner = LiveRunner(source, pipeline, bus, recorder=recorder, cues=cue_stage)
     store: HistoryStore | None = None
     path = store_path if store_path is not None else history_path(config)
     store = await asyncio.to_thread(HistoryStore(path).open)
@@ -235,7 +227,6 @@ async def serve(
         store,
         host,
         loop=asyncio.get_running_loop(),
-        ingest=ingest,
     )
     app = create_app(WebContext(hub, sessions, health, policy, store, audio))
     server = _Server(
@@ -268,8 +259,7 @@ async def serve(
                 sockets = server.servers[0].sockets if server.servers else []
                 if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
                     handle.port = int(sockets[0].getsockname()[1])
-            await ingest.start()
-            runner_task = tg.create_task(ingest.wait(), name="live")
+            runner_task = tg.create_task(runner.run(), name="live")
             extra = [
                 tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
             ]
@@ -286,11 +276,9 @@ async def serve(
             server.should_exit = True
             await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
             server.force_exit = True
-            # 2: source and pipeline - the runner processes what was received, then flushes its tail
-            # (its last results reach the bus consumers still running here).
-            ingest.stop()
+            # 2: source and pipeline - the runner processes what was received, then flushes its tail.
+            runner_task.cancel()
             await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
-            await asyncio.sleep(0)  # the bridge's last hand-over
             # 3: bus consumers and extra stages.
             for task in (*extra, *consumers, stop_task):
                 task.cancel()
