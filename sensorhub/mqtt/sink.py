@@ -28,6 +28,7 @@ import aiomqtt
 import numpy as np
 
 from sensorhub.config import Config
+from sensorhub.kinematics import concat_angles
 from sensorhub.model import KneeAngles
 from sensorhub.mqtt import payloads, topics
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
@@ -180,14 +181,7 @@ class AngleDecimator:
     @staticmethod
     def _take(leg_id: str, leg: _LegAngles) -> KneeAngles:
         parts, leg.parts = leg.parts, []
-        return KneeAngles(
-            leg_id,
-            np.concatenate([p.t_s for p in parts]),
-            np.concatenate([p.flexion_rad for p in parts]),
-            np.concatenate([p.valgus_rad for p in parts]),
-            np.concatenate([p.rotation_rad for p in parts]),
-            np.concatenate([p.quality for p in parts]),
-        )
+        return concat_angles(parts, leg_id)
 
 
 class MqttSink:
