@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sensorhub import __version__
 from sensorhub.config import history_path, load_config
-from sensorhub.errors import NotYetAvailableError, SensorhubError
+from sensorhub.errors import SensorhubError
 
 log = logging.getLogger("sensorhub")
 
@@ -104,10 +104,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return plan_main(
         args.athlete, args.program, args.phase, args.pain_threshold, args.side, args.db, args.config
     )
-
-
-def _not_yet(feature: str, issue: str) -> None:
-    raise NotYetAvailableError(f"`sensorhub {feature}` is not available in this release yet ({issue}).")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -250,8 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", type=int, default=None, help="phase index, 0 = the first")
     p.add_argument("--pain-threshold", type=int, default=None, help="0-10; above it load is reduced")
     p.add_argument("--side", choices=("left", "right", "both"), default=None, help="involved side")
-    p.add_argument("--db", type=Path, default=None, help="history database (default: the service's)")
-    _add_config(p)
+    _add_history(p)
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")

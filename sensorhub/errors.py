@@ -33,7 +33,3 @@ class SourceError(SensorhubError):
 
 class SinkError(SensorhubError):
     """A sink (MQTT, InfluxDB, store) failed in a way the caller must handle."""
-
-
-class NotYetAvailableError(SensorhubError):
-    """A command or feature that a later release fills in."""

@@ -25,6 +25,11 @@ class Side(StrEnum):
     RIGHT = "right"
 
 
+def leg_side(leg_id: str) -> str:
+    """``athlete/right`` -> ``right`` (a leg id is ``SensorRef.leg_id``: the side is its last part)."""
+    return leg_id.rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True, slots=True)
 class SensorRef:
     """Where a sensor sits: athlete, leg side and segment. ``sensor_id`` is the configured name."""
@@ -132,8 +137,9 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class LegCalibration:
-    """A leg's completed calibration: when (data time of its last sample used) and its quality figures
-    (the calibration report: standing and motion seconds, bends, residuals, axis spread...)."""
+    """A leg's completed calibration: when (data time: the last sample of the step in which it completed,
+    or offline the last sample it used) and its quality figures (the calibration report: standing and
+    motion seconds, bends, residuals, axis spread...)."""
 
     leg_id: str
     t_s: float

@@ -151,6 +151,9 @@ def test_batteries_are_stored_and_read_back(batteries: tuple[Path, BatteryResult
         store.flush()
         assert stored_batteries(store, ATHLETE) == [first, second]
         assert stored_batteries(store, ATHLETE, since_s=T0 + 86400.0) == [second]
+        # computing a session's battery again replaces it: the report never compares a session with itself
+        record_battery(store, second)
+        assert stored_batteries(store, ATHLETE) == [first, second]
 
 
 def test_battery_command_stores_and_compares(

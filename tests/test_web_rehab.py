@@ -267,6 +267,11 @@ def test_finish_session_recommends_with_reasons_and_the_decision_moves_the_phase
             "POST",
             {"recommendation_id": second["id"], "decision": "advance", "note": "coach's judgement"},
         )
+        # The first, older recommendation was decided already: deciding it again moves nothing.
+        status, _ = coach.call(
+            "/api/athletes/ana/decision", "POST", {"recommendation_id": rec["id"], "decision": "advance"}
+        )
+        assert status == 409
         history = coach.ok("/api/athletes/ana/history")["rehab"]
     assert [(r["action"], r["decision"]["decision"]) for r in history["recommendations"]] == [
         ("step_back", "step_back"),

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sensorhub.model import Event
+from sensorhub.model import Event, leg_side
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +25,17 @@ class SymmetryEntry:
     lsi_pct: float
 
 
-def _side(leg_id: str) -> str:
-    return leg_id.rsplit("/", 1)[-1]
+def lsi_pct(left_mean: float, right_mean: float) -> float:
+    """Limb symmetry index, %: 100 * min(|L|, |R|) / max(|L|, |R|) (100 when both are 0), 0.1 % steps."""
+    hi = max(abs(left_mean), abs(right_mean))
+    return 100.0 if hi == 0.0 else round(100.0 * min(abs(left_mean), abs(right_mean)) / hi, 1)
 
 
 def limb_symmetry(events: Iterable[Event]) -> list[SymmetryEntry]:
     """One entry per (event type, metric) that both legs have finite values for."""
     values: dict[tuple[str, str, str], list[float]] = {}
     for ev in events:
-        side = _side(ev.leg_id)
+        side = leg_side(ev.leg_id)
         if side not in ("left", "right"):
             continue
         for name, v in {**ev.metrics, "control_score": ev.control_score}.items():
@@ -45,7 +47,5 @@ def limb_symmetry(events: Iterable[Event]) -> list[SymmetryEntry]:
             continue
         right = values[(etype, name, "right")]
         lm, rm = sum(left) / len(left), sum(right) / len(right)
-        hi = max(abs(lm), abs(rm))
-        lsi = 100.0 if hi == 0.0 else 100.0 * min(abs(lm), abs(rm)) / hi
-        out.append(SymmetryEntry(etype, name, lm, rm, len(left), len(right), round(lsi, 1)))
+        out.append(SymmetryEntry(etype, name, lm, rm, len(left), len(right), lsi_pct(lm, rm)))
     return out

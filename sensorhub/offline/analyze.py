@@ -227,8 +227,9 @@ def store_analysis(history: Path, athlete: str, inputs: list[tuple[AnalyzeInput,
                                      cal.report.as_dict(), session_id)
             for ev in events:
                 metrics = {k: v for k, v in ev.items() if k not in ("type", "t_s", "control_score")}
+                score = ev.get("control_score")  # null in events.json when it could not be computed
                 store.record_event(athlete, set_id, leg_id, ev["type"], float(ev["t_s"]), metrics,
-                                   float(ev.get("control_score") or float("nan")))
+                                   float("nan") if score is None else float(score))
                 reps += ev["type"] == "rep"
         store.end_set(set_id, now_s, reps)
         store.end_session(session_id, now_s)

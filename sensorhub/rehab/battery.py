@@ -27,8 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sensorhub.analysis.symmetry import lsi_pct
 from sensorhub.conventions import GRAVITY_M_S2
 from sensorhub.errors import InputError
+from sensorhub.model import leg_side
 from sensorhub.sinks.store import HistoryStore, StoredEvent
 
 HOP_DISTANCE_PROXY = "hop_distance_proxy_m"
@@ -81,7 +83,6 @@ BATTERY: tuple[BatteryTest, ...] = (
         ),
     ),
 )
-BATTERY_DRILLS = frozenset(d for t in BATTERY for d in t.drills)
 
 # +1: higher is better, -1: lower is better; metrics absent here have no better direction (reported, not
 # judged). Ground contact time of a drop jump: shorter is the more reactive rebound.
@@ -159,10 +160,6 @@ class BatteryResult:
         return json.dumps(self.to_json(), allow_nan=False)
 
 
-def _side(leg_id: str) -> str:
-    return leg_id.rsplit("/", 1)[-1]
-
-
 def _summary(values: Sequence[float]) -> MetricSummary:
     return MetricSummary(
         mean=round(statistics.fmean(values), 4),
@@ -170,11 +167,6 @@ def _summary(values: Sequence[float]) -> MetricSummary:
         median=round(statistics.median(values), 4),
         n=len(values),
     )
-
-
-def lsi_pct(left_mean: float, right_mean: float) -> float:
-    hi = max(abs(left_mean), abs(right_mean))
-    return 100.0 if hi == 0.0 else round(100.0 * min(abs(left_mean), abs(right_mean)) / hi, 1)
 
 
 def event_values(test: BatteryTest, event: StoredEvent) -> dict[str, float]:
@@ -194,7 +186,7 @@ def battery_result(
     """Results of every test that has events in ``events`` (a battery session's)."""
     by_test: dict[str, dict[str, dict[str, list[float]]]] = {}
     for e in events:
-        side = _side(e.leg_id)
+        side = leg_side(e.leg_id)
         if side not in ("left", "right"):
             continue
         for test in BATTERY:

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from sensorhub.analysis.detector import UNRELIABLE_ANGLE  # rows that are not a measurement
 from sensorhub.conventions import DEG_PER_RAD
 from sensorhub.model import Event, FloatArray, KneeAngles
 
 CURVE_POINTS = 101
 IMPACT_WINDOW_S = (-0.1, 0.4)  # landing / cut: around initial contact
-UNRELIABLE_ANGLE = 1  # sensorhub.kinematics.QUALITY_MISSING_INPUT: the row is not a measurement
 DEFAULT_KEEP_S = 10.0
 DEFAULT_MAX_GAP_S = 0.1
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sensorhub.conventions import EVENT_METRIC_KEYS, REP_TIME_KEYS
 from sensorhub.errors import SinkError
+from sensorhub.model import leg_side
 from sensorhub.sinks.store import HistoryStore, StoredEvent, StoredSession, StoredSet
 
 # In the design card's order: landing, cut, rep metrics, then the rep's bottom and end times.
@@ -43,11 +44,6 @@ ID_COLUMNS = (
 
 def local_iso(t_s: float) -> str:
     return dt.datetime.fromtimestamp(t_s).astimezone().isoformat(timespec="milliseconds")
-
-
-def leg_side(leg_id: str) -> str:
-    """``athlete/right`` -> ``right`` (the side is the last part of a leg id)."""
-    return leg_id.rsplit("/", 1)[-1]
 
 
 def _cell(value: Any) -> str:

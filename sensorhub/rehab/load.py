@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sensorhub.model import leg_side
+
 
 class EventLike(Protocol):
     @property
@@ -63,10 +65,6 @@ class Load:
         )
 
 
-def _leg_side(leg_id: str) -> str:
-    return leg_id.rsplit("/", 1)[-1]
-
-
 def _finite(metrics: Mapping[str, float], name: str) -> float:
     value = metrics.get(name)
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
@@ -77,7 +75,7 @@ def event_load(events: Iterable[EventLike], side: str | None = None) -> Load:
     reps = landings = cuts = 0
     impact_g = 0.0
     for ev in events:
-        if side is not None and _leg_side(ev.leg_id) != side:
+        if side is not None and leg_side(ev.leg_id) != side:
             continue
         if ev.type == "rep":
             reps += 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorhub.cues.rules import EVENT_METRICS, CueRule, CueRuleSet, parse_rule
+from sensorhub.cues.rules import DEFAULT_COOLDOWN_S, EVENT_METRICS, CueRule, CueRuleSet, parse_rule
 from sensorhub.errors import ConfigError
 
 DRILLS: Mapping[str, str | None] = {
@@ -62,6 +62,7 @@ CRITERIA_KEYS = frozenset(
     {"pain_free_sessions", "target_share", "min_events", "symmetry_min_pct", "symmetry_metrics"}
 )
 DEFAULT_SYMMETRY_METRICS = ("peak_flexion_deg", "flexion_excursion_deg")
+DEFAULT_MAX_WEEKLY_INCREASE_PCT = 20.0  # a program without its own limit (tendon-load guidance: 20 %)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +73,18 @@ class MetricTarget:
     min: float | None
     max: float | None
 
-    def met(self, value: float, override: float | None = None) -> bool:
-        """``override`` (an athlete's own threshold for this metric) replaces the single bound; a
-        two-sided target keeps its range."""
-        if not math.isfinite(value):
-            return False
+    def bounds(self, override: float | None = None) -> tuple[float | None, float | None]:
+        """(min, max): ``override`` (an athlete's own threshold for this metric) replaces the single
+        bound; a two-sided target keeps its range."""
         lo, hi = self.min, self.max
         if override is not None and (lo is None) != (hi is None):
             lo, hi = (override, None) if lo is not None else (None, override)
+        return lo, hi
+
+    def met(self, value: float, override: float | None = None) -> bool:
+        if not math.isfinite(value):
+            return False
+        lo, hi = self.bounds(override)
         return (lo is None or value >= lo) and (hi is None or value <= hi)
 
     def describe(self) -> str:
@@ -273,7 +278,7 @@ def _drill(value: Any, where: _Where) -> DrillPlan:
                     f"allowed: {', '.join(CUE_KINDS[event_type])}"
                 )
             full = {"name": f"{name}_{i + 1}", **rule, "drill": name}
-            cues.append(parse_rule(full, i, 3.0, f"{where.source}: {here.path}"))
+            cues.append(parse_rule(full, i, DEFAULT_COOLDOWN_S, f"{where.source}: {here.path}"))
     note = table.get("note", "")
     if not isinstance(note, str):
         raise where.key("note").error(f"expected a string, got {note!r}")
@@ -360,7 +365,7 @@ def parse_program(table: Mapping[str, Any], source: str) -> Program:
         condition=str(top.get("condition", "")),
         pain_threshold=_int(top.get("pain_threshold", 3), where.key("pain_threshold"), 0, 10),
         max_weekly_load_increase_pct=_num(
-            top.get("max_weekly_load_increase_pct", 20.0),
+            top.get("max_weekly_load_increase_pct", DEFAULT_MAX_WEEKLY_INCREASE_PCT),
             where.key("max_weekly_load_increase_pct"),
             0.0,
             1000.0,

@@ -26,7 +26,7 @@ from typing import Any
 
 from sensorhub.analysis.symmetry import limb_symmetry
 from sensorhub.errors import ConfigError
-from sensorhub.model import Event
+from sensorhub.model import Event, leg_side
 from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import Phase, Program
 from sensorhub.sinks.store import AthletePlan, HistoryStore, PainEntry, PhaseChange, StoredEvent
@@ -111,10 +111,6 @@ def _legs(involved_side: str) -> tuple[str, ...]:
     return ("left", "right") if involved_side == "both" else (involved_side,)
 
 
-def _side(leg_id: str) -> str:
-    return leg_id.rsplit("/", 1)[-1]
-
-
 def _flare_up(history: Sequence[SessionData], threshold: int) -> tuple[list[Criterion], list[SetFlag]]:
     latest = history[-1]
     flags = [
@@ -185,7 +181,7 @@ def _targets(
         events = [
             e
             for e in latest.events
-            if e.drill == d.drill and e.type == d.event_type and _side(e.leg_id) in legs
+            if e.drill == d.drill and e.type == d.event_type and leg_side(e.leg_id) in legs
         ]
         for t in d.targets:
             name = f"target:{d.drill}.{t.metric}"

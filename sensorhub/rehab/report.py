@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import ConfigError, InputError, SinkError
 from sensorhub.model import Event
-from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare
+from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
 from sensorhub.rehab.curves import CURVE_POINTS, Curve
 from sensorhub.rehab.export import leg_side, write_events_csv
-from sensorhub.rehab.program import Program, find_program
+from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
 from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
 from sensorhub.sinks.store import (
     AthletePlan,
@@ -61,7 +62,6 @@ KEY_METRICS = {
 PAIN_CONTEXT_COLORS = {"during": "#d62728", "after": "#1f77b4", "next_morning": "#9467bd"}
 SIDES = ("right", "left")
 # Without a program: flag weeks rising > 20 % (the default program's value; clinician to adjust).
-DEFAULT_MAX_WEEKLY_INCREASE_PCT = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +120,6 @@ def gather(store: HistoryStore, athlete_id: str, since_s: float | None = None) -
 
 
 def _batteries(store: HistoryStore, athlete_id: str, since_s: float | None) -> list[BatteryResult]:
-    from sensorhub.rehab.battery import stored_batteries
-
     return stored_batteries(store, athlete_id, since_s)
 
 
@@ -147,11 +145,10 @@ def _group_label(e: StoredEvent) -> str:
 
 
 # Times carried with the metrics (a rep's bottom and end): not metrics to average or compare.
-EVENT_TIMES = frozenset({"t_bottom_s", "t_end_s"})
 
 
 def _metric_values(e: StoredEvent) -> dict[str, float]:
-    values = {k: float(v) for k, v in e.metrics.items() if k not in EVENT_TIMES and math.isfinite(v)}
+    values = {k: float(v) for k, v in e.metrics.items() if k not in REP_TIME_KEYS and math.isfinite(v)}
     if e.control_score is not None and math.isfinite(e.control_score):
         values["control_score"] = float(e.control_score)
     return values
@@ -186,7 +183,8 @@ def _ctx(data: ReportData) -> _Ctx:
 
 def target_band(metric: str, drill: str | None, d: ReportData) -> Band | None:
     """A metric's target as a band: the program's for the drill (the current phase's first, else the
-    first phase that has the drill), else the coach-edited threshold or the dashboard default."""
+    first phase that has the drill; a coach-edited threshold replaces its single bound, as the
+    progression judges it), else the coach-edited threshold or the dashboard default."""
     program = d.program
     if program is not None and drill:
         current = d.plan.phase_index if d.plan is not None else 0
@@ -197,11 +195,12 @@ def target_band(metric: str, drill: str | None, d: ReportData) -> Band | None:
                     continue
                 for t in plan.targets:
                     if t.metric == metric:
+                        lo, hi = t.bounds(d.thresholds.get(metric))
                         label = " and ".join(
-                            x for x in (f">= {t.min:g}" if t.min is not None else "",
-                                        f"<= {t.max:g}" if t.max is not None else "") if x
+                            x for x in (f">= {lo:g}" if lo is not None else "",
+                                        f"<= {hi:g}" if hi is not None else "") if x
                         )
-                        return Band(t.min, t.max, f"target {label} ({program.name}, phase {i + 1})")
+                        return Band(lo, hi, f"target {label} ({program.name}, phase {i + 1})")
     target = DEFAULT_TARGETS.get(metric)
     if target is None:
         return None

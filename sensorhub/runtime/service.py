@@ -103,6 +103,7 @@ def cue_control_stage() -> Stage:
         cues = handle.runner.cues
         if cues is None:
             return
+
         def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
             if kind == "state" and fields.get("drill"):
                 cues.set_drill(athlete, str(fields["drill"]))

@@ -2,7 +2,8 @@
 
 Writes never run on the event loop: every ``record_*`` call only enqueues a statement for one writer
 thread, which commits in batches. Reads (history pages, thresholds at start-up) open their own
-connection; callers on the loop run them with ``asyncio.to_thread``. The schema version lives in
+connection, after committing whatever this store enqueued before (a store reads its own writes);
+callers on the loop run them with ``asyncio.to_thread``. The schema version lives in
 ``PRAGMA user_version`` and grows only through the ordered ``MIGRATIONS`` below.
 """
 
@@ -156,6 +157,11 @@ MIGRATIONS: tuple[str, ...] = (
     # 4: the fatigue finding of a set (within-set drift of control metrics, sensorhub.rehab.fatigue).
     """
     ALTER TABLE sets ADD COLUMN fatigue_json TEXT;
+    """,
+    # 5: one battery per session (computing it again replaces it; earlier duplicates: the latest kept).
+    """
+    DELETE FROM batteries WHERE id NOT IN (SELECT MAX(id) FROM batteries GROUP BY athlete_id, session_id);
+    CREATE UNIQUE INDEX batteries_by_session ON batteries(athlete_id, session_id);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -630,9 +636,12 @@ class HistoryStore:
     def record_battery(
         self, athlete_id: str, session_id: str, t_s: float, results: Mapping[str, Any]
     ) -> None:
-        """A reassessment battery's results (``sensorhub.rehab.battery.BatteryResult.to_json()``)."""
+        """A reassessment battery's results (``sensorhub.rehab.battery.BatteryResult.to_json()``); the
+        session's earlier battery, if any, is replaced."""
         self._enqueue(
-            "INSERT INTO batteries (athlete_id, session_id, t_s, results_json) VALUES (?, ?, ?, ?)",
+            "INSERT INTO batteries (athlete_id, session_id, t_s, results_json) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(athlete_id, session_id) DO UPDATE SET "
+            "t_s = excluded.t_s, results_json = excluded.results_json",
             (athlete_id, session_id, t_s, json.dumps(results)),
         )
 
@@ -657,6 +666,10 @@ class HistoryStore:
     # ---- reads (blocking: call through asyncio.to_thread from the loop) --------------------------
 
     def _read(self) -> sqlite3.Connection:
+        # A store reads its own writes: what was enqueued before a read is committed first (reads run
+        # off the loop, so waiting here is fine; a store opened only to read has no writer).
+        if self._thread is not None and self._thread.is_alive():
+            self.flush()
         conn = sqlite3.connect(self.path, timeout=10.0)
         conn.row_factory = sqlite3.Row
         return conn

@@ -127,7 +127,6 @@ def create_app(ctx: WebContext) -> Starlette:
         store = ctx.store
 
         def read() -> dict[str, Any]:
-            store.flush()  # include what was just entered
             doc = store.history(athlete)
             try:
                 doc["rehab"] = rehab_history(store, athlete)
@@ -179,11 +178,7 @@ def create_app(ctx: WebContext) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         write_plan(store, new, change)
 
-        def phase_history() -> Any:
-            store.flush()
-            return store.phase_history(athlete)
-
-        ctx.sessions.apply_plan(new, program, await asyncio.to_thread(phase_history))
+        ctx.sessions.apply_plan(new, program, await asyncio.to_thread(store.phase_history, athlete))
         return JSONResponse({"plan": s.plan_view})
 
     async def json_body(request: Request) -> dict[str, Any] | Response:
@@ -236,7 +231,6 @@ def create_app(ctx: WebContext) -> Starlette:
         store = ctx.store
 
         def render() -> str:
-            store.flush()
             return render_report(store, request.path_params["athlete"], request.query_params.get("since"))
 
         try:
@@ -255,7 +249,6 @@ def create_app(ctx: WebContext) -> Starlette:
         store = ctx.store
 
         def read() -> str:
-            store.flush()
             return events_csv(store, athlete)
 
         return Response(
@@ -317,7 +310,6 @@ def create_app(ctx: WebContext) -> Starlette:
         store = ctx.store
 
         def read() -> str | None:
-            store.flush()
             sessions = store.sessions(athlete)
             return sessions[-1].id if sessions else None
 

@@ -17,7 +17,13 @@ from typing import Any
 
 from sensorhub.errors import ConfigError, InputError
 from sensorhub.rehab.load import weekly_loads
-from sensorhub.rehab.program import PROGRAMS_DIR, MetricTarget, Program, find_program
+from sensorhub.rehab.program import (
+    DEFAULT_MAX_WEEKLY_INCREASE_PCT,
+    PROGRAMS_DIR,
+    MetricTarget,
+    Program,
+    find_program,
+)
 from sensorhub.rehab.progression import gather_history
 from sensorhub.sinks.store import INVOLVED_SIDES, AthletePlan, HistoryStore, PhaseChange
 from sensorhub.web.targets import Target
@@ -25,7 +31,6 @@ from sensorhub.web.targets import Target
 log = logging.getLogger(__name__)
 
 # Without a plan the weekly load is still shown, flagged at the default program's limit.
-DEFAULT_MAX_WEEKLY_INCREASE_PCT = 20.0
 HISTORY_FILE = "history.sqlite3"  # in service.data_dir, as the service names it
 
 

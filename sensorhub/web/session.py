@@ -28,7 +28,6 @@ from sensorhub.rehab.curves import AngleRing
 from sensorhub.rehab.fatigue import FatigueMonitor, FatigueStatus
 from sensorhub.rehab.program import Program
 from sensorhub.rehab.progression import (
-    Recommendation,
     apply_decision,
     recommend_for,
     record_recommendation,
@@ -458,11 +457,8 @@ class SessionManager:
             raise SessionError(f"{athlete_id} has no session to finish: record a set first")
         plan, program, store = s.plan, s.program, self.store
 
-        def recommend() -> Recommendation:
-            store.flush()  # the session's last writes are part of its history
-            return recommend_for(store, program, athlete_id)
-
-        rec = await asyncio.to_thread(recommend)
+        # The store reads its own writes: the session's last ones are part of its history.
+        rec = await asyncio.to_thread(recommend_for, store, program, athlete_id)
         rec_id = record_recommendation(store, plan, rec, now_s)
         s.recommendation = {
             "id": rec_id,
@@ -492,29 +488,27 @@ class SessionManager:
             raise SessionError("note must be text")
         if s.plan is None or s.program is None or self.store is None:
             raise SessionError(f"{athlete_id} has no rehab plan: assign a program first")
-        rec = s.recommendation
-        if rec is None or rec["id"] != recommendation_id:
+        rec = s.recommendation if s.recommendation and s.recommendation["id"] == recommendation_id else None
+        decided = "this recommendation is already decided; finish the next session first"
+        if rec is None:  # an older one (or from before a restart): only while still undecided and current
             known = await asyncio.to_thread(self.store.recommendations, athlete_id)
-            if not any(r.id == recommendation_id for r in known):
+            found = next((r for r in known if r.id == recommendation_id), None)
+            if found is None:
                 raise SessionError(f"no recommendation {recommendation_id!r} for {athlete_id}")
-        if rec is not None and rec["id"] == recommendation_id and rec["decision"] is not None:
-            raise SessionError("this recommendation is already decided; finish the next session first")
+            if found.decision is not None or found.phase_index != s.plan.phase_index:
+                raise SessionError(decided)
+        elif rec["decision"] is not None:
+            raise SessionError(decided)
         now_s = self._clock()
         try:
             plan = apply_decision(self.store, s.plan, s.program, recommendation_id, decision, now_s, note, by)
         except SensorhubError as exc:
             raise SessionError(str(exc)) from None
-        store = self.store
-
-        def phase_history() -> list[PhaseChange]:
-            store.flush()
-            return store.phase_history(athlete_id)
-
-        phases = await asyncio.to_thread(phase_history)
         result = {"decision": decision, "note": note, "by": by, "t_s": now_s, "overrides": False}
-        if rec is not None and rec["id"] == recommendation_id:
+        if rec is not None:  # decided before the await below: a second click is refused
             result["overrides"] = decision != rec["action"]
             rec["decision"] = result
+        phases = await asyncio.to_thread(self.store.phase_history, athlete_id)
         self.apply_plan(plan, s.program, phases)
         return {"recommendation_id": recommendation_id, **result, "plan": s.plan_view}
 
