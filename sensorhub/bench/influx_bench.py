@@ -136,7 +136,7 @@ async def _run(
                 )
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if sink.stats.bus_dropped or sink.stats.points_dropped:
+        if sink.stats_dict()["bus_dropped"] or sink.stats.points_dropped:
             raise SensorhubError(f"bench influx: points lost ({sink.stats_dict()})")
     return rows
 

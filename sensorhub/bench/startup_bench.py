@@ -9,13 +9,13 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import websockets
 
+from sensorhub.bench.services import free_port
 from sensorhub.errors import SensorhubError
 from sensorhub.web.protocol import WS_PATH
 
@@ -24,12 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=3, help="demo launches (the first may compile)")
     parser.add_argument("--athletes", type=int, default=2)
     parser.add_argument("--timeout-s", type=float, default=120.0)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _first_angles(url: str, deadline_s: float) -> float:
@@ -47,7 +41,7 @@ async def _first_angles(url: str, deadline_s: float) -> float:
 
 
 def _one_run(athletes: int, timeout_s: float, data_dir: str) -> float:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, SENSORHUB_SERVICE__DATA_DIR=data_dir)
     cmd = [sys.executable, "-m", "sensorhub.cli", "demo", "--athletes", str(athletes), "--port", str(port)]
     t0 = time.monotonic()

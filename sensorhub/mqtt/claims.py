@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sensorhub.errors import ProtocolError
-from sensorhub.model import Segment, SensorRef, Side
+from sensorhub.model import SensorRef
 
 WORKER_ONLINE = b"online"
 WORKER_OFFLINE = b"offline"
@@ -72,11 +72,7 @@ class Offer:
         sensors = []
         for entry in entries:
             try:
-                sensors.append(
-                    SensorRef(
-                        str(entry["sensor_id"]), athlete, Side(entry["side"]), Segment(entry["segment"])
-                    )
-                )
+                sensors.append(SensorRef.from_meta({**entry, "athlete": athlete}))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ProtocolError(f"offer of {athlete!r}: bad sensor entry {entry!r} ({exc})") from None
         return cls(athlete, tuple(sensors), _text(doc, "gateway", "offer"), _time_s(doc, "offer"))

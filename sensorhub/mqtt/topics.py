@@ -24,7 +24,6 @@ import struct
 
 from sensorhub.errors import ConfigError
 
-TOPIC_VERSION = "v1"
 RESULT_KINDS = ("angles", "events", "cues", "status")
 # Raw packet payload: little-endian float64 host receive time (s since the epoch), then the packet bytes.
 RAW_HEADER = struct.Struct("<d")

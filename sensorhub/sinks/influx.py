@@ -263,10 +263,6 @@ class InfluxSink:
         return self.stats.as_dict()
 
     @property
-    def spool_empty(self) -> bool:
-        return self._spool.empty
-
-    @property
     def idle(self) -> bool:
         """Nothing waiting anywhere: every point received so far is written (or dropped as rejected)."""
         return not self._pending and self._batches.empty() and self._inflight is None and self._spool.empty

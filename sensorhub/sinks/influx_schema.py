@@ -103,15 +103,6 @@ SCHEMA: Mapping[str, Measurement] = {
 }
 
 
-def schema_table() -> str:
-    """The schema as a Markdown table (README)."""
-    rows = ["| measurement | tags | fields | timestamp |", "|---|---|---|---|"]
-    for m in SCHEMA.values():
-        fields = ", ".join(f"`{f}` ({t})" for f, t in m.fields.items())
-        rows.append(f"| `{m.name}` | {', '.join(m.tags)} | {fields} | {m.time} |")
-    return "\n".join(rows)
-
-
 # --------------------------------------------------------------------------------------------------
 # Messages -> line protocol
 

@@ -70,7 +70,6 @@ class MqttSource:
         self._sync_topic = topics.sync_topic(self.prefix, self.worker_id)
         self._client: aiomqtt.Client | None = None
         self._sync_token = ""
-        self._synced = False
         self.ready = asyncio.Event()  # connected, subscribed and in step with the retained claims
         self.held: dict[str, float] = {}  # athlete -> wall time of the claim
         self._claiming: set[str] = set()  # claimed, our claim not yet seen back from the broker
@@ -98,7 +97,6 @@ class MqttSource:
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         """Fresh session: nothing held; retained claims naming this worker are stale and get cleared."""
         self._client = client
-        self._synced = False
         self.ready.clear()
         for athlete in list(self.held):
             self._drop(athlete, "reconnected")
@@ -148,7 +146,7 @@ class MqttSource:
             log.warning("worker %s: unreadable claim of %s (%s)", self.worker_id, athlete, exc)
             return
         mine = claim is not None and claim.worker == self.worker_id
-        if not self._synced:
+        if not self.ready.is_set():  # before our sync echo: the retained claims of earlier connections
             if mine:  # left from an earlier connection of this worker: let the gateway re-offer it
                 await self.conn.publish(topics.claim_topic(self.prefix, athlete), b"", qos=1, retain=True)
             return
@@ -218,7 +216,6 @@ class MqttSource:
             # A will of an earlier connection under this id arrived after our "online": correct it.
             await self.conn.publish(self._status_topic, WORKER_ONLINE, qos=1, retain=True)
         elif topic == self._sync_topic and data.decode(errors="replace") == self._sync_token:
-            self._synced = True
             self.ready.set()
 
     async def _release(self) -> None:
