@@ -28,7 +28,8 @@ from sensorhub.errors import SensorhubError
 from sensorhub.model import KneeAngles
 from sensorhub.runtime.bus import Bus
 from sensorhub.sinks.influx import InfluxSink
-from sensorhub.sinks.influx_schema import AngleDecimator, angle_lines
+from sensorhub.sinks.influx_schema import angle_lines
+from sensorhub.timing.decimate import Decimator
 
 T0_S = 1_767_225_600.0  # 2026-01-01: synthetic data time
 RATE_HZ = 200.0
@@ -102,8 +103,8 @@ async def _run(
     chunks = _chunks(n, args.legs, 0)
 
     t0 = time.perf_counter()
-    decimator = AngleDecimator(2 * RATE_HZ)
-    lines = sum(len(angle_lines(c, decimator.pick(c.leg_id, c.t_s), {"athlete": "b"})) for c in chunks)
+    decimator = Decimator(2 * RATE_HZ)
+    lines = sum(len(angle_lines(c, decimator.keep(c.leg_id, c.t_s), {"athlete": "b"})) for c in chunks)
     rows.append(("line protocol only (no I/O)", lines, time.perf_counter() - t0))
 
     config = InfluxConfig(

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
-import numpy as np
 
 from sensorhub.config import Config
 from sensorhub.kinematics import concat_angles
@@ -33,6 +32,7 @@ from sensorhub.model import KneeAngles
 from sensorhub.mqtt import payloads, topics
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
 from sensorhub.runtime.bus import Bus, Message, Subscription
+from sensorhub.timing.decimate import Decimator
 
 if TYPE_CHECKING:
     from sensorhub.runtime.service import ServiceHandle
@@ -127,37 +127,24 @@ class Outbox:
 class _LegAngles:
     """Decimation state and the pending batch of one leg."""
 
-    last_kept_t_s: float = -math.inf
     parts: list[KneeAngles] = field(default_factory=list)
     first_t_s: float = math.nan
-
-
-def _keep_indices(t_s: np.ndarray, last_kept_t_s: float, min_dt_s: float) -> list[int]:
-    """Indices of the samples at least ``min_dt_s`` after the previously kept one (jumps by search, so
-    the cost is per kept sample, not per input sample)."""
-    keep: list[int] = []
-    tol_s = min_dt_s * 1e-3  # grid times carry rounding: 0.05 s after must count as 0.05 s
-    i = int(np.searchsorted(t_s, last_kept_t_s + min_dt_s - tol_s))
-    while i < t_s.shape[0]:
-        keep.append(i)
-        i = max(i + 1, int(np.searchsorted(t_s, t_s[i] + min_dt_s - tol_s)))
-    return keep
 
 
 class AngleDecimator:
     """Keeps one sample per ``1 / rate_hz`` per leg and hands out batches of ``ANGLES_BATCH_S``."""
 
     def __init__(self, rate_hz: float, batch_s: float = ANGLES_BATCH_S) -> None:
-        self.min_dt_s = 1.0 / rate_hz
+        self.decimator = Decimator(rate_hz)
+        self.min_dt_s = self.decimator.min_dt_s
         self.batch_s = batch_s
         self._legs: dict[str, _LegAngles] = {}
 
     def push(self, angles: KneeAngles) -> KneeAngles | None:
         leg = self._legs.setdefault(angles.leg_id, _LegAngles())
-        keep = _keep_indices(angles.t_s, leg.last_kept_t_s, self.min_dt_s)
-        if not keep:
+        idx = self.decimator.keep(angles.leg_id, angles.t_s)
+        if not idx.size:
             return None
-        idx = np.asarray(keep)
         kept = KneeAngles(
             angles.leg_id,
             angles.t_s[idx],
@@ -166,11 +153,10 @@ class AngleDecimator:
             angles.rotation_rad[idx],
             angles.quality[idx],
         )
-        leg.last_kept_t_s = float(kept.t_s[-1])
         if not leg.parts:
             leg.first_t_s = float(kept.t_s[0])
         leg.parts.append(kept)
-        if leg.last_kept_t_s - leg.first_t_s >= self.batch_s - self.min_dt_s * 0.5:
+        if float(kept.t_s[-1]) - leg.first_t_s >= self.batch_s - self.min_dt_s * 0.5:
             return self._take(angles.leg_id, leg)
         return None
 

@@ -49,7 +49,6 @@ from sensorhub.model import Event, KneeAngles
 from sensorhub.runtime.bus import Bus, Message, Subscription
 from sensorhub.sinks.influx_schema import (
     SCHEMA,
-    AngleDecimator,
     TagSource,
     angle_lines,
     cue_line,
@@ -58,6 +57,7 @@ from sensorhub.sinks.influx_schema import (
     status_lines,
 )
 from sensorhub.sinks.spool import Spool
+from sensorhub.timing.decimate import Decimator
 
 if TYPE_CHECKING:
     from sensorhub.runtime.service import ServiceHandle, Stage
@@ -156,7 +156,7 @@ class InfluxSink:
         self._spool = Spool(spool_dir)
         self._spool_lock = asyncio.Lock()
         self._spool_pending = asyncio.Event()
-        self._decimator = AngleDecimator(config.angles_rate_hz)
+        self._decimator = Decimator(config.angles_rate_hz) if config.angles_rate_hz > 0.0 else None
         self._pending: list[str] = []
         self._pending_since_s = 0.0
         self._batches: asyncio.Queue[Batch] = asyncio.Queue()
@@ -272,8 +272,8 @@ class InfluxSink:
     def _on_message(self, message: Message) -> None:
         payload = message.payload
         if message.topic == "angles" and isinstance(payload, KneeAngles):
-            keep = self._decimator.pick(payload.leg_id, payload.t_s)
-            if keep.size:
+            keep = self._decimator.keep(payload.leg_id, payload.t_s) if self._decimator is not None else None
+            if keep is not None and keep.size:
                 self._add(angle_lines(payload, keep, leg_tags(payload.leg_id, self._tags)))
         elif message.topic == "events" and isinstance(payload, Event):
             line = event_line(payload, leg_tags(payload.leg_id, self._tags))

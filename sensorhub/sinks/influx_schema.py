@@ -159,24 +159,6 @@ def leg_tags(leg_id: str, extra: TagSource | None) -> dict[str, str]:
     return tags
 
 
-class AngleDecimator:
-    """Keeps the first sample of each 1/rate slot of the data clock per leg (deterministic, no drift)."""
-
-    def __init__(self, rate_hz: float) -> None:
-        self.rate_hz = rate_hz
-        self._last_slot: dict[str, float] = {}
-
-    def pick(self, leg_id: str, t_s: np.ndarray) -> np.ndarray:
-        if self.rate_hz <= 0.0 or t_s.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        slots = np.floor(t_s * self.rate_hz)
-        prev = np.concatenate(([self._last_slot.get(leg_id, -math.inf)], slots[:-1]))
-        keep = np.flatnonzero((slots > prev) & np.isfinite(t_s))
-        if keep.size:
-            self._last_slot[leg_id] = float(slots[keep[-1]])
-        return keep
-
-
 def angle_lines(angles: KneeAngles, keep: np.ndarray, tags: Mapping[str, str]) -> list[str]:
     out = []
     for i in keep:

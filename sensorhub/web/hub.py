@@ -21,6 +21,7 @@ import numpy as np
 
 from sensorhub.model import KneeAngles
 from sensorhub.runtime.bus import Bus, Message
+from sensorhub.timing.decimate import Decimator
 from sensorhub.web.protocol import PROTOCOL_VERSION
 
 DISPLAY_RATE_HZ = 50.0
@@ -73,7 +74,6 @@ class ClientChannel:
 
 @dataclass(slots=True)
 class _LegBuffer:
-    last_kept_t_s: float = -math.inf
     t_s: list[float] = field(default_factory=list)
     flexion_deg: list[float | None] = field(default_factory=list)
     valgus_deg: list[float | None] = field(default_factory=list)
@@ -96,7 +96,7 @@ class Hub:
     ) -> None:
         self.bus = bus
         self._health = health
-        self._min_dt_s = 1.0 / display_rate_hz
+        self._decimator = Decimator(display_rate_hz)
         self._frame_period_s = frame_period_s
         self.clients: set[ClientChannel] = set()
         self._legs: dict[str, _LegBuffer] = {}
@@ -148,19 +148,9 @@ class Hub:
         if buf is None:
             buf = self._legs[angles.leg_id] = _LegBuffer()
         t_s = angles.t_s
-        if t_s.shape[0] == 0:
+        idx = self._decimator.keep(angles.leg_id, t_s)
+        if not idx.size:
             return
-        # Keep a sample whenever a display period has passed since the last kept one.
-        keep: list[int] = []
-        last = buf.last_kept_t_s
-        for i, t in enumerate(t_s.tolist()):
-            if t - last >= self._min_dt_s * 0.999:
-                keep.append(i)
-                last = t
-        buf.last_kept_t_s = last
-        if not keep:
-            return
-        idx = np.asarray(keep)
         buf.t_s.extend(np.round(t_s[idx], 3).tolist())
         buf.flexion_deg.extend(_round_list(np.degrees(angles.flexion_rad[idx]), 2))
         buf.valgus_deg.extend(_round_list(np.degrees(angles.valgus_rad[idx]), 2))
@@ -261,6 +251,6 @@ class Hub:
             "athlete": athlete,
             "athletes": athletes,
             "drills": drills,
-            "display_rate_hz": 1.0 / self._min_dt_s,
+            "display_rate_hz": 1.0 / self._decimator.min_dt_s,
             "frame_period_s": self._frame_period_s,
         }
