@@ -113,6 +113,12 @@ class Backoff:
         self.attempt = 0
 
 
+def payload_bytes(message: aiomqtt.Message) -> bytes:
+    """A received message's payload as bytes (aiomqtt types it loosely; ours are always bytes)."""
+    data = message.payload
+    return bytes(data) if isinstance(data, bytes | bytearray) else b""
+
+
 def client_id(broker: BrokerConfig, role: str) -> str:
     """``<[mqtt] client_id>-<role>``, or ``sensorhub-<host>-<pid>-<role>`` when none is configured
     (two clients with one id knock each other off the broker)."""

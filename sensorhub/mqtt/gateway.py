@@ -33,7 +33,7 @@ from sensorhub.errors import ProtocolError
 from sensorhub.model import RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, Claim, Offer
-from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
+from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, payload_bytes
 from sensorhub.sources.base import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,6 @@ class GatewayStats:
             "handovers": self.handovers,
             "unsent": self.unsent,
         }
-
-
-def _payload(message: aiomqtt.Message) -> bytes:
-    data = message.payload
-    return bytes(data) if isinstance(data, bytes | bytearray) else b""
 
 
 class Gateway:
@@ -183,7 +178,7 @@ class Gateway:
         await self._offer(st)
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
-        topic, data = str(message.topic), _payload(message)
+        topic, data = str(message.topic), payload_bytes(message)
         worker = topics.parse_level(self.prefix, "workers", topic)
         if worker is not None:
             self._workers[worker] = data
@@ -215,8 +210,7 @@ class Gateway:
             claim = None
         if claim is None:
             st.worker = None
-            waited_s = None if st.offered_s is None else time.monotonic() - st.offered_s
-            if self._synced and (waited_s is None or waited_s >= self.timing.offer_timeout_s):
+            if self._synced and self._offer_due(st, time.monotonic()):
                 await self._offer(st)
             return
         if self._workers.get(claim.worker) == WORKER_OFFLINE:
@@ -242,9 +236,12 @@ class Gateway:
                 continue
             now_s = time.monotonic()
             for st in self._athletes.values():
-                waited_s = None if st.offered_s is None else now_s - st.offered_s
-                if st.worker is None and (waited_s is None or waited_s >= self.timing.offer_timeout_s):
+                if st.worker is None and self._offer_due(st, now_s):
                     await self._offer(st)
+
+    def _offer_due(self, st: AthleteState, now_s: float) -> bool:
+        """Never offered, or offered and left unclaimed for ``offer_timeout_s``."""
+        return st.offered_s is None or now_s - st.offered_s >= self.timing.offer_timeout_s
 
     # ---- packets -------------------------------------------------------------------------------------
     async def _run_source(self) -> None:

@@ -107,6 +107,11 @@ class Recommendation:
 # ---- pure rules ----------------------------------------------------------------------------------------
 
 
+def load_side(plan: AthletePlan | None) -> str | None:
+    """The leg whose load is followed: the involved side (None: both legs, or no plan)."""
+    return None if plan is None or plan.involved_side == "both" else plan.involved_side
+
+
 def _legs(involved_side: str) -> tuple[str, ...]:
     return ("left", "right") if involved_side == "both" else (involved_side,)
 
@@ -305,11 +310,10 @@ def recommend(
     latest = history[-1]
     flare_checks, flags = _flare_up(history, threshold)
     legs = _legs(plan.involved_side)
-    load_side = None if plan.involved_side == "both" else plan.involved_side
     criteria = [_pain_free(history, phase.criteria.pain_free_sessions, threshold)]
     criteria += _targets(phase, latest, legs, overrides or {})
     criteria += _symmetry(phase, latest)
-    criteria.append(_weekly_load(program, history, load_side, tz))
+    criteria.append(_weekly_load(program, history, load_side(plan), tz))
     advice = [REDUCE_ADVICE] if flags else []
     last = len(program.phases) - 1
     if not all(c.met for c in flare_checks):

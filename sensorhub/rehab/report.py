@@ -30,7 +30,9 @@ from sensorhub.model import Event
 from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
 from sensorhub.rehab.curves import CURVE_POINTS, Curve
 from sensorhub.rehab.export import leg_side, write_events_csv
+from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
+from sensorhub.rehab.progression import load_side
 from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
 from sensorhub.sinks.store import (
     AthletePlan,
@@ -585,15 +587,13 @@ class _LoadSession:
 
 
 def section_load(c: _Ctx) -> str:
-    from sensorhub.rehab.load import weekly_loads
-
     d = c.data
     program = d.program
     limit_pct = DEFAULT_MAX_WEEKLY_INCREASE_PCT if program is None else program.max_weekly_load_increase_pct
     sessions = [
         _LoadSession(s.id, s.started_s, [e for e in d.events if e.session_id == s.id]) for s in d.sessions
     ]
-    weeks = weekly_loads(sessions, limit_pct)
+    weeks = weekly_loads(sessions, limit_pct, side=load_side(d.plan))  # as the progression judges it
     if not weeks:
         return _section("load", "Load per week", _note("No sessions in this period."))
     xs = [float(i) for i in range(len(weeks))]

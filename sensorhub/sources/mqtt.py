@@ -30,7 +30,7 @@ from sensorhub.errors import ProtocolError
 from sensorhub.model import RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, WORKER_ONLINE, Claim, Offer
-from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, client_id
+from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, client_id, payload_bytes
 from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,6 @@ RAW_SUBSCRIBE_QOS = 1  # the gateway publishes at QoS 1; the broker delivers at 
 RELEASE_TIMEOUT_S = 2.0  # on stop: time to release claims and say "offline" before disconnecting
 MALFORMED_LOG_PERIOD_S = 10.0
 MALFORMED_REASONS = ("bad_topic", "unknown_sensor", "short_header")
-
-
-def _payload(message: aiomqtt.Message) -> bytes:
-    data = message.payload
-    return bytes(data) if isinstance(data, bytes | bytearray) else b""
 
 
 class MqttSource:
@@ -198,7 +193,7 @@ class MqttSource:
             link.set_state(LinkState.STREAMING)
 
     async def _on_message(self, message: aiomqtt.Message, out: PacketQueue) -> None:
-        topic, data = str(message.topic), _payload(message)
+        topic, data = str(message.topic), payload_bytes(message)
         if topic.startswith(f"{self.prefix}/raw/"):
             self._on_raw(topic, data, out)
             return

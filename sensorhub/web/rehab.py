@@ -24,7 +24,7 @@ from sensorhub.rehab.program import (
     Program,
     find_program,
 )
-from sensorhub.rehab.progression import gather_history
+from sensorhub.rehab.progression import gather_history, load_side
 from sensorhub.sinks.store import INVOLVED_SIDES, AthletePlan, HistoryStore, PhaseChange
 from sensorhub.web.targets import Target
 
@@ -238,7 +238,7 @@ def rehab_history(store: HistoryStore, athlete_id: str) -> dict[str, Any]:
             problem = str(exc)
     phases = store.phase_history(athlete_id)
     max_pct = program.max_weekly_load_increase_pct if program else DEFAULT_MAX_WEEKLY_INCREASE_PCT
-    side = None if plan is None or plan.involved_side == "both" else plan.involved_side
+    side = load_side(plan)
     weeks = weekly_loads(gather_history(store, athlete_id), max_pct, side=side)
     return {
         "plan": plan_json(plan, program, phases) if plan and program else None,
