@@ -293,11 +293,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except SensorhubError as exc:
-        print(f"sensorhub: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # One line for the user (the traceback with -v); a SensorhubError is a user-fixable error (2),
+        # anything else a failure the service could not survive (1).
+        root = _root_cause(exc)
+        if isinstance(root, SensorhubError):
+            print(f"sensorhub: error: {root}", file=sys.stderr)
+            return 2
+        log.debug("unrecoverable error", exc_info=exc)
+        first_line = (str(root).strip().splitlines() or [""])[0]
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(f"sensorhub: failed: {type(root).__name__}: {first_line}{hint}", file=sys.stderr)
+        return 1
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (a TaskGroup wraps the failing task's error)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from sensorhub.mqtt.claims import Claim, Offer
 from sensorhub.mqtt.gateway import Gateway, GatewayTiming
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
-from sensorhub.runtime.pipeline import Pipeline, warmup
+from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.sources import make_source, simulated_source
+from sensorhub.runtime.warmup import warmup
 from sensorhub.sources.mqtt import MqttSource
 
 SEGMENTS = (("right", "thigh"), ("right", "shank"), ("left", "thigh"), ("left", "shank"))

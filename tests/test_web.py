@@ -271,6 +271,8 @@ def test_cue_reaches_only_its_athlete(tmp_path: Path) -> None:
             )
             publish(handle, "angles", "ana/left", angles("ana/left", time.time(), 40))
             seen_ana = await frames_until(ana, lambda f: f["type"] == "cue")
+            publish(handle, "events", "ana/left", Event("rep", "ana/left", 2.0, {"depth_deg": 70.0}, 80.0))
+            seen_ana += await frames_until(ana, lambda f: f["type"] == "event")
             publish(handle, "angles", "ben/left", angles("ben/left", time.time(), 40))
             seen_ben = await frames_until(ben, lambda f: f["type"] == "angles")
             return seen_ana, seen_ben
@@ -278,7 +280,9 @@ def test_cue_reaches_only_its_athlete(tmp_path: Path) -> None:
     with service(tmp_path) as handle:
         seen_ana, seen_ben = asyncio.run(run(handle))
         history = http(handle, "/api/athletes/ana/history")
-    cue = seen_ana[-1]
+    event = seen_ana[-1]  # the event's own type is nested: the frame's type stays "event"
+    assert (event["athlete"], event["event"]["type"], event["event"]["leg"]) == ("ana", "rep", "ana/left")
+    cue = next(f for f in seen_ana if f["type"] == "cue")
     assert (cue["phrase"], cue["audio_id"], cue["leg"], cue["rule"]) == (
         "knees out",
         "knees-out",

@@ -19,7 +19,8 @@ import numpy as np
 from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
-from sensorhub.runtime.pipeline import Pipeline, warmup
+from sensorhub.runtime.pipeline import Pipeline
+from sensorhub.runtime.warmup import warmup
 
 DRILL_CYCLE = ("squat", "cmj", "lunge", "step_down", "drop_jump")
 

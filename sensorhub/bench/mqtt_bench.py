@@ -71,7 +71,8 @@ def _worker_process(
 ) -> None:
     from sensorhub.runtime.bus import Bus
     from sensorhub.runtime.live import LiveRunner
-    from sensorhub.runtime.pipeline import Pipeline, warmup
+    from sensorhub.runtime.pipeline import Pipeline
+    from sensorhub.runtime.warmup import warmup
     from sensorhub.sources.mqtt import MqttSource
 
     warmup()

@@ -1,6 +1,7 @@
 """``startup_bench``: seconds from launching ``sensorhub demo`` (a real process, as a user starts it) to the
-first live ``angles`` frame on the coach websocket. The first run may compile numba kernels into the
-cache; the figure that matters is the warm one (every later run)."""
+first live ``angles`` frame on the coach websocket. Warm: numba's cache holds the kernels (every start
+after the first). ``--cold``: each run starts with an empty cache (``NUMBA_CACHE_DIR`` a new empty
+directory), as a new install, a numba upgrade or an edited kernel does."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=3, help="demo launches (the first may compile)")
     parser.add_argument("--athletes", type=int, default=2)
     parser.add_argument("--timeout-s", type=float, default=120.0)
+    parser.add_argument("--cold", action="store_true", help="every run from an empty numba cache")
 
 
 async def _first_angles(url: str, deadline_s: float) -> float:
@@ -40,9 +42,11 @@ async def _first_angles(url: str, deadline_s: float) -> float:
     raise SensorhubError("no angles frame before the timeout")
 
 
-def _one_run(athletes: int, timeout_s: float, data_dir: str) -> float:
+def _one_run(athletes: int, timeout_s: float, data_dir: str, numba_cache_dir: str | None) -> float:
     port = free_port()
     env = dict(os.environ, SENSORHUB_SERVICE__DATA_DIR=data_dir)
+    if numba_cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = numba_cache_dir
     cmd = [sys.executable, "-m", "sensorhub.cli", "demo", "--athletes", str(athletes), "--port", str(port)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -64,11 +68,18 @@ def _one_run(athletes: int, timeout_s: float, data_dir: str) -> float:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
+    times = []
     with tempfile.TemporaryDirectory(prefix="sensorhub-startup-") as data_dir:
-        times = [_one_run(args.athletes, args.timeout_s, data_dir) for _ in range(args.runs)]
-    print(f"`sensorhub demo --athletes {args.athletes}` -> first live angles frame on the coach websocket")
-    for i, t in enumerate(times):
-        print(f"  run {i + 1}: {t:5.2f} s{'  (may include numba compilation)' if i == 0 else ''}")
-    warm = times[1:] or times
-    print(f"  warm: min {min(warm):.2f} s, max {max(warm):.2f} s")
+        for i in range(args.runs):
+            if args.cold:
+                with tempfile.TemporaryDirectory(prefix="sensorhub-numba-cold-") as cache:
+                    times.append(_one_run(args.athletes, args.timeout_s, data_dir, cache))
+            else:
+                times.append(_one_run(args.athletes, args.timeout_s, data_dir, None))
+            print(f"  run {i + 1}: {times[-1]:5.2f} s", flush=True)
+    kind = "cold (empty numba cache each run)" if args.cold else "warm (numba cache; run 1 may compile)"
+    print(f"`sensorhub demo --athletes {args.athletes}` -> first live angles frame on the coach websocket,")
+    print(f"  {kind}")
+    shown = times if args.cold else (times[1:] or times)
+    print(f"  {'cold' if args.cold else 'warm'}: min {min(shown):.2f} s, max {max(shown):.2f} s")
     return 0

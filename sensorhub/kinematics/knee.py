@@ -204,6 +204,11 @@ class KneeEstimator:
         return self._calibration
 
     @property
+    def pending_reason(self) -> str:
+        """While calibrating: what the last attempt still missed (the movement to do)."""
+        return self._last_not_ready
+
+    @property
     def heading_offset_rad(self) -> float:
         return float(self._state[_kernels.K_DELTA])
 

@@ -593,35 +593,34 @@ RECORD_SIZE = STATE_SIZE + COEFF_SIZE
 
 
 @_kernel
-def filter_batch(rec: np.ndarray, gyr: np.ndarray, acc: np.ndarray, out_quat: np.ndarray,
+def filter_batch(rec: np.ndarray, n_missing: int, gyr: np.ndarray, acc: np.ndarray, out_quat: np.ndarray,
                  out_flags: np.ndarray) -> int:
-    """Run rows of gyr (N, 3) rad/s and acc (N, 3) m/s^2; quaternions to out_quat (N, 4), flags (N,).
+    """Bridge ``n_missing`` lost samples (sequence gap: no input, no NaN enters the state), then run rows of
+    gyr (N, 3) rad/s and acc (N, 3) m/s^2; quaternions to out_quat (N, 4), flags (N,).
 
-    Returns 0, or -1 (nothing done) when the shapes do not fit: checked here, where it costs nothing.
+    The one kernel the step is inlined in (``filter_many`` runs each sensor through it), so a cold start
+    compiles the step once. Returns 0, or -1 (nothing done) when the shapes do not fit: checked here,
+    where it costs nothing.
     """
     n = gyr.shape[0]
     if (gyr.shape[1] != 3 or acc.shape[0] != n or acc.shape[1] != 3 or out_quat.shape[0] < n
-            or out_quat.shape[1] != 4 or out_flags.shape[0] < n or rec.shape[0] != RECORD_SIZE):
+            or out_quat.shape[1] != 4 or out_flags.shape[0] < n or rec.shape[0] != RECORD_SIZE
+            or n_missing < 0):
         return -1
+    nan = np.nan
     st = rec[:STATE_SIZE]
     c = rec[STATE_SIZE:]
-    for i in range(n):
+    for j in range(n_missing + n):
+        i = j - n_missing
+        if i < 0:
+            _step(st, c, nan, nan, nan, nan, nan, nan)
+            continue
         out_flags[i] = _step(st, c, gyr[i, 0], gyr[i, 1], gyr[i, 2], acc[i, 0], acc[i, 1], acc[i, 2])
         out_quat[i, 0] = st[S_Q6]
         out_quat[i, 1] = st[S_Q6 + 1]
         out_quat[i, 2] = st[S_Q6 + 2]
         out_quat[i, 3] = st[S_Q6 + 3]
     return 0
-
-
-@_kernel
-def bridge_gap(rec: np.ndarray, n_missing: int) -> None:
-    """Advance over n_missing lost samples (sequence gap) without inputs; no NaN enters the state."""
-    nan = np.nan
-    st = rec[:STATE_SIZE]
-    c = rec[STATE_SIZE:]
-    for _ in range(n_missing):
-        _step(st, c, nan, nan, nan, nan, nan, nan)
 
 
 @_kernel
@@ -632,7 +631,6 @@ def filter_many(recs: np.ndarray, gyr: np.ndarray, acc: np.ndarray, counts: np.n
 
     Returns 0, or -1 (nothing done) when shapes or counts do not fit.
     """
-    nan = np.nan
     n_s = recs.shape[0]
     k_max = gyr.shape[1]
     if (recs.shape[1] != RECORD_SIZE or gyr.shape[0] != n_s or gyr.shape[2] != 3 or acc.shape[0] != n_s
@@ -644,18 +642,6 @@ def filter_many(recs: np.ndarray, gyr: np.ndarray, acc: np.ndarray, counts: np.n
         if counts[s] < 0 or counts[s] > k_max or n_missing[s] < 0:
             return -1
     for s in range(n_s):
-        st = recs[s, :STATE_SIZE]
-        c = recs[s, STATE_SIZE:]
-        for _ in range(n_missing[s]):
-            _step(st, c, nan, nan, nan, nan, nan, nan)
-        g = gyr[s]
-        a = acc[s]
-        q = out_quat[s]
-        f = out_flags[s]
-        for i in range(counts[s]):
-            f[i] = _step(st, c, g[i, 0], g[i, 1], g[i, 2], a[i, 0], a[i, 1], a[i, 2])
-            q[i, 0] = st[S_Q6]
-            q[i, 1] = st[S_Q6 + 1]
-            q[i, 2] = st[S_Q6 + 2]
-            q[i, 3] = st[S_Q6 + 3]
+        m = counts[s]
+        filter_batch(recs[s], n_missing[s], gyr[s, :m], acc[s, :m], out_quat[s, :m], out_flags[s, :m])
     return 0

@@ -19,7 +19,6 @@ FlagArray = NDArray[np.uint8]
 
 # bound once: the streaming path is a few hundred nanoseconds of Python per call
 _filter_batch = k.filter_batch
-_bridge_gap = k.bridge_gap
 _filter_many = k.filter_many
 _STATE = slice(0, k.STATE_SIZE)
 _empty = np.empty
@@ -55,13 +54,12 @@ def ensure_compiled() -> None:
     rec = np.concatenate([k.initial_state(coeffs), coeffs])
     rows = np.zeros((2, 3))
     rows[:, 2] = 9.81
-    k.bridge_gap(rec, 1)
-    k.filter_batch(rec, rows, rows, np.empty((2, 4)), np.empty(2, np.uint8))
+    k.filter_batch(rec, 1, rows, rows, np.empty((2, 4)), np.empty(2, np.uint8))
     recs = np.stack([rec, rec])
     chunk = np.stack([rows, rows])
     k.filter_many(recs, chunk, chunk, np.array([2, 1], dtype=np.int64), np.array([0, 1], dtype=np.int64),
                   np.empty((2, 2, 4)), np.empty((2, 2), np.uint8))
-    for kernel in (k.filter_batch, k.bridge_gap, k.filter_many):
+    for kernel in (k.filter_batch, k.filter_many):
         cast(Any, kernel).disable_compile()
     _compiled = True
 
@@ -131,15 +129,14 @@ class OrientationFilter:
             n = len(gyr_rad_s)
             out_quat = _empty((n, 4))
             out_flags = _empty(n, _U8)
-        if n_missing_before > 0:
-            _bridge_gap(self._rec, int(n_missing_before))
+        missing = int(n_missing_before)
         try:
-            status = _filter_batch(self._rec, gyr_rad_s, acc_m_s2, out_quat, out_flags)
+            status = _filter_batch(self._rec, missing, gyr_rad_s, acc_m_s2, out_quat, out_flags)
         except (TypeError, NumbaError):  # not float64 C-contiguous (compilation is disabled): convert
             _check_out(out_quat, out_flags)
             gyr = _as_rows("gyr_rad_s", gyr_rad_s)
             acc = _as_rows("acc_m_s2", acc_m_s2)
-            status = _filter_batch(self._rec, gyr, acc, out_quat, out_flags)
+            status = _filter_batch(self._rec, missing, gyr, acc, out_quat, out_flags)
         if status != 0:
             raise InputError(f"gyr_rad_s {np.shape(gyr_rad_s)} and acc_m_s2 {np.shape(acc_m_s2)} must both "
                              f"be (n, 3), out_quat {np.shape(out_quat)} (>= n, 4), out_flags (>= n,)")
@@ -154,7 +151,7 @@ class OrientationFilter:
         n = gyr.shape[0]
         quat = np.empty((n, 4))
         flags = np.empty(n, np.uint8)
-        if _filter_batch(self._rec, gyr, acc, quat, flags) != 0:
+        if _filter_batch(self._rec, 0, gyr, acc, quat, flags) != 0:
             raise InputError(f"gyr_rad_s {gyr.shape} and acc_m_s2 {acc.shape} must both be (N, 3)")
         return quat, flags
 

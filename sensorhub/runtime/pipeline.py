@@ -7,6 +7,8 @@ plumbing (sources, queues, sinks) lives in ``sensorhub.runtime.live``.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from sensorhub.errors import CalibrationError
 from sensorhub.kinematics import KneeEstimator
 from sensorhub.model import Event, KneeAngles, LegCalibration, LegSamples, RawPacket, SensorRef
 from sensorhub.timing import Front, SensorStats
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -52,15 +56,14 @@ class LatencyRecorder:
         return {f"p{q:g}_ms": float(v) for q, v in zip(qs, vals, strict=True)}
 
 
-def warmup() -> None:
-    """Compile (or load from numba's cache) every kernel of the live path, before the first sample."""
-    from sensorhub import analysis, kinematics, orientation
-    from sensorhub.protocol import decode
+@dataclass(frozen=True, slots=True)
+class LegFailure:
+    """A leg whose processing raised: its samples are no longer processed (its raw packets still are
+    recorded), every other leg goes on."""
 
-    decode.warm_up()
-    orientation.warmup()
-    kinematics.warmup()
-    analysis.warmup()
+    leg_id: str
+    t_s: float  # time of the last sample handed to the leg when it failed
+    error: str  # ``ExceptionType: message``
 
 
 class Pipeline:
@@ -76,6 +79,7 @@ class Pipeline:
         # Processing time of one ingest call (decode .. angles), excluding queueing.
         self.processing = LatencyRecorder()
         self.calibration_errors: dict[str, str] = {}
+        self.failed_legs: dict[str, LegFailure] = {}
 
     def _knee(self, chunk: LegSamples) -> KneeEstimator:
         knee = self._knees.get(chunk.leg_id)
@@ -98,52 +102,109 @@ class Pipeline:
             return LegOutput(chunk.leg_id, angles, list(step.events), step.phase)
         return None
 
+    def _fail(self, leg_id: str, t_s: float, exc: Exception) -> None:
+        """A bug or a broken install in one leg's processing must not stop the other athletes: the leg is
+        marked failed (``leg_states``, /health, the coach page) with one log record carrying the traceback."""
+        if leg_id in self.failed_legs:
+            return  # already stopped and reported once
+        failure = LegFailure(leg_id, t_s, f"{type(exc).__name__}: {exc}")
+        self.failed_legs[leg_id] = failure
+        self._knees.pop(leg_id, None)
+        self._detectors.pop(leg_id, None)
+        log.error("leg %s failed at t=%.3f s, its processing stopped (other legs go on): %s", leg_id, t_s,
+                  failure.error, exc_info=exc)
+
+    def _step_leg(self, chunk: LegSamples) -> LegOutput | None:
+        try:
+            knee = self._knee(chunk)
+            was_calibrated = knee.calibration is not None
+            angles = knee.push(chunk)
+        except CalibrationError as exc:
+            # Calibration refused (e.g. no bends within the allowed time): say why and start over
+            # from the next samples; the stream and the other legs go on.
+            self.calibration_errors[chunk.leg_id] = str(exc)
+            del self._knees[chunk.leg_id]
+            self._detectors.pop(chunk.leg_id, None)
+            return None
+        result = self._analyse(chunk, angles, knee.rate_hz)
+        if not was_calibrated and knee.calibration is not None:
+            result = result or LegOutput(chunk.leg_id, angles)
+            result.calibration = LegCalibration(
+                chunk.leg_id, float(chunk.t_s[-1]), knee.calibration.report.as_dict()
+            )
+        return result
+
+    def _finish_leg(self, leg_id: str, knee: KneeEstimator) -> LegOutput | None:
+        try:
+            angles = knee.finish()
+        except CalibrationError as exc:
+            # The stream ended before this leg could be calibrated: nothing to compute, but
+            # the reason is kept for the report and every raw packet stays recorded.
+            self.calibration_errors[leg_id] = str(exc)
+            return None
+        result = self._analyse(_no_samples(leg_id), angles, knee.rate_hz)
+        tail = self._detectors[leg_id].finish() if leg_id in self._detectors else []
+        if result is None and tail:
+            result = LegOutput(leg_id, angles)
+        if result is not None:
+            result.events.extend(tail)
+            result.phase = None
+        return result
+
     def _process(self, chunks: Iterable[LegSamples], final: bool = False) -> list[LegOutput]:
         out: list[LegOutput] = []
         for chunk in chunks:
-            if len(chunk) == 0:
+            if len(chunk) == 0 or chunk.leg_id in self.failed_legs:
                 continue
             try:
-                knee = self._knee(chunk)
-                was_calibrated = knee.calibration is not None
-                angles = knee.push(chunk)
-            except CalibrationError as exc:
-                # Calibration refused (e.g. no bends within the allowed time): say why and start over
-                # from the next samples; the stream and the other legs go on.
-                self.calibration_errors[chunk.leg_id] = str(exc)
-                del self._knees[chunk.leg_id]
-                self._detectors.pop(chunk.leg_id, None)
+                result = self._step_leg(chunk)
+            except Exception as exc:
+                self._fail(chunk.leg_id, float(chunk.t_s[-1]), exc)
                 continue
-            result = self._analyse(chunk, angles, knee.rate_hz)
-            if not was_calibrated and knee.calibration is not None:
-                result = result or LegOutput(chunk.leg_id, angles)
-                result.calibration = LegCalibration(
-                    chunk.leg_id, float(chunk.t_s[-1]), knee.calibration.report.as_dict()
-                )
             if result is not None:
                 out.append(result)
         if final:
-            for leg_id, knee in self._knees.items():
+            for leg_id, knee in list(self._knees.items()):
                 try:
-                    angles = knee.finish()
-                except CalibrationError as exc:
-                    # The stream ended before this leg could be calibrated: nothing to compute, but
-                    # the reason is kept for the report and every raw packet stays recorded.
-                    self.calibration_errors[leg_id] = str(exc)
+                    result = self._finish_leg(leg_id, knee)
+                except Exception as exc:
+                    self._fail(leg_id, math.nan, exc)
                     continue
-                result = self._analyse(_no_samples(leg_id), angles, knee.rate_hz)
-                tail = self._detectors[leg_id].finish() if leg_id in self._detectors else []
-                if result is None and tail:
-                    result = LegOutput(leg_id, angles)
                 if result is not None:
-                    result.events.extend(tail)
-                    result.phase = None
                     out.append(result)
+        return out
+
+    def leg_states(self) -> dict[str, dict[str, str | float | None]]:
+        """Per leg: ``waiting`` (no samples yet), ``calibrating`` (with what is still missing),
+        ``tracking``, or ``failed`` (with the error); ``calibration_error`` is the last refusal."""
+        out: dict[str, dict[str, str | float | None]] = {}
+        for leg_id in dict.fromkeys(s.leg_id for s in self.sensors):
+            knee = self._knees.get(leg_id)
+            failure = self.failed_legs.get(leg_id)
+            doc: dict[str, str | float | None] = {"state": "waiting", "error": None}
+            if failure is not None:
+                doc = {"state": "failed", "error": failure.error, "failed_at_s": failure.t_s}
+            elif knee is not None and knee.calibration is not None:
+                doc["state"] = "tracking"
+            elif knee is not None:
+                doc = {"state": "calibrating", "error": None, "waiting_for": knee.pending_reason}
+            if leg_id in self.calibration_errors:
+                doc["calibration_error"] = self.calibration_errors[leg_id]
+            out[leg_id] = doc
         return out
 
     def ingest(self, packet: RawPacket) -> list[LegOutput]:
         t0 = time.perf_counter()
-        out = self._process(self.front.ingest(packet))
+        try:
+            chunks = self.front.ingest(packet)
+        except Exception as exc:
+            # The leg's timing state may be half-updated: stop that leg, never the service.
+            leg_id = self.front.leg_of(packet.sensor_id)
+            if leg_id is None:
+                raise
+            self._fail(leg_id, packet.t_host_s, exc)
+            chunks = []
+        out = self._process(chunks)
         self.processing.add(time.perf_counter() - t0)
         return out
 

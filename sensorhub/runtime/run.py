@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sensorhub.config import Config, load_config
-from sensorhub.runtime.pipeline import warmup
 from sensorhub.runtime.service import ServiceHandle, serve
 from sensorhub.runtime.sources import make_source
 
@@ -53,7 +52,6 @@ async def simulated_ble_peripherals(
 
 async def run_service(config_path: Path | None, port: int | None) -> ServiceHandle:
     config = load_config(config_path)
-    await asyncio.to_thread(warmup)  # compile/load kernels before the first live sample
     setup = make_source(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

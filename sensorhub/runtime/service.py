@@ -29,6 +29,7 @@ from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage, HostPlayer
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path, recording_meta
+from sensorhub.runtime.warmup import warmup
 from sensorhub.sinks.recorder import BackgroundRecorder, RecordingWriter
 from sensorhub.sinks.store import HistoryStore
 from sensorhub.sources.base import PacketSource
@@ -164,6 +165,9 @@ async def serve(
         from sensorhub.mqtt.sink import mqtt_sink_stage  # lazy: aiomqtt only when used
 
         stages = [*stages, mqtt_sink_stage(config)]
+    # Compile (or load from numba's cache) every kernel before anything listens or the first packet
+    # arrives: a broken install fails here, before the URLs are printed, and the loop never waits on JIT.
+    await asyncio.to_thread(warmup)
     host = host if host is not None else config.service.host
     port = port if port is not None else config.service.port
     policy = AccessPolicy.for_bind(host, config.service.access_token)

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sensorhub.errors import ConfigError
-from sensorhub.model import LegSamples, RawPacket, SensorRef, TimedSamples
+from sensorhub.model import LegSamples, RawPacket, Segment, SensorRef, Side, TimedSamples
 from sensorhub.protocol.decode import DecodeStats, PacketDecoder, decode_or_count, make_decoder
-from sensorhub.protocol.spec import PROTOCOL_NAME, RATES_HZ
+from sensorhub.protocol.spec import HEADER_STRUCT, PROTOCOL_NAME, PROTOCOL_VERSION, RATES_HZ, SAMPLE_SIZE
 from sensorhub.timing.align import LegAligner
 from sensorhub.timing.clock import ClockParams, SensorClock
 
@@ -111,6 +111,10 @@ class Front:
     def leg_ids(self) -> tuple[str, ...]:
         return tuple(self._legs)
 
+    def leg_of(self, sensor_id: str) -> str | None:
+        sensor = self._sensors.get(sensor_id)
+        return sensor.ref.leg_id if sensor is not None else None
+
     def grid_rate_hz(self, leg_id: str) -> float:
         """The grid rate of a leg (fixed by its first packet when ``rate_hz`` is None)."""
         leg = self._legs[leg_id]
@@ -195,3 +199,17 @@ class Front:
             return
         for samples in chunks:
             leg.aligner.add(sensor.ref.segment, samples)
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) the timing kernels by running one leg's front over a second of
+    synthetic packets (clock windows close, the grid advances): the first live packet never waits."""
+    refs = [SensorRef(f"warmup-{seg}", "warmup", Side.RIGHT, seg) for seg in (Segment.THIGH, Segment.SHANK)]
+    front = Front(refs)
+    n, period_us = 10, 5000
+    for k in range(20):
+        for ref in refs:
+            header = HEADER_STRUCT.pack(PROTOCOL_VERSION, 0, k, k * n * period_us, period_us, 16, n, 2000)
+            front.ingest(RawPacket(ref.sensor_id, 100.0 + (k + 1) * n * period_us * 1e-6,
+                                   header + bytes(SAMPLE_SIZE * n)))
+    front.flush()

@@ -165,6 +165,8 @@ class HealthReporter:
                 },
             },
             "sensors": sensors,
+            # per leg: waiting / calibrating (and what is missing) / tracking / failed (and the error)
+            "legs": self.pipeline.leg_states(),
         }
         if self._extra is not None:
             doc.update(self._extra())

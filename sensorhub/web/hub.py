@@ -136,10 +136,10 @@ class Hub:
                 channel.offer(text)
 
     def on_session(self, kind: str, athlete: str, fields: dict[str, Any]) -> None:
-        """SessionManager listener: state, event and cue frames."""
-        self.send(
-            {"type": kind, "athlete": athlete, **({"state": fields} if kind == "state" else fields)}, athlete
-        )
+        """SessionManager listener: state, event and cue frames (a state or an event is nested: both carry
+        their own ``type`` key)."""
+        nested = {"state": "state", "event": "event"}.get(kind)
+        self.send({"type": kind, "athlete": athlete, **({nested: fields} if nested else fields)}, athlete)
 
     # ---- angles ----------------------------------------------------------------------------------
 

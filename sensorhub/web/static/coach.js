@@ -26,6 +26,7 @@ function makeCard(state) {
   c.cues = el("ol", { class: "cues" });
   c.health = el("table", { class: "health" });
   c.flags = el("span", { class: "flags label" }, "");
+  c.legs = el("div", { class: "row legs" }, "");
   c.painInput = el("input", { class: "pain-input", type: "number", min: "0", max: "10", step: "1", value: "0" });
   c.painStatus = el("span", { class: "pain-status" }, "");
   c.painContext = el("select", { class: "pain-context" },
@@ -63,6 +64,7 @@ function makeCard(state) {
     el("div", { class: "row" },
       el("span", { class: "label" }, "drill"), c.drill, c.setButton, c.setInfo,
       el("span", { class: "label" }, "reps"), c.reps, c.flags),
+    c.legs,
     el("div", { class: "row" }, el("div", { style: "flex: 1 1 55%" }, el("div", { class: "label" }, "last event vs target"), c.metrics),
       el("div", { style: "flex: 1 1 35%" }, el("div", { class: "label" }, "last cues"), c.muteButton, c.cues)),
     el("div", { class: "row" }, el("span", { class: "label" }, "pain (0-10)"), c.painContext, c.painInput, painButton, c.painStatus),
@@ -166,7 +168,26 @@ function showEvent(c, ev) {
   }
 }
 
+// Per leg: calibrating (and the movement still needed), tracking, or failed (its processing stopped).
+function showLegs(legs) {
+  const byAthlete = {};
+  for (const [legId, leg] of Object.entries(legs || {})) {
+    const cut = legId.lastIndexOf("/");
+    (byAthlete[legId.slice(0, cut)] ||= []).push([legId.slice(cut + 1), leg]);
+  }
+  for (const [athlete, entries] of Object.entries(byAthlete)) {
+    const c = cards[athlete];
+    if (!c) continue;
+    c.legs.replaceChildren(...entries.map(([side, leg]) => {
+      if (leg.state === "failed") return el("span", { class: "flag leg-failed", "data-side": side }, `${side} leg failed: ${leg.error}`);
+      const text = leg.state === "calibrating" ? `${side} calibrating: ${leg.waiting_for}` : `${side} ${leg.state}`;
+      return el("span", { class: "label leg-state", "data-side": side }, text);
+    }));
+  }
+}
+
 function showHealth(health) {
+  showLegs(health.legs);
   const byAthlete = {};
   for (const [sid, s] of Object.entries(health.sensors)) (byAthlete[s.athlete] ||= []).push([sid, s]);
   for (const [athlete, sensors] of Object.entries(byAthlete)) {
@@ -200,7 +221,7 @@ function onFrame(f) {
     if (c) updateState(c, f.state);
   } else if (f.type === "event") {
     const c = cards[f.athlete];
-    if (c) showEvent(c, f);
+    if (c) showEvent(c, f.event);
   } else if (f.type === "health") {
     showHealth(f.health);
   }
