@@ -13,7 +13,7 @@ from test_kinematics_synth import SynthLeg, make_leg
 from sensorhub.cli import main
 from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, GRAVITY_M_S2
 from sensorhub.errors import CalibrationError, InputError, SensorhubError
-from sensorhub.offline.analyze import analyze_main
+from sensorhub.offline.analyze import analyze_main, read_analyze_csv
 from sensorhub.sinks.store import HistoryStore
 
 
@@ -111,13 +111,59 @@ def test_input_errors_say_what_is_wrong(tmp_path: Path, leg: SynthLeg, kwargs: d
     assert not (tmp_path / "out").exists()
 
 
-def test_irregular_time_and_bad_values(tmp_path: Path, leg: SynthLeg) -> None:
+def _angles(out: Path) -> np.ndarray:
+    return np.loadtxt(out / "angles.csv", delimiter=",", skiprows=1)
+
+
+def test_a_logger_time_column_is_placed_on_the_sensor_grid(tmp_path: Path, leg: SynthLeg) -> None:
+    """Host-stamped time as a logger writes it (jitter sigma 0.3 ms, at most 1.2 ms; dropped samples as
+    NaN rows and as missing rows) gives the angles of the regular file, on the same grid."""
+    _write(tmp_path / "regular.csv", leg)
+    analyze_main(tmp_path / "regular.csv", tmp_path / "regular", "left")
+    regular = _angles(tmp_path / "regular")
+    rng = np.random.default_rng(7)
+    s = leg.samples
+    stamps = s.t_s + 12.5 + np.clip(np.abs(rng.normal(0.0, 0.3e-3, s.t_s.shape[0])), 0.0, 1.2e-3)
+    data = np.column_stack([stamps, s.thigh_acc_m_s2, s.thigh_gyr_rad_s, s.shank_acc_m_s2, s.shank_gyr_rad_s])
+    data[1500:1540, 1:] = np.nan  # a loss burst written as NaN rows
+    data = np.delete(data, np.r_[2500:2530, 4000:4001], axis=0)  # and two written as missing rows
+    np.savetxt(tmp_path / "logger.csv", data, delimiter=",", header=ANALYZE_CSV_HEADER, comments="",
+               fmt="%.9g")
+    analyze_main(tmp_path / "logger.csv", tmp_path / "logger", "left")
+    logged = _angles(tmp_path / "logger")
+    assert logged.shape == regular.shape  # every sample back on its slot, the missing rows as gaps
+    assert np.allclose(logged[:, 0] - 12.5, regular[:, 0], atol=2e-4)  # the grid, not the jittered stamps
+    assert np.all(np.isfinite(logged))
+    placed = read_analyze_csv(tmp_path / "logger.csv", "left").samples  # each row on its own slot, exactly
+    received = np.ones(len(regular), bool)
+    received[np.r_[1500:1540, 2500:2530, 4000:4001]] = False
+    assert np.allclose(placed.shank_gyr_rad_s[received], s.shank_gyr_rad_s[received], rtol=1e-7, atol=1e-9)
+    assert np.all(np.isnan(placed.shank_gyr_rad_s[~received]))
+    rmse = np.sqrt(np.mean((logged[:, 1:] - leg.truth_deg) ** 2, axis=0))
+    assert rmse[0] <= 2.0 and rmse[1] <= 2.0 and rmse[2] <= 4.0, rmse
+
+
+@pytest.mark.parametrize(
+    ("time_s", "message"),
+    [
+        (lambda t: t * 1000.0, "no usable sample rate"),  # milliseconds
+        (lambda t: t[::-1], "no usable sample rate"),
+        (lambda t: np.sort(np.random.default_rng(1).uniform(t[0], t[-1], t.shape[0])), "fits no regular"),
+        (lambda t: np.where(np.arange(t.shape[0]) == 900, t - 1.0, t), "runs backwards"),
+    ],
+)
+def test_a_time_column_without_a_usable_rate_is_refused(tmp_path: Path, leg: SynthLeg, time_s: object,
+                                                         message: str) -> None:
+    s = leg.samples
+    t = time_s(s.t_s.copy())  # type: ignore[operator]
+    data = np.column_stack([t, s.thigh_acc_m_s2, s.thigh_gyr_rad_s, s.shank_acc_m_s2, s.shank_gyr_rad_s])
+    np.savetxt(tmp_path / "bad.csv", data, delimiter=",", header=ANALYZE_CSV_HEADER, comments="", fmt="%.9g")
+    with pytest.raises(InputError, match=message):
+        analyze_main(tmp_path / "bad.csv", tmp_path / "out", "left")
+
+
+def test_bad_values_and_arguments(tmp_path: Path, leg: SynthLeg) -> None:
     csv_path = _write(tmp_path / "imu.csv", leg)
-    lines = csv_path.read_text().splitlines()
-    del lines[500:510]  # a hole in the time grid instead of NaN rows
-    (tmp_path / "hole.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(InputError, match="regular time grid"):
-        analyze_main(tmp_path / "hole.csv", tmp_path / "out", "right")
     lines = csv_path.read_text().splitlines()
     lines[42] = lines[42].replace(",", ",abc", 1)
     (tmp_path / "text.csv").write_text("\n".join(lines) + "\n")

@@ -19,11 +19,9 @@ from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, DEG_PER
 from sensorhub.errors import InputError
 from sensorhub.kinematics import KneeCalibration, estimate_knee_angles
 from sensorhub.model import FloatArray, KneeAngles, LegSamples
+from sensorhub.timing.grid import GridReport, regular_grid
 
-MIN_RATE_HZ = 20.0
-MAX_RATE_HZ = 2000.0
 MAX_PLAUSIBLE_GYR_RAD_S = 40.0  # above every MEMS range (2000 deg/s = 35 rad/s): the column is in deg/s
-MAX_GRID_JITTER = 0.05  # relative deviation of a time step from the median step
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +30,7 @@ class AnalyzeInput:
     rate_hz: float
     side: str
     source: str
+    grid: GridReport | None = None  # how a CSV's time column was read (None: a recording's own grid)
 
 
 def _parse_rows(path: Path) -> FloatArray:
@@ -72,30 +71,11 @@ def _parse_rows(path: Path) -> FloatArray:
     return data
 
 
-def validate_arrays(t_s: FloatArray, data: FloatArray, where: str) -> float:
-    """Check time grid and units of analyze-format arrays; returns the sample rate in Hz."""
-    if t_s.shape[0] < 2:
-        raise InputError(f"{where}: only {t_s.shape[0]} data rows; a recording needs >= 3 s of standing "
-                         "followed by knee bends or walking")
-    if not np.all(np.isfinite(t_s)):
-        raise InputError(f"{where}: time_s has missing values; every row needs its time (NaN only in the "
-                         "sensor columns of dropped samples)")
-    dt = np.diff(t_s)
-    if np.any(dt <= 0):
-        i = int(np.flatnonzero(dt <= 0)[0])
-        raise InputError(f"{where}: time_s must increase strictly (row {i + 3}: {t_s[i + 1]} after {t_s[i]})")
-    step = float(np.median(dt))
-    rate_hz = 1.0 / step
-    if not MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ:
-        raise InputError(f"{where}: sample rate {rate_hz:.1f} Hz is outside {MIN_RATE_HZ:.0f}-"
-                         f"{MAX_RATE_HZ:.0f} Hz; is time_s in seconds?")
-    if np.any(np.abs(dt - step) > MAX_GRID_JITTER * step):
-        i = int(np.flatnonzero(np.abs(dt - step) > MAX_GRID_JITTER * step)[0])
-        raise InputError(f"{where}: samples are not on a regular time grid (step {dt[i]:.6f} s at row "
-                         f"{i + 3}, median {step:.6f} s); put dropped samples in as rows of NaN")
+def check_units(data: FloatArray, where: str) -> None:
+    """Enough samples, and accelerations in m/s^2 and rates in rad/s (not g, not deg/s)."""
     finite = np.all(np.isfinite(data), axis=1)
     if np.count_nonzero(finite) < 0.5 * data.shape[0]:
-        raise InputError(f"{where}: more than half of the rows are missing samples")
+        raise InputError(f"{where}: more than half of the samples are missing")
     for seg, off in (("thigh", 0), ("shank", 6)):
         acc_norm = np.linalg.norm(data[finite, off:off + 3], axis=1)
         gyr_norm = np.linalg.norm(data[finite, off + 3:off + 6], axis=1)
@@ -111,21 +91,21 @@ def validate_arrays(t_s: FloatArray, data: FloatArray, where: str) -> float:
             raise InputError(f"{where}: {seg} angular rate reaches {top:.0f}, beyond any gyroscope range in "
                              f"rad/s: it looks like deg/s; convert to rad/s "
                              f"(multiply by {math.pi / 180:.6f})")
-    return rate_hz
 
 
 def read_analyze_csv(path: Path, side: str = "right") -> AnalyzeInput:
+    """The CSV's rows on one regular grid (the time column as a logger writes it: jitter, batches, dropped
+    samples as NaN rows or as missing rows; see ``sensorhub.timing.grid``)."""
     data = _parse_rows(path)
-    t_s = np.ascontiguousarray(data[:, 0])
-    imu = data[:, 1:]
-    rate_hz = validate_arrays(t_s, imu, str(path))
-    imu = imu.copy()
-    imu[~np.all(np.isfinite(imu), axis=1)] = np.nan  # a row with any missing value is a dropped sample
+    grid = regular_grid(data[:, 0], data[:, 1:], str(path))
+    check_units(grid.data, str(path))
+    imu = grid.data
     samples = LegSamples(
-        leg_id=side, t_s=t_s,
+        leg_id=side, t_s=np.ascontiguousarray(grid.t_s),
         thigh_acc_m_s2=np.ascontiguousarray(imu[:, 0:3]), thigh_gyr_rad_s=np.ascontiguousarray(imu[:, 3:6]),
         shank_acc_m_s2=np.ascontiguousarray(imu[:, 6:9]), shank_gyr_rad_s=np.ascontiguousarray(imu[:, 9:12]))
-    return AnalyzeInput(samples=samples, rate_hz=rate_hz, side=side, source=str(path))
+    return AnalyzeInput(samples=samples, rate_hz=grid.report.rate_hz, side=side, source=str(path),
+                        grid=grid.report)
 
 
 def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
@@ -151,7 +131,7 @@ def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
         arrays = (
             samples.thigh_acc_m_s2, samples.thigh_gyr_rad_s, samples.shank_acc_m_s2, samples.shank_gyr_rad_s
         )
-        validate_arrays(samples.t_s, np.hstack(arrays), f"{path} [{leg_id}]")
+        check_units(np.hstack(arrays), f"{path} [{leg_id}]")
         # The grid's own rate (as live), not one re-estimated from the time stamps.
         rate_hz = front.grid_rate_hz(leg_id)
         out.append(AnalyzeInput(samples=samples, rate_hz=rate_hz, side=sides[leg_id], source=str(path)))
@@ -257,7 +237,9 @@ def analyze_main(input_path: Path, out_dir: Path, leg: str | None, history: Path
         results.append((inp, cal, events))
         target = out_dir if len(inputs) == 1 else out_dir / inp.samples.leg_id.replace("/", "_")
         write_outputs(target, angles, events)
-        print(f"{inp.source} [{inp.samples.leg_id}]: {len(angles.t_s)} samples at {inp.rate_hz:.0f} Hz")
+        print(f"{inp.source} [{inp.samples.leg_id}]: {len(angles.t_s)} samples at {inp.rate_hz:.2f} Hz")
+        if inp.grid is not None:
+            print("  time: " + inp.grid.summary())
         print("  " + _calibration_summary(cal))
         print(f"  wrote {target / 'angles.csv'} and {target / 'events.json'} ({len(events)} events)")
     if history is not None:
