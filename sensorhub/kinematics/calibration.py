@@ -3,12 +3,19 @@
 What is observable, and used:
 - quiet standing: each sensor's gravity direction is its segment's z axis (segments are vertical in the
   standing pose, by the definition of the zero pose), and the mean gyroscope reading is its bias;
-- knee bends, walking or jogging: the knee's flexion axis in each sensor frame, j1 (thigh) and j2 (shank),
-  from the gyroscopes alone (T. Seel, J. Raisch, T. Schauer, "IMU-based joint angle measurement for gait
-  analysis", Sensors 14, 2014): for a hinge, |w1 x j1| = |w2 x j2| at every instant.
-The segment y axis (left) is the flexion axis made orthogonal to z; x = y cross z. Only the directions of
-j1, j2 are identifiable; their signs follow from flexion being one-sided (a knee bends one way from the
-standing pose) and positive.
+- knee bends, walking or jogging: the knee's flexion axis in each sensor frame, j1 (thigh) and j2
+  (shank), the segment's y axis made orthogonal to z. Two independent estimates per segment:
+  * gyroscope: the dominant rotation axis orthogonal to z (bends and gait turn both segments mostly about
+    their flexion axes);
+  * inclination: each segment tilts forward and back in its sagittal plane, so the gravity direction seen
+    by the sensor (from its own 6-axis filter: drift-free) moves along the segment's x axis; the flexion
+    axis is orthogonal to that movement. Turning about the vertical and axial rotation do not move it.
+  They must agree (both wrong the same way would need the segment to tilt mainly about the axis it
+  rotates about least): a disagreement refuses the calibration with the movement to redo.
+The signs follow from flexion being one-sided (a knee bends one way from the standing pose), judged on
+the inclination-based flexion (thigh and shank pitch in their sagittal planes: no drift, no heading).
+(T. Seel, J. Raisch, T. Schauer, "IMU-based joint angle measurement for gait analysis", Sensors 14, 2014
+give the hinge residual reported with every calibration.)
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ class CalibrationParams:
     """Thresholds of the automatic calibration (units in the names)."""
 
     standing_min_s: float = 2.0  # the design asks for >= 3 s; accept a little less before refusing
-    steady_deg: float = 3.0  # gravity directions must stay this steady over the standing window
+    steady_deg: float = 6.0  # gravity directions must stay this steady over the standing window (sway and
+    # weight shifts stay within a few degrees; a held squat or lunge is tens of degrees away)
     still_gyr_rad_s: float = 0.35  # above this either sensor is moving (bias of cheap gyros stays below)
     still_acc_dev_m_s2: float = 1.5  # | |acc| - g | above this: moving
     motion_min_gyr_rad_s: float = 0.25  # samples quieter than this carry no axis information
@@ -37,6 +45,8 @@ class CalibrationParams:
     cycle_fall_deg: float = 8.0  # ...after having come back within this of it
     min_flexion_cycles: int = 3
     max_axis_spread_deg: float = 6.0  # agreement of the axes fitted on separate thirds of the motion
+    max_axis_disagreement_deg: float = 15.0  # gyroscope vs inclination flexion axis, per segment
+    min_tilt_deg: float = 10.0  # rms sagittal tilt a segment needs for its inclination axis to count
     max_relative_residual: float = 0.6  # rms hinge residual / rms flexion rate
     min_sign_contrast: float = 1.5  # one-sidedness of the chosen axis signs over the alternative
     attempt_every_s: float = 1.0
@@ -55,7 +65,8 @@ class CalibrationReport:
     axis_spread_deg: float
     n_fit_samples: int
     refinement_deg: float = 0.0  # how far the knee-relative refinement moved the flexion axes
-
+    axis_disagreement_deg: float = 0.0  # gyroscope vs inclination flexion axis (worse segment)
+    refinement_used: bool = False  # the refinement is kept only when it agrees with the first axes
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -68,6 +79,8 @@ class CalibrationReport:
             "axis_spread_deg": self.axis_spread_deg,
             "n_fit_samples": self.n_fit_samples,
             "refinement_deg": self.refinement_deg,
+            "axis_disagreement_deg": self.axis_disagreement_deg,
+            "refinement_used": int(self.refinement_used),
         }
 
 
@@ -144,7 +157,7 @@ def find_standing(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank
     settle = round(0.2 * rate_hz)  # the first samples after switching on
     margin = round(0.25 * rate_hz)  # the last instants before motion are often not still
     quiet_start = 0
-    longest_s = 0.0
+    longest_s = 0.0  # the longest quiet, steady stretch before a movement
     for onset in onsets:
         start = quiet_start + (settle if quiet_start == 0 else margin)
         end = onset - margin
@@ -152,17 +165,20 @@ def find_standing(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shank
             start = _steady_since(thigh_acc_m_s2, shank_acc_m_s2, int(start), int(end), rate_hz, params)
         if (end - start) / rate_hz >= params.standing_min_s:
             return int(start), int(end), int(onset)
-        longest_s = max(longest_s, (onset - quiet_start) / rate_hz)
+        longest_s = max(longest_s, (end - start) / rate_hz)
         rest = np.flatnonzero(~active[onset:])
         if rest.size == 0:
             break
         quiet_start = int(onset + rest[0])
-    if onsets.size == 0 or (not active[-1] and (n - quiet_start) / rate_hz >= params.standing_min_s):
+    before = (f"the movement so far had no quiet, steady standing of at least {params.standing_min_s:.0f} s "
+              f"before it (longest {longest_s:.1f} s, gravity steady within {params.steady_deg:.0f} deg)")
+    if onsets.size == 0:
         return ("no movement after the standing period yet: do 3-5 slow knee bends (or walk for 10 s) "
                 "after standing still")
-    return (f"no quiet standing period of at least {params.standing_min_s:.0f} s before the movement "
-            f"(longest {longest_s:.1f} s): stand still for at least 3 s before moving, then do 3-5 slow "
-            "knee bends")
+    if not active[-1] and (n - quiet_start) / rate_hz >= params.standing_min_s:
+        return (f"no movement after the last standing period yet ({before}): do 3-5 slow knee bends (or "
+                "walk for 10 s) after standing still")
+    return f"{before}: stand still for at least 3 s before moving, then do 3-5 slow knee bends"
 
 
 def _unit(v: FloatArray) -> FloatArray:
@@ -244,9 +260,33 @@ def segment_frame(z_sensor: FloatArray, axis_sensor: FloatArray) -> FloatArray:
     return np.column_stack((x, y, z))
 
 
-def _flexion_angle(j1: FloatArray, j2: FloatArray, g1: FloatArray, g2: FloatArray, dt_s: float) -> FloatArray:
-    """Flexion integrated from the two gyroscopes (hinge: rate = j2.w2 - j1.w1), relative to the start."""
-    return np.asarray(np.cumsum((g2 @ j2 - g1 @ j1) * dt_s), dtype=np.float64)
+def gravity_directions(acc_m_s2: FloatArray, gyr_rad_s: FloatArray, rate_hz: float) -> FloatArray:
+    """Unit "up" in the sensor frame per sample, from the sensor's own 6-axis filter (gyroscope bias
+    removed by the caller): drift-free, and blind to turning about the vertical. NaN rows are bridged."""
+    from sensorhub.orientation import estimate  # lazy: calibration loads without the filter
+
+    q = estimate(np.ascontiguousarray(gyr_rad_s), np.ascontiguousarray(acc_m_s2), rate_hz)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    # third row of the sensor -> earth rotation matrix: earth z seen in the sensor frame
+    return np.column_stack((2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)))
+
+
+def inclination_axis(up_sensor: FloatArray, z_sensor: FloatArray) -> tuple[FloatArray, float]:
+    """The flexion axis from how the segment tilts: the up direction's movement in the plane orthogonal to
+    the standing z is along the segment's x axis (sagittal tilt), the axis is z cross x. Also the rms tilt
+    (deg) that the estimate rests on."""
+    z = _unit(z_sensor)
+    h = up_sensor - np.outer(up_sensor @ z, z)
+    vals, vecs = np.linalg.eigh(h.T @ h)
+    x = _unit(vecs[:, 2] - float(vecs[:, 2] @ z) * z)
+    tilt_deg = math.degrees(math.asin(min(1.0, math.sqrt(max(0.0, float(vals[2])) / max(1, h.shape[0])))))
+    return _unit(np.cross(z, x)), tilt_deg
+
+
+def pitch_deg(up_sensor: FloatArray, frame: FloatArray) -> FloatArray:
+    """Tilt of the segment about its y axis (deg, + = its top forward), from "up" in the sensor frame."""
+    up = up_sensor @ frame  # in segment coordinates
+    return np.asarray(np.degrees(np.arctan2(-up[:, 0], up[:, 2])), dtype=np.float64)
 
 
 def _running_min(x: FloatArray, win: int) -> FloatArray:
@@ -289,8 +329,8 @@ def calibrate_knee(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shan
                    params: CalibrationParams | None = None) -> KneeCalibration:
     """Calibrate both segments from standing + bends/gait (NaN rows allowed).
 
-    Raises CalibrationPendingError while the data is still insufficient (no standing followed by motion
-    yet, too few bends, spread too large); its message says what to do."""
+    Raises CalibrationPendingError while the data is still insufficient or inconsistent (no standing
+    followed by motion yet, too few bends, axes that disagree); its message says what to do."""
     p = params or CalibrationParams()
     dt_s = 1.0 / rate_hz
     found = find_standing(thigh_acc_m_s2, thigh_gyr_rad_s, shank_acc_m_s2, shank_gyr_rad_s, rate_hz, p)
@@ -304,16 +344,17 @@ def calibrate_knee(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shan
     if np.count_nonzero(valid) < 0.5 * (stand_end - start):
         raise CalibrationError("more than half of the standing period is missing samples: check that both "
                                "sensors stream, then record again (stand still 3 s, then 3-5 knee bends)")
-    z_t = np.mean(thigh_acc_m_s2[sl][valid], axis=0)
-    z_s = np.mean(shank_acc_m_s2[sl][valid], axis=0)
+    z_t = _unit(np.mean(thigh_acc_m_s2[sl][valid], axis=0))
+    z_s = _unit(np.mean(shank_acc_m_s2[sl][valid], axis=0))
     bias_t = np.mean(thigh_gyr_rad_s[sl][valid], axis=0)
     bias_s = np.mean(shank_gyr_rad_s[sl][valid], axis=0)
 
     g1 = thigh_gyr_rad_s[onset:] - bias_t
     g2 = shank_gyr_rad_s[onset:] - bias_s
-    ok = _finite_rows(g1) & _finite_rows(g2)
+    ok = _finite_rows(g1) & _finite_rows(g2) & _finite_rows(thigh_acc_m_s2[onset:]) & _finite_rows(
+        shank_acc_m_s2[onset:])
     motion_s = float(np.count_nonzero(ok)) * dt_s
-    g1z = np.where(ok[:, None], g1, 0.0)  # for integration: a missing sample contributes no rotation
+    g1z = np.where(ok[:, None], g1, 0.0)
     g2z = np.where(ok[:, None], g2, 0.0)
     informative = ok & ((np.linalg.norm(g1z, axis=1) > p.motion_min_gyr_rad_s)
                         | (np.linalg.norm(g2z, axis=1) > p.motion_min_gyr_rad_s))
@@ -322,27 +363,45 @@ def calibrate_knee(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shan
         raise CalibrationPendingError("not enough movement yet: do 3-5 slow knee bends (or walk for 10 s)")
     if idx.size > p.max_fit_samples:
         idx = idx[np.linspace(0, idx.size - 1, p.max_fit_samples).astype(np.int64)]
-    z_t = _unit(z_t)
-    z_s = _unit(z_s)
     j1 = dominant_axis(g1z[idx], z_t)
     j2 = dominant_axis(g2z[idx], z_s)
 
-    # signs: the relative sign makes the integrated flexion one-sided (the other choice integrates the sum
-    # of the segments' rotations, which swings both ways or little); the overall sign makes it positive
-    options: list[tuple[float, FloatArray, FloatArray, FloatArray]] = []
-    for s in (1.0, -1.0):
-        theta = _flexion_angle(j1, s * j2, g1z, g2z, dt_s)
-        lo, hi = np.percentile(theta, [1.0, 99.0])
+    # inclination of each segment from its own filter, run from the standing start (converged there)
+    motion = slice(onset - start, None)
+    up_t = gravity_directions(thigh_acc_m_s2[start:], thigh_gyr_rad_s[start:] - bias_t, rate_hz)[motion][ok]
+    up_s = gravity_directions(shank_acc_m_s2[start:], shank_gyr_rad_s[start:] - bias_s, rate_hz)[motion][ok]
+    disagreement = 0.0
+    for name, j, up, z in (("thigh", j1, up_t, z_t), ("shank", j2, up_s, z_s)):
+        j_incl, tilt_deg = inclination_axis(up, z)
+        if tilt_deg >= p.min_tilt_deg:
+            off = _angle_deg(j, j_incl)
+            disagreement = max(disagreement, off)
+            if off > p.max_axis_disagreement_deg:
+                raise CalibrationPendingError(
+                    f"the {name} sensor's flexion axis from its rotation and from its tilt disagree by "
+                    f"{off:.0f} deg (limit {p.max_axis_disagreement_deg:.0f}): the sensor may be loose or "
+                    "the movement not a knee bend; strap the sensors tight, stand still 3 s, then do 3-5 "
+                    "slow knee bends in place (or walk straight for 10 s)")
+
+    # signs: the knee bends one way from the standing pose. Of the two relative signs the right one makes
+    # the flexion (shank pitch - thigh pitch, drift-free) one-sided; the wrong one gives their sum, which
+    # swings both ways in gait and stays the smaller in bends (thigh and shank tilt opposite ways there)
+    options: list[tuple[float, float, FloatArray, FloatArray, FloatArray]] = []
+    pitch_t = pitch_deg(up_t, segment_frame(z_t, j1))
+    pitch_s = pitch_deg(up_s, segment_frame(z_s, j2))
+    for s_rel in (1.0, -1.0):
+        flexion_deg = s_rel * pitch_s - pitch_t
+        lo, hi = np.percentile(flexion_deg, [1.0, 99.0])
         sign = 1.0 if hi + lo >= 0 else -1.0
-        options.append((abs(hi + lo), sign * j1, sign * s * j2, sign * theta))
+        options.append((abs(hi + lo), sign, sign * j1, sign * s_rel * j2, sign * flexion_deg))
     options.sort(key=lambda o: -o[0])
     if options[0][0] < p.min_sign_contrast * options[1][0]:
         raise CalibrationPendingError(
             "the movement does not show which way the knee bends (thigh and shank must both move): "
             "do 3-5 slow standing knee bends (squats) or walk for 10 s")
-    _, j1, j2, theta = options[0]
-    n_cycles = count_flexion_cycles(theta, rate_hz, p)
-    lo, hi = np.percentile(theta, [1.0, 99.0])
+    _, _, j1, j2, flexion_deg = options[0]
+    n_cycles = count_flexion_cycles(np.radians(flexion_deg), rate_hz, p)
+    lo, hi = np.percentile(flexion_deg, [1.0, 99.0])
     residual = hinge_residual_rms(g1z[idx], g2z[idx], j1, j2)
     flex_rate = (g2z[idx] @ j2 - g1z[idx] @ j1)
     rel_res = residual / max(1e-9, float(np.sqrt(np.mean(flex_rate ** 2))))
@@ -358,8 +417,9 @@ def calibrate_knee(thigh_acc_m_s2: FloatArray, thigh_gyr_rad_s: FloatArray, shan
 
     report = CalibrationReport(
         standing_s=standing_s, motion_s=motion_s, n_flexion_cycles=n_cycles,
-        flexion_range_deg=float(hi - lo) * DEG_PER_RAD, residual_rms_rad_s=residual,
-        relative_residual=rel_res, axis_spread_deg=spread, n_fit_samples=int(idx.size))
+        flexion_range_deg=float(hi - lo), residual_rms_rad_s=residual,
+        relative_residual=rel_res, axis_spread_deg=spread, n_fit_samples=int(idx.size),
+        axis_disagreement_deg=disagreement)
     if n_cycles < p.min_flexion_cycles:
         raise CalibrationPendingError(
             f"no knee bends found after standing ({n_cycles} flexion cycles of >= "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -64,7 +64,8 @@ GAP_RECOVERY_TAU_ACC_S = 0.7
 class KneeParams:
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     heading: HeadingParams = field(default_factory=HeadingParams)
-    refine_axes: bool = True  # refine the axes from the knee's relative motion once the filters run
+    refine_axes: bool = True  # refine the axes from the knee's relative motion once the filters run ...
+    refine_max_deg: float = 10.0  # ... if that moves them by at most this much (else the first axes stay)
     # after a gap of >= gap_recovery_min_s the inclination comes from a fast-converging filter until the
     # normal one agrees with it within gap_recovery_agree_deg for 0.25 s (at most gap_recovery_max_s), then
     # fades
@@ -334,7 +335,13 @@ class KneeEstimator:
             self._filters = (self._factory(self.rate_hz), self._factory(self.rate_hz))
         q_t, q_s, blending = self._orientations(gyr_t, acc_t, gyr_s, acc_s, missing)
         if initialise and self.params.refine_axes:
-            cal = refine_axes(cal, q_t, q_s, gyr_t, gyr_s)
+            # The relative motion sees the knee alone (a segment's own rotation also holds its other joint),
+            # but leans on the filters' relative heading from standing: turning or real axial rotation in
+            # the calibration movement can throw it far off. Kept only if it stays near the first axes.
+            refined = refine_axes(cal, q_t, q_s, gyr_t, gyr_s)
+            used = refined.report.refinement_deg <= self.params.refine_max_deg
+            report = replace(refined.report, refinement_used=used)
+            cal = replace(refined if used else cal, report=report)
             self._calibration = cal
         c_t = np.ascontiguousarray(cal.thigh_r_seg_to_sensor)
         c_s = np.ascontiguousarray(cal.shank_r_seg_to_sensor)
