@@ -5,7 +5,8 @@ All arrays are float64 in SI units (see ``sensorhub.conventions``); rows of NaN 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -111,6 +112,35 @@ class LegSamples:
     def __len__(self) -> int:
         return int(self.t_s.shape[0])
 
+    def slice(self, sl: builtins.slice) -> LegSamples:
+        """The rows in ``sl`` (views of the arrays, no copy)."""
+        return LegSamples(
+            self.leg_id,
+            self.t_s[sl],
+            self.thigh_acc_m_s2[sl],
+            self.thigh_gyr_rad_s[sl],
+            self.shank_acc_m_s2[sl],
+            self.shank_gyr_rad_s[sl],
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[LegSamples], leg_id: str | None = None) -> LegSamples:
+        """``parts`` joined in order, as ``leg_id`` (default: the first part's leg)."""
+        return cls(
+            parts[0].leg_id if leg_id is None else leg_id,
+            np.concatenate([p.t_s for p in parts]),
+            np.concatenate([p.thigh_acc_m_s2 for p in parts]),
+            np.concatenate([p.thigh_gyr_rad_s for p in parts]),
+            np.concatenate([p.shank_acc_m_s2 for p in parts]),
+            np.concatenate([p.shank_gyr_rad_s for p in parts]),
+        )
+
+    @classmethod
+    def empty(cls, leg_id: str) -> LegSamples:
+        """No samples (e.g. the final step of a stream)."""
+        none = np.empty((0, 3))
+        return cls(leg_id, np.empty(0), none, none, none, none)
+
 
 @dataclass(frozen=True, slots=True)
 class KneeAngles:
@@ -122,6 +152,28 @@ class KneeAngles:
     valgus_rad: FloatArray
     rotation_rad: FloatArray
     quality: NDArray[np.uint8]  # bit flags, see sensorhub.kinematics
+
+
+@dataclass(frozen=True, slots=True)
+class LegMotion:
+    """What the knee estimator knows of each segment, row for row with its ``KneeAngles``: the event
+    detector reads it (one orientation filter per sensor for the whole pipeline).
+
+    Quaternions are each 6-axis filter's own (sensor -> earth, z up; headings arbitrary). Rows the
+    estimator filled across lost samples are marked ``missing`` (their values are the fill, not data)."""
+
+    q_thigh: FloatArray  # (n, 4)
+    q_shank: FloatArray  # (n, 4)
+    thigh_acc_m_s2: FloatArray  # (n, 3)
+    thigh_gyr_rad_s: FloatArray  # (n, 3) gyroscope bias removed
+    shank_acc_m_s2: FloatArray  # (n, 3)
+    shank_gyr_rad_s: FloatArray  # (n, 3) gyroscope bias removed
+    missing: NDArray[np.bool_]  # (n,)
+    thigh_frame: FloatArray  # (3, 3) thigh segment -> thigh sensor (columns: segment x, y, z)
+    shank_frame: FloatArray  # (3, 3)
+
+    def __len__(self) -> int:
+        return int(self.missing.shape[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from sensorhub.analysis import EventDetector, control_score, event_to_json, limb_symmetry
-from sensorhub.bench.events_accuracy import Result, detect_leg, match, simulate_leg
+from sensorhub.bench.events_accuracy import Result, _truth_rows, detect_leg, match, simulate_leg
 from sensorhub.errors import InputError
-from sensorhub.model import Event, KneeAngles, LegSamples
+from sensorhub.kinematics import KneeEstimator
+from sensorhub.model import Event, LegSamples
 
 _CACHE: dict[tuple[str, str, int], tuple[Any, LegSamples, list[Event]]] = {}
 
@@ -89,31 +90,14 @@ def test_events_json_shape() -> None:
 
 def test_live_phase_during_descent() -> None:
     arr, samples, _ = _run("squat", "clean")
-    r = np.radians(arr.truth_deg)
-    angles = KneeAngles("right", samples.t_s, r[:, 0], r[:, 1], r[:, 2], np.zeros(len(samples), np.uint8))
+    knee = KneeEstimator("right", 200.0, "right")
     det = EventDetector("right", 200.0)
     truth = [e for e in arr.motion.events if e["type"] == "rep" and not e.get("calibration")]
     seen: list[float] = []
     step = 20
     for i in range(0, len(samples), step):
-        sl = slice(i, i + step)
-        part = LegSamples(
-            "right",
-            samples.t_s[sl],
-            samples.thigh_acc_m_s2[sl],
-            samples.thigh_gyr_rad_s[sl],
-            samples.shank_acc_m_s2[sl],
-            samples.shank_gyr_rad_s[sl],
-        )
-        ang = KneeAngles(
-            "right",
-            angles.t_s[sl],
-            angles.flexion_rad[sl],
-            angles.valgus_rad[sl],
-            angles.rotation_rad[sl],
-            angles.quality[sl],
-        )
-        out = det.step(part, ang)
+        angles, motion = knee.step(samples.slice(slice(i, i + step)))
+        out = det.step(_truth_rows(angles, samples, arr.truth_deg), motion)
         if out.phase is not None:
             assert out.phase.kind == "rep_descent" and out.phase.metrics["excursion_deg"] > 10.0
             seen.append(out.phase.t_s)
@@ -121,19 +105,14 @@ def test_live_phase_during_descent() -> None:
         assert any(rep["t_s"] < t < rep["t_bottom_s"] + 0.05 for t in seen), rep
 
 
-def test_samples_wait_for_late_angles() -> None:
-    det = EventDetector("left", 100.0, "x/left")
-    n = 50
-    t = np.arange(n) / 100.0
-    acc = np.tile([0.0, 0.0, 9.81], (n, 1))
-    zero3 = np.zeros((n, 3))
-    samples = LegSamples("x/left", t, acc, zero3, acc, zero3)
-    empty = KneeAngles("x/left", np.empty(0), np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.uint8))
-    assert det.push(samples, empty) == []
-    z = np.zeros(n)
-    assert det.push(samples, KneeAngles("x/left", t, z, z, z, np.zeros(n, np.uint8))) == []
-    with pytest.raises(InputError, match="angles start"):
-        det.push(samples, KneeAngles("x/left", t + 5.0, z, z, z, np.zeros(n, np.uint8)))
+def test_angles_and_motion_must_be_the_same_rows() -> None:
+    _, samples, _ = _run("squat", "clean")
+    angles, motion = KneeEstimator("right", 200.0, "right").step(samples)
+    det = EventDetector("right", 200.0)
+    with pytest.raises(InputError, match="motion rows"):
+        det.push(angles, motion.__class__(*(getattr(motion, f)[:-1] for f in (
+            "q_thigh", "q_shank", "thigh_acc_m_s2", "thigh_gyr_rad_s", "shank_acc_m_s2", "shank_gyr_rad_s",
+            "missing")), motion.thigh_frame, motion.shank_frame))
 
 
 def test_control_score_bounds_and_direction() -> None:

@@ -12,7 +12,7 @@ from firmware_sim.body import simulate
 from firmware_sim.transports.inprocess import InProcessTransport
 from sensorhub.analysis import detect_events, event_to_json
 from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
-from sensorhub.kinematics import estimate_knee_angles
+from sensorhub.kinematics import estimate_knee
 from sensorhub.offline.analyze import read_recording_legs
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
@@ -70,8 +70,8 @@ def test_live_events_equal_offline_and_cues_carry_latency(tmp_path: Path) -> Non
     live, cues = asyncio.run(_live(recording))
     assert set(live) == {"ana/right", "ana/left"}
     for inp in read_recording_legs(recording, None):
-        angles, _ = estimate_knee_angles(inp.samples, inp.side, inp.rate_hz)
-        offline = [event_to_json(e) for e in detect_events(inp.samples, angles, inp.side, inp.rate_hz)]
+        run = estimate_knee(inp.samples, inp.side, inp.rate_hz)
+        offline = [event_to_json(e) for e in detect_events(run.angles, run.motion, inp.side, inp.rate_hz)]
         _assert_same_events(offline, live[inp.samples.leg_id])
         assert sum(e["type"] == "rep" for e in offline) >= 6  # 3 calibration bends + 4 squats, tolerant by 1
     assert cues, "faulty squats must produce cues"

@@ -9,7 +9,7 @@ from scipy.stats import theilslopes
 
 from firmware_sim.athletes import make_leg_csv_arrays
 from sensorhub.analysis import detect_events
-from sensorhub.kinematics import estimate_knee_angles
+from sensorhub.kinematics import estimate_knee
 from sensorhub.model import Event, LegSamples
 from sensorhub.rehab.fatigue import FatigueMonitor, assess_set, theil_sen_slope
 
@@ -28,9 +28,9 @@ def _squats(reps: int, seed: int, faults: dict[str, float]) -> list[Event]:
         np.ascontiguousarray(d[:, 6:9]),
         np.ascontiguousarray(d[:, 9:12]),
     )
-    angles, _ = estimate_knee_angles(samples, "right", RATE_HZ)
+    run = estimate_knee(samples, "right", RATE_HZ)
     first_s = min(e["t_s"] for e in leg.motion.events if not e.get("calibration"))
-    return [e for e in detect_events(samples, angles, "right", RATE_HZ) if e.t_s >= first_s - 0.5]
+    return [e for e in detect_events(run.angles, run.motion, "right", RATE_HZ) if e.t_s >= first_s - 0.5]
 
 
 def _reps(valgus: list[float], eccentric: list[float] | None = None) -> list[Event]:

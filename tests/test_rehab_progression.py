@@ -16,7 +16,7 @@ from conftest import ARTIFACTS
 from firmware_sim.athletes import make_leg_csv_arrays, simulate_motion
 from sensorhub.analysis import detect_events
 from sensorhub.cli import main
-from sensorhub.kinematics import estimate_knee_angles
+from sensorhub.kinematics import estimate_knee
 from sensorhub.model import Event, LegSamples
 from sensorhub.rehab.curves import Curve, extract_curve
 from sensorhub.rehab.program import parse_program
@@ -95,11 +95,12 @@ def _analysed_events(
             np.ascontiguousarray(d[:, 6:9]),
             np.ascontiguousarray(d[:, 9:12]),
         )
-        angles, _ = estimate_knee_angles(samples, side, RATE_HZ)
+        run = estimate_knee(samples, side, RATE_HZ)
+        angles = run.angles
         flexion_deg, valgus_deg = np.degrees(angles.flexion_rad), np.degrees(angles.valgus_rad)
         events += [
             (e, extract_curve(angles.t_s, flexion_deg, valgus_deg, e))
-            for e in detect_events(samples, angles, side, RATE_HZ)
+            for e in detect_events(angles, run.motion, side, RATE_HZ)
         ]
     # the drill's set starts after the calibration bends (their reps are not part of it)
     first_s = min(e["t_s"] for e in motion.events if not e.get("calibration"))

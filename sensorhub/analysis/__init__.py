@@ -3,9 +3,9 @@
 
 Public API:
 - ``EventDetector(side, rate_hz, leg_id="", params=None)`` with
-  ``push(LegSamples, KneeAngles) -> list[Event]``, ``step(...) -> DetectorOutput(events, phase)``,
-  ``phase`` (the ``LivePhase`` in progress) and ``finish()``;
-- ``detect_events(samples, angles, side, rate_hz) -> list[Event]`` (offline = one push);
+  ``push(KneeAngles, LegMotion) -> list[Event]`` (the knee estimator's rows: ``KneeEstimator.step``),
+  ``step(...) -> DetectorOutput(events, phase)``, ``phase`` (the ``LivePhase`` in progress), ``finish()``;
+- ``detect_events(angles, motion, side, rate_hz) -> list[Event]`` (offline = one push);
 - ``event_to_json(Event) -> dict`` (events.json objects); ``control_score``; ``limb_symmetry``.
 """
 

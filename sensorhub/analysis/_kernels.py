@@ -1,33 +1,55 @@
-"""Numba kernels of the event detector: one sample-by-sample state machine per leg, state carried in a
-float64 array, so that chunked (live) and one-batch (offline) processing take identical decisions.
+"""Numba kernels of the event detector: per-sample features, then one sample-by-sample state machine per
+leg whose state is carried in a float64 array, so chunked (live) and one-batch (offline) processing take
+identical decisions.
 
-The kernel only finds WHEN things happen (global sample indices of take-off, contact, start of descent,
-bottom, end, plant); ``sensorhub.analysis.metrics`` computes the metric values from the buffered signals.
+The kernels only find WHEN things happen (global sample indices of take-off, contact, start of descent,
+bottom, end, foot strike); ``sensorhub.analysis.metrics`` computes the metric values.
 
-Inputs per sample: thigh and shank specific-force magnitude (g) and knee flexion (deg). Magnitudes do not
-depend on how a sensor is mounted.
+Flight is judged by physics, not by a signature of one kind of jump: in the air the hip falls freely, so
+the thigh sensor's specific force is only what the thigh's rotation about the hip makes at the sensor,
+``f = L(w, dw/dt) r`` (``L r = dw/dt x r + w x (w x r)``, r the hip -> sensor lever arm, constant). On the
+ground the support adds about 1 g that no lever explains. The lever is fitted (least squares, pulled
+towards a nominal one) over the flight itself, so legs that swing, tuck or flex in the air stay
+"airborne"; the first sample the fit no longer explains is the return of support: initial contact.
+A fast squat also unloads the hip for a moment, but its foot stays planted: a planted shank's ankle is at
+rest, so the specific force there (the shank's, moved along its axis by the lever length) is 1 g up; a
+flight needs the shank to be off the ground too.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
 
 from sensorhub.model import FloatArray
 
-RING = 64  # look-back of the impact onset search and of the flexion-rate lag (samples)
+RING = 64  # look-back of the contact onset search and of the flexion-rate lag (samples)
+
+# ---- feature columns ------------------------------------------------------------------------------------
+F_AT_G = 0  # thigh |specific force| / g
+F_AS_G = 1  # shank |specific force| / g
+F_WS = 2  # shank |angular rate|, rad/s
+F_TURN = 3  # thigh angular rate about the vertical (earth frame), rad/s
+F_HACC_G = 4  # thigh horizontal acceleration (earth frame) / g
+F_VACC_G = 5  # thigh vertical specific force (earth frame) / g
+F_L = 6  # thigh lever operator L (9, row major): L r = dw/dt x r + w x (w x r), sensor frame
+F_FT = 15  # thigh specific force (3), sensor frame, m/s^2
+F_PLANT_G = 18  # how far the shank's ankle is from "at rest on the ground" (g), best lever length
+F_COLS = 19
 
 # ---- parameters (see AnalysisParams in detector.py for units and meaning) -----------------------------
 P_RATE_HZ = 0
 P_AIR_ENTER_G = 1
 P_AIR_BREAK_G = 2
-P_AIR_CONFIRM_S = 3
-P_AIR_MEAN_MAX_G = 4
+P_CONFIRM_S = 3
+P_AIR_RMS_G = 4
 P_IMPACT_G = 5
 P_MIN_FLIGHT_S = 6
 P_MAX_FLIGHT_S = 7
 P_LANDING_WINDOW_S = 8
-P_RISE_G = 9
+P_ONSET_G = 9
 P_QUIET_RATE_DEG_S = 10
 P_QUIET_MIN_S = 11
 P_RATE_LAG_S = 12
@@ -38,59 +60,53 @@ P_REP_ASCENT_FRAC = 16
 P_REP_END_FRAC = 17
 P_REP_MAX_S = 18
 P_SWING_MIN_DEG = 19
+P_LEVER_RIDGE = 20  # (rad/s^2)^2 per sample: below this much rotation the lever stays at its prior
+P_TAKEOFF_G = 21  # take-off: the first candidate sample whose unexplained force is below this
 P_STRIKE_RISE_DEG = 22
 P_REP_END_QUIET_S = 23
 P_REP_MIN_CONC_S = 24
-P_FLIGHT_SHANK_MAX_G = 25
+P_PLANTED_G = 25  # the shank counts as planted while its ankle's specific force is this close to 1 g up
 P_REP_HOLDOFF_S = 26
-P_IMPACT_WINDOW_S = 27
-P_IMPACT_JERK_G_S = 28
-P_SUPPORT_BAND_G = 29
-P_SHANK_FREE_G = 30
-P_SHANK_FREE_S = 31
-P_SIZE = 32
+P_LEVER_X = 27  # prior hip -> thigh sensor lever arm (3), sensor frame, m
+P_GAP_SUPPORT_G = 30  # first sample after a gap in a flight: this much unexplained force = landed in it
+P_SIZE = 31
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
-S_AIR = 1  # 1 while airborne (confirmed free fall)
-S_CAND = 2  # global index where a free-fall candidate began, -1 if none
-S_CAND_SUM = 3
-S_CAND_N = 4
-S_TAKEOFF = 5
-S_LAND_OPEN = 6
-S_LAND_CONTACT = 7
-S_LAND_TAKEOFF = 8
-S_LAST_AIR = 9  # global index of the last confirmed take-off (-1: none)
-S_PREV_ABOVE = 10  # 1 if the previous valid thigh sample was >= air_enter_g
-S_REP = 11  # 0 idle, 1 descent, 2 ascent
-S_QUIET_RUN = 12
-S_ONSET = 13
-S_ONSET_FLEX = 14
-S_REP_START = 15
-S_REP_START_FLEX = 16
-S_REP_PEAK = 17
-S_REP_PEAK_IDX = 18
-S_LAST_IMPACT = 19  # global index of the last ground impact of any kind (foot strike, landing)
-S_SW = 20
-S_SW_MIN = 21
-S_SW_MIN_IDX = 22
-S_REP_END = 24  # end of a rep waiting for its hold-off (a flight would make it a jump's dip)
-S_ASC_MIN = 30
-S_ASUM = 28  # running sum of the thigh |a| over the confirm window
-S_SH_SUM = 29  # shank |a| summed since the candidate began
-S_SH_N = 23
-S_PREV_VALID = 31
-S_CAND_CHECKS = 25  # confirmation checks made on the current candidate
-S_IMP_END = 26  # while an impact is being examined: the sample at which it is decided, else -1
-S_LAST_CONTACT = 27  # global index of the last landing's initial contact
-S_LAND_GAP_LO = 32  # open landing whose contact fell in lost samples: last valid sample before them, else -1
-S_LAST_VALID = 33  # global index of the last valid sample
-S_SH_LOW_RUN = 34  # consecutive flight samples with the shank reading below SHANK_FREE_G
-S_SH_LOW_MAX = 35  # longest such run of the current candidate / flight
-S_RING_M = 36
-S_RING_F = S_RING_M + RING
-S_RING_A = S_RING_F + RING
-S_SIZE = S_RING_A + RING
+S_AIR = 1  # 0 on the ground, 1 candidate flight, 2 airborne
+S_CAND = 2  # global index where the candidate began
+S_TAKEOFF = 3  # take-off of the current flight / candidate
+S_PLANTED_RUN = 4  # candidate samples with the shank planted
+S_LAND_OPEN = 5
+S_LAND_CONTACT = 6
+S_LAND_TAKEOFF = 7
+S_LAST_AIR = 8  # take-off of the last landing's flight (-1: none)
+S_PREV_SUPPORT = 9  # unexplained force of the previous valid sample (prior lever), g
+S_REP = 10  # 0 idle, 1 descent, 2 ascent, 3 waiting for the hold-off
+S_QUIET_RUN = 11
+S_ONSET = 12
+S_ONSET_FLEX = 13
+S_REP_START = 14
+S_REP_START_FLEX = 15
+S_REP_PEAK = 16
+S_REP_PEAK_IDX = 17
+S_SW = 18
+S_SW_MIN = 19
+S_SW_MIN_IDX = 20
+S_REP_END = 21
+S_ASC_MIN = 22
+S_LAST_CONTACT = 23  # global index of the last landing's initial contact
+S_LAND_GAP_LO = 24  # open landing whose contact fell in lost samples: last valid sample before them, else -1
+S_LAST_VALID = 25  # global index of the last valid sample
+S_PREV_VALID = 26
+S_FIT_N = 27  # samples in the lever fit
+S_FIT_C = 28  # sum f.f
+S_FIT_B = 29  # sum L^T f (3)
+S_FIT_A = 32  # sum L^T L (9)
+S_NOISE = 41  # mean unexplained force^2 over the flight so far (g^2)
+S_RING_F = 42
+S_RING_S = S_RING_F + RING  # unexplained force per sample, for the onset search
+S_SIZE = S_RING_S + RING
 
 # ---- output records --------------------------------------------------------------------------------------
 K_LANDING = 1.0  # a: contact, b: take-off, c: end of window, d: next take-off (-1), e: see S_LAND_GAP_LO
@@ -98,28 +114,126 @@ K_REP = 2.0  # a: start of descent, b: bottom, c: end
 K_STRIKE = 3.0  # a: foot strike (initial contact) outside landings
 OUT_COLS = 6
 
+# ---- features state ---------------------------------------------------------------------------------------
+FS_N = 0  # rows seen
+FS_RING = 1  # the last DERIV_MAX rows of thigh and shank angular rate (6 each)
+DERIV_MAX = 32
+MAX_SHANK_LEVER_M = 0.5  # a shank sensor sits at most this far above the ankle
+
 
 def new_state() -> FloatArray:
     s = np.zeros(S_SIZE)
-    for k in (
-        S_CAND,
-        S_LAST_AIR,
-        S_ONSET,
-        S_LAST_IMPACT,
-        S_LAST_CONTACT,
-        S_IMP_END,
-        S_LAND_GAP_LO,
-        S_LAST_VALID,
-    ):
+    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_CONTACT, S_LAND_GAP_LO, S_LAST_VALID, S_TAKEOFF):
         s[k] = -1.0
-    s[S_RING_M:S_SIZE] = np.nan
+    s[S_PREV_SUPPORT] = 1.0
+    s[S_RING_F:S_SIZE] = np.nan
+    return s
+
+
+def new_feature_state() -> FloatArray:
+    s = np.zeros(FS_RING + 6 * DERIV_MAX)
+    s[FS_RING:] = np.nan
     return s
 
 
 @njit(cache=True)
-def _emit(
-    out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float, e: float = -1.0
-) -> int:
+def _quat_rows(q: FloatArray, i: int) -> tuple[float, float, float, float, float, float, float, float, float]:
+    w, x, y, z = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+    return (1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+            2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+            2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
+
+
+@njit(cache=True)
+def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray, shank_gyr: FloatArray,
+             q_thigh: FloatArray, q_shank: FloatArray, missing: np.ndarray, shank_z: FloatArray,
+             g_m_s2: float, rate_hz: float, deriv_n: int, state: FloatArray, out: FloatArray) -> None:
+    """Per row (NaN where the row is missing): magnitudes, the thigh's turn rate and horizontal and
+    vertical acceleration (earth frame), the thigh's lever operator and specific force, and the shank's
+    distance from being planted. ``deriv_n``: rows of the angular-acceleration difference (about 10 ms:
+    gyroscope noise differentiated per sample would swamp the lever term)."""
+    nan = np.nan
+    ls = np.empty((1, 9))  # the shank's lever operator, row by row
+    for i in range(thigh_acc.shape[0]):
+        n_seen = int(state[FS_N])
+        state[FS_N] = n_seen + 1.0
+        slot = FS_RING + 6 * (n_seen % DERIV_MAX)
+        old = FS_RING + 6 * ((n_seen - deriv_n) % DERIV_MAX)
+        have_old = n_seen >= deriv_n and not math.isnan(state[old])
+        k = rate_hz / deriv_n
+        wx, wy, wz = thigh_gyr[i, 0], thigh_gyr[i, 1], thigh_gyr[i, 2]
+        vx, vy, vz = shank_gyr[i, 0], shank_gyr[i, 1], shank_gyr[i, 2]
+        dx = (wx - state[old]) * k if have_old else 0.0
+        dy = (wy - state[old + 1]) * k if have_old else 0.0
+        dz = (wz - state[old + 2]) * k if have_old else 0.0
+        ex_ = (vx - state[old + 3]) * k if have_old else 0.0
+        ey_ = (vy - state[old + 4]) * k if have_old else 0.0
+        ez_ = (vz - state[old + 5]) * k if have_old else 0.0
+        if missing[i]:
+            for c in range(6):
+                state[slot + c] = nan
+            for c in range(F_COLS):
+                out[i, c] = nan
+            continue
+        state[slot] = wx
+        state[slot + 1] = wy
+        state[slot + 2] = wz
+        state[slot + 3] = vx
+        state[slot + 4] = vy
+        state[slot + 5] = vz
+        ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
+        sx, sy, sz = shank_acc[i, 0], shank_acc[i, 1], shank_acc[i, 2]
+        out[i, F_AT_G] = math.sqrt(ax * ax + ay * ay + az * az) / g_m_s2
+        out[i, F_AS_G] = math.sqrt(sx * sx + sy * sy + sz * sz) / g_m_s2
+        out[i, F_WS] = math.sqrt(vx * vx + vy * vy + vz * vz)
+        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _quat_rows(q_thigh, i)
+        out[i, F_TURN] = r20 * wx + r21 * wy + r22 * wz
+        hx = r00 * ax + r01 * ay + r02 * az
+        hy = r10 * ax + r11 * ay + r12 * az
+        out[i, F_HACC_G] = math.sqrt(hx * hx + hy * hy) / g_m_s2
+        out[i, F_VACC_G] = (r20 * ax + r21 * ay + r22 * az) / g_m_s2
+        _lever_operator(wx, wy, wz, dx, dy, dz, out, i, F_L)
+        out[i, F_FT] = ax
+        out[i, F_FT + 1] = ay
+        out[i, F_FT + 2] = az
+        # planted shank: its ankle, d metres down the shank axis from the sensor, is at rest, so the specific
+        # force there is 1 g up: f_s - g up = L_s (d z); the best d in [0, MAX_SHANK_LEVER_M] decides
+        u20, u21, u22 = _quat_rows(q_shank, i)[6:]
+        gx_ = sx - g_m_s2 * u20
+        gy_ = sy - g_m_s2 * u21
+        gz_ = sz - g_m_s2 * u22
+        _lever_operator(vx, vy, vz, ex_, ey_, ez_, ls, 0, 0)
+        zx, zy, zz = shank_z[0], shank_z[1], shank_z[2]
+        cx = ls[0, 0] * zx + ls[0, 1] * zy + ls[0, 2] * zz  # L_s z
+        cy = ls[0, 3] * zx + ls[0, 4] * zy + ls[0, 5] * zz
+        cz = ls[0, 6] * zx + ls[0, 7] * zy + ls[0, 8] * zz
+        cc = cx * cx + cy * cy + cz * cz
+        d = 0.0
+        if cc > 1e-9:
+            d = min(MAX_SHANK_LEVER_M, max(0.0, (gx_ * cx + gy_ * cy + gz_ * cz) / cc))
+        rx, ry, rz = gx_ - d * cx, gy_ - d * cy, gz_ - d * cz
+        out[i, F_PLANT_G] = math.sqrt(rx * rx + ry * ry + rz * rz) / g_m_s2
+
+
+@njit(cache=True)
+def _lever_operator(wx: float, wy: float, wz: float, dx: float, dy: float, dz: float, out: FloatArray, i: int,
+                    col: int) -> None:
+    """L = [dw]x + [w]x [w]x, row major into out[i, col:col + 9]: L r = dw x r + w x (w x r)."""
+    ww = wx * wx + wy * wy + wz * wz
+    out[i, col + 0] = wx * wx - ww
+    out[i, col + 1] = wx * wy - dz
+    out[i, col + 2] = wx * wz + dy
+    out[i, col + 3] = wy * wx + dz
+    out[i, col + 4] = wy * wy - ww
+    out[i, col + 5] = wy * wz - dx
+    out[i, col + 6] = wz * wx - dy
+    out[i, col + 7] = wz * wy + dx
+    out[i, col + 8] = wz * wz - ww
+
+
+@njit(cache=True)
+def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float,
+          e: float = -1.0) -> int:
     if n_out < out.shape[0]:
         out[n_out, 0] = kind
         out[n_out, 1] = a
@@ -131,186 +245,171 @@ def _emit(
 
 
 @njit(cache=True)
-def _shank_low(s: FloatArray, a_s: float, free_g: float) -> None:
-    s[S_SH_LOW_RUN] = s[S_SH_LOW_RUN] + 1.0 if a_s < free_g else 0.0
-    s[S_SH_LOW_MAX] = max(s[S_SH_LOW_MAX], s[S_SH_LOW_RUN])
+def _unexplained(feat: FloatArray, i: int, rx: float, ry: float, rz: float) -> float:
+    """|f - L r| of row i, m/s^2."""
+    ex = feat[i, F_FT] - (feat[i, F_L] * rx + feat[i, F_L + 1] * ry + feat[i, F_L + 2] * rz)
+    ey = feat[i, F_FT + 1] - (feat[i, F_L + 3] * rx + feat[i, F_L + 4] * ry + feat[i, F_L + 5] * rz)
+    ez = feat[i, F_FT + 2] - (feat[i, F_L + 6] * rx + feat[i, F_L + 7] * ry + feat[i, F_L + 8] * rz)
+    return math.sqrt(ex * ex + ey * ey + ez * ez)
 
 
 @njit(cache=True)
-def detect(
-    at_g: FloatArray, as_g: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray, out: FloatArray
-) -> int:
+def _fit_reset(s: FloatArray) -> None:
+    for k in range(S_FIT_N, S_FIT_A + 9):
+        s[k] = 0.0
+    s[S_NOISE] = 0.0
+
+
+@njit(cache=True)
+def _fit_add(s: FloatArray, feat: FloatArray, i: int) -> None:
+    s[S_FIT_N] += 1.0
+    fx, fy, fz = feat[i, F_FT], feat[i, F_FT + 1], feat[i, F_FT + 2]
+    s[S_FIT_C] += fx * fx + fy * fy + fz * fz
+    for c in range(3):
+        s[S_FIT_B + c] += feat[i, F_L + c] * fx + feat[i, F_L + 3 + c] * fy + feat[i, F_L + 6 + c] * fz
+        for k in range(3):
+            acc = 0.0
+            for row in range(3):
+                acc += feat[i, F_L + 3 * row + c] * feat[i, F_L + 3 * row + k]
+            s[S_FIT_A + 3 * c + k] += acc
+
+
+@njit(cache=True)
+def _det3(a: float, b: float, c: float, d: float, e: float, f: float, g: float, h: float, k: float) -> float:
+    return a * (e * k - f * h) - b * (d * k - f * g) + c * (d * h - e * g)
+
+
+@njit(cache=True)
+def _fit_solve(s: FloatArray, p: FloatArray) -> tuple[float, float, float, float]:
+    """Lever (3) of the flight so far, ridge-pulled towards the prior, and the rms unexplained force (m/s^2)
+    of the fitted samples."""
+    n = max(s[S_FIT_N], 1.0)
+    lam = p[P_LEVER_RIDGE] * n
+    m = np.empty((3, 3))
+    v = np.empty(3)
+    for c in range(3):
+        v[c] = s[S_FIT_B + c] + lam * p[P_LEVER_X + c]
+        for k in range(3):
+            m[c, k] = s[S_FIT_A + 3 * c + k] + (lam if c == k else 0.0)
+    # 3x3 solve by Cramer's rule (the ridge keeps the matrix away from singular)
+    det = _det3(m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], m[2, 0], m[2, 1], m[2, 2])
+    if abs(det) < 1e-30:
+        return p[P_LEVER_X], p[P_LEVER_X + 1], p[P_LEVER_X + 2], math.inf
+    rx = _det3(v[0], m[0, 1], m[0, 2], v[1], m[1, 1], m[1, 2], v[2], m[2, 1], m[2, 2]) / det
+    ry = _det3(m[0, 0], v[0], m[0, 2], m[1, 0], v[1], m[1, 2], m[2, 0], v[2], m[2, 2]) / det
+    rz = _det3(m[0, 0], m[0, 1], v[0], m[1, 0], m[1, 1], v[1], m[2, 0], m[2, 1], v[2]) / det
+    # residual sum of squares: f.f - 2 r.b + r.A r (A without the ridge)
+    rb = rx * s[S_FIT_B] + ry * s[S_FIT_B + 1] + rz * s[S_FIT_B + 2]
+    r = (rx, ry, rz)
+    rar = 0.0
+    for c in range(3):
+        for k in range(3):
+            rar += r[c] * s[S_FIT_A + 3 * c + k] * r[k]
+    rss = max(0.0, s[S_FIT_C] - 2.0 * rb + rar)
+    return rx, ry, rz, math.sqrt(rss / n)
+
+
+@njit(cache=True)
+def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray, out: FloatArray) -> int:
     """Run the state machines over one chunk; returns the number of records written to ``out``."""
-    n = at_g.shape[0]
+    n = feat.shape[0]
     rate = p[P_RATE_HZ]
     dt = 1.0 / rate
-    confirm_n = p[P_AIR_CONFIRM_S] * rate
+    g_m_s2 = 9.80665
+    confirm_n = max(2.0, p[P_CONFIRM_S] * rate)
     lag = max(1, int(p[P_RATE_LAG_S] * rate + 0.5))
-    impact_n = max(2, int(p[P_IMPACT_WINDOW_S] * rate + 0.5))
-    lag_imp = max(2, int(0.03 * rate + 0.5))  # searched before the trigger for the steepest rise
     quiet_min_n = p[P_QUIET_MIN_S] * rate
     win_n = p[P_LANDING_WINDOW_S] * rate
+    r0x, r0y, r0z = p[P_LEVER_X], p[P_LEVER_X + 1], p[P_LEVER_X + 2]
     n_out = 0
     for i in range(n):
         g = s[S_N]
         s[S_N] = g + 1.0
-        a_t = at_g[i]
-        a_s = as_g[i]
-        m = max(a_t, a_s)
         slot = int(g) % RING
-        s[S_RING_M + slot] = m if np.isfinite(m) else np.nan
         fl = flex_deg[i]
         s[S_RING_F + slot] = fl
-        cn = int(confirm_n)
-        old = s[S_RING_A + int(g - cn) % RING] if g >= cn else 0.0
-        a_fill = a_t if np.isfinite(a_t) else 1.0  # a lost sample counts as 'not falling'
-        s[S_ASUM] += a_fill - old
-        s[S_RING_A + slot] = a_fill
-        valid = np.isfinite(a_t) and np.isfinite(a_s)
+        s[S_RING_S + slot] = np.nan
+        valid = not math.isnan(feat[i, F_AT_G])
 
-        # ---- landing window closes (time out, or a new take-off was confirmed) -------------------------
+        # ---- landing window closes (time out) ------------------------------------------------------------
         if s[S_LAND_OPEN] > 0.0 and g >= s[S_LAND_CONTACT] + win_n:
-            n_out = _emit(
-                out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], g, -1.0, s[S_LAND_GAP_LO]
-            )
+            n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], g, -1.0,
+                          s[S_LAND_GAP_LO])
             s[S_LAND_OPEN] = 0.0
 
-        # ---- free fall: both segments' specific force well below 1 g -----------------------------------
-        was_air = s[S_AIR] > 0.5
+        # ---- flight: the hip in free fall and the shank off the ground --------------------------------
         if valid:
-            if not was_air:
-                if s[S_CAND] < 0.0 and a_t < p[P_AIR_ENTER_G] and s[S_PREV_ABOVE] > 0.5:
-                    s[S_CAND] = g
-                    s[S_CAND_SUM] = 0.0
-                    s[S_CAND_N] = 0.0
-                    s[S_SH_SUM] = 0.0
-                    s[S_SH_N] = 0.0
-                    s[S_SH_LOW_RUN] = 0.0
-                    s[S_SH_LOW_MAX] = 0.0
-                    s[S_CAND_CHECKS] = 0.0
-                if s[S_CAND] >= 0.0:
-                    if a_t > p[P_AIR_BREAK_G] or g - s[S_CAND] > p[P_MAX_FLIGHT_S] * rate:
-                        s[S_CAND] = -1.0
-                    else:
-                        s[S_CAND_SUM] += a_t
-                        s[S_CAND_N] += 1.0
-                        s[S_SH_SUM] += a_s
-                        s[S_SH_N] += 1.0
-                        _shank_low(s, a_s, p[P_SHANK_FREE_G])
-                    age = g - s[S_CAND]
-                    due = (s[S_CAND_CHECKS] == 0.0 and age >= confirm_n) or (
-                        s[S_CAND_CHECKS] == 1.0 and age >= 2.0 * confirm_n
-                    )  # ">=": a check may fall in a gap
-                    if s[S_CAND] >= 0.0 and due:
-                        s[S_CAND_CHECKS] += 1.0
-                        # a flight when the mean thigh |a| since the candidate began is low; just after a
-                        # push-off the leg may still swing (thigh > 1 g), so an ambiguous first window
-                        # (below 0.95 g) gets a second look over twice the time
-                        mean = s[S_CAND_SUM] / max(s[S_CAND_N], 1.0)
-                        if mean < p[P_AIR_MEAN_MAX_G]:
-                            s[S_AIR] = 1.0
-                            s[S_TAKEOFF] = s[S_CAND]
-                            if s[S_LAND_OPEN] > 0.0:  # rebound: ground contact ends at this take-off
-                                n_out = _emit(
-                                    out,
-                                    n_out,
-                                    K_LANDING,
-                                    s[S_LAND_CONTACT],
-                                    s[S_LAND_TAKEOFF],
-                                    s[S_CAND],
-                                    s[S_CAND],
-                                    s[S_LAND_GAP_LO],
-                                )
-                                s[S_LAND_OPEN] = 0.0
-                            s[S_CAND] = -1.0
-                        elif mean >= 0.95 or s[S_CAND_CHECKS] >= 2.0:
-                            s[S_CAND] = -1.0
-                            s[S_PREV_ABOVE] = 2.0  # may restart at the next low sample (a gap may have
-                            # hidden the start of a real flight)
-            # a flight confirmed on the first sample after a gap is examined at once: it may have landed in it
-            if was_air or (s[S_AIR] > 0.5 and s[S_PREV_VALID] < 0.5):
-                early = (g - s[S_TAKEOFF]) * dt < p[P_MIN_FLIGHT_S]  # leg still swinging after push-off
-                # contact hidden in a gap of lost samples: on the ground again after it, either still
-                # loading (thigh well above 1 g) or already standing (both segments read ~1 g: supported,
-                # a falling body reads ~0 g)
-                gap_hit = s[S_PREV_VALID] < 0.5 and a_t > p[P_AIR_ENTER_G] + 0.3
-                gap_stand = (
-                    s[S_PREV_VALID] < 0.5
-                    and abs(a_t - 1.0) <= p[P_SUPPORT_BAND_G]
-                    and abs(a_s - 1.0) <= p[P_SUPPORT_BAND_G]
-                )
-                after_gap = (gap_hit or gap_stand) and not early
-                pending = s[S_IMP_END] >= 0.0
-                if not pending:
-                    if m > p[P_IMPACT_G] and not early and not after_gap:
-                        # the impact: decide its onset once the whole rise is in (a pre-contact swing of
-                        # the shank can exceed the threshold just before the real, steeper impact)
-                        s[S_IMP_END] = g + impact_n
-                        pending = True
-                    else:
-                        s[S_SH_SUM] += a_s
-                        s[S_SH_N] += 1.0
-                        _shank_low(s, a_s, p[P_SHANK_FREE_G])
-                        s[S_CAND_SUM] += a_t
-                        s[S_CAND_N] += 1.0
-                done = (pending and g >= s[S_IMP_END]) or after_gap
-                if done or (not pending and g - s[S_TAKEOFF] > p[P_MAX_FLIGHT_S] * rate):
+            support0 = _unexplained(feat, i, r0x, r0y, r0z) / g_m_s2  # with the prior lever
+            planted = feat[i, F_PLANT_G] < p[P_PLANTED_G]
+            air = s[S_AIR]
+            if air == 0.0 and support0 < p[P_AIR_ENTER_G] and s[S_PREV_SUPPORT] >= p[P_AIR_ENTER_G]:
+                s[S_AIR] = 1.0
+                s[S_CAND] = g
+                s[S_TAKEOFF] = -1.0
+                s[S_PLANTED_RUN] = 0.0
+                _fit_reset(s)
+            if s[S_AIR] == 1.0:
+                if support0 > p[P_AIR_BREAK_G] or (g - s[S_CAND]) > p[P_MAX_FLIGHT_S] * rate:
                     s[S_AIR] = 0.0
-                    s[S_IMP_END] = -1.0
-                    # a flight leaves the shank unloaded too (a fast squat drops the hips, not the foot): its
-                    # mean is low, or it read near 0 g for a while (a planted shank never does; a leg stepping
-                    # off a box swings first, which raises the mean)
-                    shank_free = (
-                        s[S_SH_SUM] / max(s[S_SH_N], 1.0) < p[P_FLIGHT_SHANK_MAX_G]
-                        or s[S_SH_LOW_MAX] * dt >= p[P_SHANK_FREE_S]
-                    ) and s[S_CAND_SUM] / max(s[S_CAND_N], 1.0) < p[P_AIR_MEAN_MAX_G]
-                    if done and shank_free:
-                        # initial contact: the steepest one-sample rise of the impact, then back down the
-                        # monotonic rise to its last sample before it
-                        k = g
-                        if not after_gap:
-                            # the first rise as steep as an impact (a swinging shank rises slower), else
-                            # the steepest one in the window
-                            j_lo = max(g - impact_n - lag_imp, g - RING + 2, s[S_TAKEOFF] + 1.0)
-                            best = -1.0
-                            j = j_lo + 1.0
-                            while j <= g:
-                                cur = s[S_RING_M + int(j) % RING]
-                                prev = s[S_RING_M + int(j - 1.0) % RING]
-                                if np.isfinite(cur) and np.isfinite(prev):
-                                    if cur - prev >= p[P_IMPACT_JERK_G_S] * dt:
-                                        k = j
-                                        break
-                                    if cur - prev > best:
-                                        best = cur - prev
-                                        k = j
-                                j += 1.0
-                            while k - 1.0 > g - RING + 1 and k - 1.0 > s[S_TAKEOFF]:
-                                prev = s[S_RING_M + int(k - 1.0) % RING]
-                                cur = s[S_RING_M + int(k) % RING]
-                                if np.isfinite(prev) and prev < cur - p[P_RISE_G]:
-                                    k -= 1.0
-                                else:
-                                    break
-                        if (k - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
-                            s[S_LAST_AIR] = s[S_TAKEOFF]
-                            s[S_LAST_CONTACT] = k
-                            s[S_LAND_OPEN] = 1.0
-                            s[S_LAND_CONTACT] = k
-                            s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
-                            # the contact itself was lost: estimated in Python from the take-off velocity
-                            s[S_LAND_GAP_LO] = s[S_LAST_VALID] if (after_gap and not gap_hit) else -1.0
-                        s[S_LAST_IMPACT] = k
-            if s[S_PREV_ABOVE] != 2.0 or s[S_CAND] >= 0.0:
-                s[S_PREV_ABOVE] = 1.0 if a_t >= p[P_AIR_ENTER_G] else 0.0
-        s[S_PREV_VALID] = 1.0 if valid else 0.0
-        if valid:
+                else:
+                    _fit_add(s, feat, i)
+                    if s[S_TAKEOFF] < 0.0 and support0 < p[P_TAKEOFF_G]:
+                        s[S_TAKEOFF] = g
+                    if planted:
+                        s[S_PLANTED_RUN] += 1.0
+                    if s[S_FIT_N] >= confirm_n:
+                        _, _, _, rms = _fit_solve(s, p)
+                        if rms < p[P_AIR_RMS_G] * g_m_s2 and s[S_PLANTED_RUN] < 0.5 * s[S_FIT_N]:
+                            s[S_AIR] = 2.0
+                            if s[S_TAKEOFF] < 0.0:
+                                s[S_TAKEOFF] = s[S_CAND]
+                            s[S_NOISE] = (rms / g_m_s2) ** 2
+                            if s[S_LAND_OPEN] > 0.0:  # rebound: the ground contact ends at this take-off
+                                n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
+                                              s[S_TAKEOFF], s[S_TAKEOFF], s[S_LAND_GAP_LO])
+                                s[S_LAND_OPEN] = 0.0
+                        elif s[S_FIT_N] >= 2.0 * confirm_n:
+                            s[S_AIR] = 0.0
+            elif air == 2.0:
+                rx, ry, rz, _ = _fit_solve(s, p)
+                support = _unexplained(feat, i, rx, ry, rz) / g_m_s2
+                s[S_RING_S + slot] = support
+                after_gap = s[S_PREV_VALID] < 0.5
+                if support > p[P_IMPACT_G] or (after_gap and support > p[P_GAP_SUPPORT_G]):
+                    s[S_AIR] = 0.0
+                    contact = g
+                    if not after_gap:
+                        # the onset: back to the last sample still explained by the flight (noise-scaled)
+                        level = max(p[P_ONSET_G], 3.0 * math.sqrt(s[S_NOISE]))
+                        j = g - 1.0
+                        while j > s[S_TAKEOFF] and j > g - RING + 1:
+                            v = s[S_RING_S + int(j) % RING]
+                            if math.isnan(v) or v <= level:
+                                break
+                            j -= 1.0
+                        contact = j + 1.0
+                    if (contact - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
+                        s[S_LAST_AIR] = s[S_TAKEOFF]
+                        s[S_LAST_CONTACT] = contact
+                        s[S_LAND_OPEN] = 1.0
+                        s[S_LAND_CONTACT] = contact
+                        s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
+                        # contact hidden in lost samples (landed and already loading/standing after them)
+                        s[S_LAND_GAP_LO] = s[S_LAST_VALID] if after_gap else -1.0
+                elif (g - s[S_TAKEOFF]) > p[P_MAX_FLIGHT_S] * rate:
+                    s[S_AIR] = 0.0
+                elif support < 2.0 * p[P_ONSET_G]:
+                    _fit_add(s, feat, i)
+                    k = s[S_FIT_N]
+                    s[S_NOISE] += (support * support - s[S_NOISE]) / k
+            s[S_PREV_SUPPORT] = support0
             s[S_LAST_VALID] = g
+        s[S_PREV_VALID] = 1.0 if valid else 0.0
 
         # ---- foot strikes of running (candidates for a cut plant, judged in Python): the knee extends
         # from a swing peak to a minimum at initial contact, then flexes again in the loading response
         if s[S_SW] == 0.0:
-            if fl > p[P_SWING_MIN_DEG] and s[S_AIR] < 0.5:
+            if fl > p[P_SWING_MIN_DEG] and s[S_AIR] < 2.0:
                 s[S_SW] = 1.0
                 s[S_SW_MIN] = fl  # the swing peak while in state 1
         elif s[S_SW] == 1.0:
@@ -392,36 +491,3 @@ def detect(
             elif (g - s[S_REP_START]) * dt > p[P_REP_MAX_S] or s[S_LAST_CONTACT] >= s[S_REP_START]:
                 s[S_REP] = 0.0
     return n_out
-
-
-@njit(cache=True)
-def features(
-    thigh_acc: FloatArray,
-    thigh_gyr: FloatArray,
-    shank_acc: FloatArray,
-    shank_gyr: FloatArray,
-    quat: FloatArray,
-    g_m_s2: float,
-    out: FloatArray,
-) -> None:
-    """Per sample: thigh |a| (g), shank |a| (g), shank |w| (rad/s), thigh turn rate about the vertical
-    (rad/s), thigh horizontal acceleration (g) and thigh vertical specific force (g), from raw rows (NaN
-    rows stay NaN) and the thigh's orientation ``quat`` (sensor -> earth)."""
-    for i in range(thigh_acc.shape[0]):
-        ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
-        gx, gy, gz = thigh_gyr[i, 0], thigh_gyr[i, 1], thigh_gyr[i, 2]
-        out[i, 0] = np.sqrt(ax * ax + ay * ay + az * az) / g_m_s2
-        sx, sy, sz = shank_acc[i, 0], shank_acc[i, 1], shank_acc[i, 2]
-        out[i, 1] = np.sqrt(sx * sx + sy * sy + sz * sz) / g_m_s2
-        wx, wy, wz = shank_gyr[i, 0], shank_gyr[i, 1], shank_gyr[i, 2]
-        out[i, 2] = np.sqrt(wx * wx + wy * wy + wz * wz)
-        w, x, y, z = quat[i, 0], quat[i, 1], quat[i, 2], quat[i, 3]
-        # rows of the rotation matrix sensor -> earth: third row for the vertical, first two horizontal
-        r20, r21, r22 = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)
-        r00, r01, r02 = 1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y)
-        r10, r11, r12 = 2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x)
-        out[i, 3] = r20 * gx + r21 * gy + r22 * gz
-        hx = r00 * ax + r01 * ay + r02 * az
-        hy = r10 * ax + r11 * ay + r12 * az
-        out[i, 4] = np.sqrt(hx * hx + hy * hy) / g_m_s2
-        out[i, 5] = (r20 * ax + r21 * ay + r22 * az) / g_m_s2

@@ -1,22 +1,23 @@
 """Streaming event detector of one leg: landings, cuts and reps with their metrics, live and offline alike.
 
-``EventDetector.push(samples, angles)`` takes the leg's raw samples and whatever knee angles the knee
-estimator produced (angles arrive late while it calibrates, so samples wait until their angles come);
-each aligned sample goes once through the numba state machines (``_kernels.detect``), so the decisions
-do not depend on chunking. Metrics are computed from a bounded history when an event closes.
+``EventDetector.step(angles, motion)`` takes what the knee estimator produced for a run of rows: the knee
+angles and the segment kinematics of the same rows (its orientation filters, bias-free gyroscopes, the
+calibration frames). Each row goes once through the numba feature and state-machine kernels
+(``_kernels``), so the decisions do not depend on chunking. Metrics are computed from a bounded history
+when an event closes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2, check_leg
 from sensorhub.errors import InputError
-from sensorhub.model import Event, FloatArray, KneeAngles, LegSamples
+from sensorhub.model import Event, FloatArray, KneeAngles, LegMotion
 
 from . import _kernels as kern
 from .metrics import (
@@ -41,22 +42,24 @@ MAX_RECORDS = 64
 class AnalysisParams:
     """Thresholds of the state machines (units in the names); physical, not fitted to one simulator."""
 
-    air_enter_g: float = 1.0  # a free-fall candidate starts when the thigh reads below this ...
-    air_break_g: float = 2.0  # ... is abandoned when it reads above this ...
-    air_confirm_s: float = 0.12  # ... and is a flight when, after this long,
-    air_mean_max_g: float = 0.7  # its mean thigh |a| is below this (free fall: 0 g plus leg rotation)
-    flight_shank_max_g: float = 0.9  # mean shank |a| over a flight (a planted shank reads ~1 g) ...
-    shank_free_g: float = 0.6  # ... or the shank read below this (near free fall) ...
-    shank_free_s: float = 0.04  # ... for this long without a break
-    impact_g: float = 2.0  # while airborne: either segment above this is the ground impact
-    impact_window_s: float = 0.05  # the impact's onset is decided this long after the threshold crossing
-    impact_jerk_g_s: float = 150.0  # an impact rises at least this fast (a swinging leg's |a| rises slower)
-    support_band_g: float = 0.2  # first sample after a gap in a flight: both segments this close to 1 g
-    # means the body is supported again (landed in the gap)
-    min_flight_s: float = 0.15
+    # flight: the hip's specific force that no rotation of the thigh about the hip explains (the support)
+    air_enter_g: float = 0.5  # a flight candidate starts when the support falls below this ...
+    air_break_g: float = 1.2  # ... is abandoned when it is back above this ...
+    confirm_s: float = 0.08  # ... and is a flight when, after this long, the lever fitted over it
+    air_rms_g: float = 0.3  # explains the thigh's specific force to within this (rms) ...
+    planted_g: float = 0.3  # ... and the shank was not planted (its ankle's specific force within this
+    # of 1 g up: at rest on the ground) for most of it
+    takeoff_g: float = 0.2  # take-off: the first candidate sample whose support is below this
+    impact_g: float = 1.0  # in the air: support back above this is a landing ...
+    onset_g: float = 0.25  # ... whose contact is the first sample of its rise above this (or 3x the
+    # flight's own noise)
+    gap_support_g: float = 0.6  # first sample after a gap in a flight: support above this = landed in it
+    lever_prior_m: float = 0.2  # prior hip -> thigh sensor distance along the thigh (a mid-thigh sensor)
+    lever_ridge_rad_s2: float = 5.0  # rotation below this (rad/s^2 scale) leaves the lever at its prior
+    deriv_s: float = 0.01  # span of the angular-acceleration difference
+    min_flight_s: float = 0.15  # shorter flights are a running stride's float, not a landing
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
-    rise_g: float = 0.1  # initial contact: start of a rise of at least this per sample
     quiet_rate_deg_s: float = 15.0  # the knee is "quiet" below this flexion rate ...
     quiet_min_s: float = 0.1  # ... for at least this long before a rep's descent
     rate_lag_s: float = 0.03  # flexion rate = difference over this lag
@@ -87,24 +90,24 @@ class AnalysisParams:
     cut_min_measured_frac: float = 0.75  # stance flexion rows that must be measured (not lost/recovering)
     windows: MetricWindows = field(default_factory=MetricWindows)
 
-    def as_array(self, rate_hz: float) -> FloatArray:
+    def as_array(self, rate_hz: float, thigh_frame: FloatArray) -> FloatArray:
         p = np.zeros(kern.P_SIZE)
         p[kern.P_RATE_HZ] = rate_hz
         p[kern.P_AIR_ENTER_G] = self.air_enter_g
         p[kern.P_AIR_BREAK_G] = self.air_break_g
-        p[kern.P_AIR_CONFIRM_S] = self.air_confirm_s
-        p[kern.P_AIR_MEAN_MAX_G] = self.air_mean_max_g
+        p[kern.P_CONFIRM_S] = self.confirm_s
+        p[kern.P_AIR_RMS_G] = self.air_rms_g
+        p[kern.P_PLANTED_G] = self.planted_g
+        p[kern.P_TAKEOFF_G] = self.takeoff_g
         p[kern.P_IMPACT_G] = self.impact_g
-        p[kern.P_IMPACT_WINDOW_S] = self.impact_window_s
-        p[kern.P_IMPACT_JERK_G_S] = self.impact_jerk_g_s
-        p[kern.P_FLIGHT_SHANK_MAX_G] = self.flight_shank_max_g
+        p[kern.P_ONSET_G] = self.onset_g
+        p[kern.P_GAP_SUPPORT_G] = self.gap_support_g
+        p[kern.P_LEVER_RIDGE] = self.lever_ridge_rad_s2**2
+        # the hip is up the thigh's segment z axis from the sensor
+        p[kern.P_LEVER_X : kern.P_LEVER_X + 3] = -self.lever_prior_m * thigh_frame[:, 2]
         p[kern.P_MIN_FLIGHT_S] = self.min_flight_s
-        p[kern.P_SUPPORT_BAND_G] = self.support_band_g
-        p[kern.P_SHANK_FREE_G] = self.shank_free_g
-        p[kern.P_SHANK_FREE_S] = self.shank_free_s
         p[kern.P_MAX_FLIGHT_S] = self.max_flight_s
         p[kern.P_LANDING_WINDOW_S] = self.landing_window_s
-        p[kern.P_RISE_G] = self.rise_g
         p[kern.P_QUIET_RATE_DEG_S] = self.quiet_rate_deg_s
         p[kern.P_QUIET_MIN_S] = self.quiet_min_s
         p[kern.P_RATE_LAG_S] = self.rate_lag_s
@@ -144,7 +147,7 @@ class DetectorOutput:
 
 
 class EventDetector:
-    """Landings, cuts and reps of one leg (thigh + shank IMU and its knee angles)."""
+    """Landings, cuts and reps of one leg, from the knee estimator's angles and segment kinematics."""
 
     def __init__(
         self, side: str, rate_hz: float, leg_id: str = "", params: AnalysisParams | None = None
@@ -154,37 +157,36 @@ class EventDetector:
         self.rate_hz = float(rate_hz)
         self.leg_id = leg_id or side
         self.params = params or AnalysisParams()
-        self._p = self.params.as_array(self.rate_hz)
+        self._p: FloatArray | None = None  # the kernel's parameters, once the calibration frames are known
+        self._deriv_n = max(1, min(kern.DERIV_MAX - 1, round(self.params.deriv_s * self.rate_hz)))
         self._state = kern.new_state()
+        self._feature_state = kern.new_feature_state()
         self._out = np.zeros((MAX_RECORDS, kern.OUT_COLS))
-        self._pending: list[LegSamples] = []
         # history of per-sample signals: preallocated, compacted in place (no per-chunk reallocation)
         self._keep = int(HISTORY_S * self.rate_hz)
         self._buf: dict[str, FloatArray] = {name: np.empty(2 * self._keep) for name in _HIST_NAMES}
         self._n = 0
         self._base = 0
-        self._filter: Any = None  # thigh orientation (earth frame) for turn rate and horizontal acceleration
-        self._hold = np.array([0.0, 0.0, 0.0, 0.0, 0.0, GRAVITY_M_S2])  # last valid thigh gyr, acc
         self.phase: LivePhase | None = None
         self._finished = False
         self._strikes: list[int] = []  # foot strikes waiting for their turn window
         self._stance_peaks: list[tuple[float, float]] = []  # (time, stance flexion peak) of recent strides
 
     # ---- public --------------------------------------------------------------------------------------
-    def push(self, samples: LegSamples, angles: KneeAngles) -> list[Event]:
-        return self.step(samples, angles).events
+    def push(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
+        return self.step(angles, motion).events
 
-    def step(self, samples: LegSamples, angles: KneeAngles) -> DetectorOutput:
-        """Add new samples and the angles that became available; returns closed events and the live phase."""
+    def step(self, angles: KneeAngles, motion: LegMotion) -> DetectorOutput:
+        """Rows the knee estimator produced (angles and the same rows' segment kinematics); returns closed
+        events and the live phase."""
         if self._finished:
             raise InputError("push after finish: create a new EventDetector for a new recording")
-        if len(samples):
-            self._pending.append(samples)
         n = int(angles.t_s.shape[0])
+        if len(motion) != n:
+            raise InputError(f"{self.leg_id}: {n} angle rows but {len(motion)} motion rows")
         if n == 0:
             return DetectorOutput([], self.phase)
-        aligned = self._take(n, angles)
-        events = self._run(aligned, angles)
+        events = self._run(angles, motion)
         self.phase = self._live_phase()
         return DetectorOutput(events, self.phase)
 
@@ -195,20 +197,9 @@ class EventDetector:
         g_last = int(s[kern.S_N]) - 1
         events: list[Event] = []
         if s[kern.S_LAND_OPEN] > 0.0:
-            events += self._events(
-                np.array(
-                    [
-                        [
-                            kern.K_LANDING,
-                            s[kern.S_LAND_CONTACT],
-                            s[kern.S_LAND_TAKEOFF],
-                            g_last,
-                            -1.0,
-                            s[kern.S_LAND_GAP_LO],
-                        ]
-                    ]
-                )
-            )
+            record = [kern.K_LANDING, s[kern.S_LAND_CONTACT], s[kern.S_LAND_TAKEOFF], g_last, -1.0,
+                      s[kern.S_LAND_GAP_LO]]
+            events += self._events(np.array([record]))
             s[kern.S_LAND_OPEN] = 0.0
         if self._n:
             events += self._judge_strikes(final=True)
@@ -216,75 +207,41 @@ class EventDetector:
         return events
 
     # ---- internals -----------------------------------------------------------------------------------
-    def _take(self, n: int, angles: KneeAngles) -> LegSamples:
-        joined = _concat(self._pending, self.leg_id)
-        if len(joined) < n:
-            raise InputError(f"{self.leg_id}: {n} angle rows for only {len(joined)} buffered samples")
-        head = _slice(joined, slice(0, n))
-        self._pending = [_slice(joined, slice(n, len(joined)))] if len(joined) > n else []
-        if abs(float(head.t_s[0]) - float(angles.t_s[0])) > 0.25 / self.rate_hz:
-            raise InputError(
-                f"{self.leg_id}: angles start at {angles.t_s[0]:.6f} s but the samples waiting for "
-                f"them at {head.t_s[0]:.6f} s: pass every sample and every angle row once, in order"
-            )
-        return head
+    def _features(self, m: LegMotion) -> FloatArray:
+        out = np.empty((len(m), kern.F_COLS))
+        kern.features(
+            np.ascontiguousarray(m.thigh_acc_m_s2), np.ascontiguousarray(m.thigh_gyr_rad_s),
+            np.ascontiguousarray(m.shank_acc_m_s2), np.ascontiguousarray(m.shank_gyr_rad_s),
+            np.ascontiguousarray(m.q_thigh), np.ascontiguousarray(m.q_shank),
+            np.ascontiguousarray(m.missing, dtype=np.bool_), np.ascontiguousarray(m.shank_frame[:, 2]),
+            GRAVITY_M_S2, self.rate_hz, self._deriv_n, self._feature_state, out,
+        )  # fmt: skip
+        return out
 
-    def _features(self, x: LegSamples) -> dict[str, FloatArray]:
-        """Magnitudes, and the thigh's vertical turn rate and horizontal acceleration in the earth frame."""
-        if self._filter is None:
-            from sensorhub.orientation import OrientationFilter  # lazy: analysis loads without the filter
-
-            self._filter = OrientationFilter(self.rate_hz)
-        rows = [
-            np.ascontiguousarray(v, dtype=np.float64)
-            for v in (x.thigh_acc_m_s2, x.thigh_gyr_rad_s, x.shank_acc_m_s2, x.shank_gyr_rad_s)
-        ]
-        acc_t, gyr_t = rows[0], rows[1]
-        ok = np.isfinite(acc_t).all(axis=1) & np.isfinite(gyr_t).all(axis=1)
-        if not ok.all():  # gaps: hold the last valid sample for the filter
-            acc_f, gyr_f = acc_t.copy(), gyr_t.copy()
-            for i in np.flatnonzero(~ok):
-                acc_f[i], gyr_f[i] = (
-                    (acc_f[i - 1], gyr_f[i - 1]) if i > 0 else (self._hold[3:], self._hold[:3])
-                )
-        else:
-            acc_f, gyr_f = acc_t, gyr_t
-        if acc_f.shape[0]:
-            self._hold = np.concatenate([gyr_f[-1], acc_f[-1]])
-        quat, _ = self._filter.update(gyr_f, acc_f)
-        out = np.empty((acc_t.shape[0], 6))
-        kern.features(acc_t, gyr_t, rows[2], rows[3], np.ascontiguousarray(quat), GRAVITY_M_S2, out)
-        return {
-            "at_g": out[:, 0].copy(),
-            "as_g": out[:, 1].copy(),
-            "ws_rad_s": out[:, 2].copy(),
-            "turn_rad_s": out[:, 3].copy(),
-            "hacc_g": out[:, 4].copy(),
-            "vacc_g": out[:, 5].copy(),
-        }
-
-    def _run(self, x: LegSamples, angles: KneeAngles) -> list[Event]:
-        f = self._features(x)
+    def _run(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
+        if self._p is None:
+            self._p = self.params.as_array(self.rate_hz, motion.thigh_frame)
+        f = self._features(motion)
         flex = np.ascontiguousarray(angles.flexion_rad * DEG_PER_RAD)
         valg = np.ascontiguousarray(angles.valgus_rad * DEG_PER_RAD)  # already mirrored per side
         self._append(
             {
-                "t_s": np.asarray(x.t_s, dtype=np.float64),
-                "at_g": f["at_g"],
-                "as_g": f["as_g"],
-                "ws_rad_s": f["ws_rad_s"],
-                "hacc_g": f["hacc_g"],
+                "t_s": np.asarray(angles.t_s, dtype=np.float64),
+                "at_g": f[:, kern.F_AT_G],
+                "as_g": f[:, kern.F_AS_G],
+                "ws_rad_s": f[:, kern.F_WS],
+                "hacc_g": f[:, kern.F_HACC_G],
                 "flex_deg": flex,
                 "valg_deg": valg,
-                "turn_rad_s": f["turn_rad_s"],
-                "vacc_g": f["vacc_g"],
+                "turn_rad_s": f[:, kern.F_TURN],
+                "vacc_g": f[:, kern.F_VACC_G],
                 "quality": np.asarray(angles.quality, dtype=np.float64),
             }
         )
         n = flex.shape[0]
         if self._out.shape[0] < n // 8 + MAX_RECORDS:  # records are >= 0.15 s apart: never overflows
             self._out = np.zeros((n // 8 + MAX_RECORDS, kern.OUT_COLS))
-        n_out = kern.detect(f["at_g"], f["as_g"], flex, self._p, self._state, self._out)
+        n_out = kern.detect(f, flex, self._p, self._state, self._out)
         events = self._events(self._out[:n_out].copy())
         events += self._judge_strikes()
         self._trim()
@@ -358,7 +315,7 @@ class EventDetector:
                 if np.isfinite(shank).any() and (np.nanmin(shank) < lo or np.nanmax(shank) > hi):
                     continue
                 metrics = rep_metrics(sig, ia, ib, ic)
-                etype, t_s = "rep", sig.t(refine_rep_start(sig, ia))
+                etype, t_s = "rep", sig.t(refine_rep_start(sig, ia, ib))
             else:
                 self._strikes.append(ia)  # judged once the turn after it is known
                 continue
@@ -436,25 +393,6 @@ _HIST_NAMES = (
 )
 
 
-def _slice(s: LegSamples, sl: slice) -> LegSamples:
-    return LegSamples(
-        s.leg_id,
-        s.t_s[sl],
-        s.thigh_acc_m_s2[sl],
-        s.thigh_gyr_rad_s[sl],
-        s.shank_acc_m_s2[sl],
-        s.shank_gyr_rad_s[sl],
-    )
-
-
-def _concat(parts: list[LegSamples], leg_id: str) -> LegSamples:
-    if len(parts) == 1:
-        return parts[0]
-    names = [f.name for f in fields(LegSamples)][1:]
-    arrays = [np.concatenate([np.asarray(getattr(p, n)) for p in parts]) for n in names]
-    return LegSamples(leg_id, *arrays)
-
-
 def event_to_json(event: Event) -> dict[str, Any]:
     """The events.json / MQTT object: type, t_s, leg_id, metrics (NaN -> null), control_score."""
     out: dict[str, Any] = {"type": event.type, "t_s": round(event.t_s, 4), "leg_id": event.leg_id}
@@ -465,21 +403,23 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def detect_events(
-    samples: LegSamples, angles: KneeAngles, side: str, rate_hz: float, params: AnalysisParams | None = None
+    angles: KneeAngles, motion: LegMotion, side: str, rate_hz: float, params: AnalysisParams | None = None
 ) -> list[Event]:
     """Offline: the streaming detector over a whole recording (one push, then finish)."""
-    det = EventDetector(side, rate_hz, samples.leg_id, params)
-    return det.push(samples, angles) + det.finish()
+    det = EventDetector(side, rate_hz, angles.leg_id, params)
+    return det.push(angles, motion) + det.finish()
 
 
 def warmup() -> None:
-    """Compile (or load from numba's cache) the detector kernel before the first live sample."""
+    """Compile (or load from numba's cache) the detector kernels before the first live sample."""
     n = 8
-    still = np.zeros((n, 3))
-    still[:, 2] = 9.80665
-    t_s = np.arange(n) / 200.0
+    rows = np.zeros((n, 3))
+    rows[:, 2] = GRAVITY_M_S2
+    quat = np.zeros((n, 4))
+    quat[:, 0] = 1.0
     zero = np.zeros(n)
+    motion = LegMotion(quat, quat, rows, rows * 0.0, rows, rows * 0.0, np.zeros(n, dtype=np.bool_), np.eye(3),
+                       np.eye(3))
     EventDetector("right", 200.0, "warmup").push(
-        LegSamples("warmup", t_s, still, zero[:, None] * still, still, zero[:, None] * still),
-        KneeAngles("warmup", t_s, zero, zero, zero, np.zeros(n, dtype=np.uint8)),
+        KneeAngles("warmup", np.arange(n) / 200.0, zero, zero, zero, np.zeros(n, dtype=np.uint8)), motion
     )

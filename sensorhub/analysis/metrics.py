@@ -15,6 +15,8 @@ from sensorhub.conventions import GRAVITY_M_S2, LANDING_KEYS
 from sensorhub.model import FloatArray
 
 NAN = float("nan")
+QUIET_RATE_DEG_S = 15.0  # the knee at rest turns slower than this (the detector's quiet threshold) ...
+RATE_LAG_S = 0.03  # ... over this lag
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,27 +129,77 @@ def _time_to_stabilization(s: Signals, contact: int, end: int, w: MetricWindows)
     return float(s.t_s[sl][first] - s.t(contact))
 
 
-def refine_rep_start(s: Signals, start: int, lookback_s: float = 1.0, above_deg: float = 0.5) -> int:
-    """The state machine's start is where the flexion rate first exceeded the quiet threshold; a slow
-    lowering leaves its resting posture earlier. Go back while the lowering keeps decelerating backwards
-    (smoothed flexion rate positive and falling: the accelerating start of the descent, not a hold or an
-    earlier movement), then take the last sample within ``above_deg`` of the flexion reached there."""
-    n_back = max(8, round(lookback_s / _dt(s)))
-    sl = s.sl(start - n_back, start)
-    flex = s.flex_deg[sl]
-    if flex.shape[0] < 8 or not np.isfinite(flex).all():
+def refine_rep_start(s: Signals, start: int, bottom: int, lookback_s: float = 2.0) -> int:
+    """The instant the knee leaves rest, found by looking back from the descent.
+
+    The state machine's start is where the flexion rate first exceeded the quiet threshold, well after a
+    smooth lowering has begun (a movement from rest accelerates from zero: its first degrees take a
+    large share of the eccentric time). The resting level is the flexion over the quiet stretch before the
+    descent; the excursion above it rises from zero as a power of the time since onset, e(t) = c (t -
+    t0)^k with k about 2-3 for a jerk-limited start (Flash & Hogan's minimum-jerk movement: k = 3). t0 is
+    fitted to the excursion's first part (from a few noise levels above rest to a third of the depth),
+    k free in [1.5, 4]; the state machine's start is kept when the fit has too little to go on."""
+    dt = _dt(s)
+    n_back = max(8, round(lookback_s / dt))
+    lo = max(start - n_back, s.base)
+    pre = s.flex_deg[s.sl(lo, start)]
+    if pre.shape[0] < 8 or not np.isfinite(pre).all():
         return start
-    rate = np.convolve(np.diff(flex), np.ones(5) / 5.0, mode="valid")  # rate[j] ~ flex[j + 3] - flex[j + 2]
-    j = rate.shape[0] - 1
-    while j > 0 and 0.0 < rate[j - 1] < rate[j]:
+    # the quiet stretch before the descent, pre[q0:j]: back from the start over the samples already
+    # moving faster than the quiet threshold (over RATE_LAG_S, as the state machine), then the quiet ones
+    lag = max(1, round(RATE_LAG_S / dt))
+    moving = np.abs(pre[lag:] - pre[:-lag]) / (lag * dt) > QUIET_RATE_DEG_S  # moving[k]: pre[k + lag]
+    j = moving.shape[0]
+    while j > 0 and moving[j - 1]:
         j -= 1
-    k = min(j + 2, flex.shape[0] - 1)
-    near = np.flatnonzero(flex[k:] <= flex[k] + above_deg)
-    return start - (flex.shape[0] - 1 - (k + int(near[-1])))
+    q1 = j + lag  # first sample of the crossing at the start
+    while j > 0 and not moving[j - 1]:
+        j -= 1
+    q0 = j + lag if j > 0 else 0
+    if q1 - q0 < 4:
+        return start
+    quiet = pre[q0 : q0 + max(2, (q1 - q0) // 2)]
+    rest = float(np.median(quiet))
+    noise = max(float(np.median(np.abs(np.diff(quiet)))) if quiet.shape[0] > 2 else 0.0, 0.02)
+    rise = s.flex_deg[s.sl(lo, bottom)] - rest
+    t = s.t_s[s.sl(lo, bottom)]
+    if rise.shape[0] < 8 or not np.isfinite(rise).all():
+        return start
+    depth = float(rise.max())
+    e_lo = max(4.0 * noise, 0.5)
+    e_hi = max(e_lo * 4.0, depth / 3.0)
+    above = np.flatnonzero(rise[q0:] > e_lo)
+    if not above.size or depth < 3.0 * e_lo:
+        return start
+    first = q0 + int(above[0])
+    use = first + np.flatnonzero(rise[first:] < e_hi)
+    use = use[rise[use] > e_lo]
+    if use.size < 5:
+        return start
+    t_use, log_e = t[use], np.log(rise[use])
+    t_first = float(t[first])
+    t_min = min(float(t[q0]), t_first - dt)
+    best: tuple[float, float] | None = None
+    for t0 in np.linspace(t_min, t_first - 0.5 * dt, 60):
+        x = np.log(t_use - t0)
+        xm, ym = float(x.mean()), float(log_e.mean())
+        sxx = float(np.sum((x - xm) ** 2))
+        if sxx <= 0.0:
+            continue
+        k = float(np.sum((x - xm) * (log_e - ym))) / sxx  # least-squares line log e = k log(t - t0) + c
+        if not 1.5 <= k <= 4.0:
+            continue
+        res = float(np.sum((log_e - ym - k * (x - xm)) ** 2))
+        if best is None or res < best[0]:
+            best = (res, float(t0))
+    if best is None:
+        return start
+    onset = int(np.searchsorted(t, best[1]))
+    return min(start, lo + onset)
 
 
 def rep_metrics(s: Signals, start: int, bottom: int, end: int) -> dict[str, float]:
-    start = refine_rep_start(s, start)
+    start = refine_rep_start(s, start, bottom)
     sl = s.sl(start, end)
     valg = s.valg_deg[sl]
     t0, tb, te = s.t(start), s.t(bottom), s.t(end)

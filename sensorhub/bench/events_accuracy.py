@@ -80,64 +80,34 @@ def detect_leg(
     samples: LegSamples, side: str, rate_hz: float, chunk: int = 0, truth_deg: FloatArray | None = None
 ) -> list[Event]:
     """Knee angles then events, in one batch (chunk=0) or fed ``chunk`` samples at a time. With
-    ``truth_deg`` (N, 3) the true knee angles replace the estimator's (tests of the detector alone)."""
+    ``truth_deg`` (N, 3) the true knee angles replace the estimator's (tests of the detector alone; the
+    segment kinematics still come from the estimator)."""
     from sensorhub.analysis import EventDetector
     from sensorhub.kinematics import KneeEstimator
 
-    knee: KneeEstimator | _TruthAngles = (
-        KneeEstimator(side, rate_hz, samples.leg_id)
-        if truth_deg is None
-        else _TruthAngles(samples, truth_deg)
-    )
+    knee = KneeEstimator(side, rate_hz, samples.leg_id)
     det = EventDetector(side, rate_hz, samples.leg_id)
     n = len(samples)
     step = n if chunk <= 0 else chunk
     events: list[Event] = []
-    for i in range(0, n, step):
-        part = LegSamples(
-            samples.leg_id,
-            samples.t_s[i : i + step],
-            samples.thigh_acc_m_s2[i : i + step],
-            samples.thigh_gyr_rad_s[i : i + step],
-            samples.shank_acc_m_s2[i : i + step],
-            samples.shank_gyr_rad_s[i : i + step],
-        )
-        events += det.push(part, knee.push(part))
-    events += det.push(_empty(samples.leg_id), knee.finish())
+    for i in range(0, n + 1, step):
+        if i < n:
+            angles, motion = knee.step(samples.slice(slice(i, i + step)))
+        else:
+            angles, motion = knee.finish_step()
+        if truth_deg is not None:
+            angles = _truth_rows(angles, samples, truth_deg)
+        events += det.push(angles, motion)
     events += det.finish()
     return events
 
 
-class _TruthAngles:
-    """Stands in for the knee estimator: the simulator's true angles for the pushed rows."""
-
-    def __init__(self, samples: LegSamples, truth_deg: FloatArray) -> None:
-        self._rad = np.radians(truth_deg)
-        self._t = samples.t_s
-        self._leg = samples.leg_id
-        self._i = 0
-
-    def push(self, part: LegSamples) -> KneeAngles:
-        i, n = self._i, len(part)
-        self._i += n
-        r = self._rad[i : i + n]
-        return KneeAngles(
-            self._leg,
-            self._t[i : i + n],
-            r[:, 0].copy(),
-            r[:, 1].copy(),
-            r[:, 2].copy(),
-            np.zeros(n, dtype=np.uint8),
-        )
-
-    def finish(self) -> KneeAngles:
-        e = np.empty(0)
-        return KneeAngles(self._leg, e, e, e, e, np.empty(0, dtype=np.uint8))
-
-
-def _empty(leg_id: str) -> LegSamples:
-    e = np.empty((0, 3))
-    return LegSamples(leg_id, np.empty(0), e, e, e, e)
+def _truth_rows(angles: KneeAngles, samples: LegSamples, truth_deg: FloatArray) -> KneeAngles:
+    """The simulator's true knee angles for the rows the estimator returned."""
+    rows = np.searchsorted(samples.t_s, angles.t_s)
+    r = np.radians(truth_deg[rows])
+    return KneeAngles(angles.leg_id, angles.t_s, r[:, 0].copy(), r[:, 1].copy(), r[:, 2].copy(),
+                      np.zeros(rows.shape[0], dtype=np.uint8))
 
 
 def match(truth: Sequence[dict[str, Any]], events: Sequence[Event], res: Result, drill: str) -> None:

@@ -3,8 +3,10 @@ Grood & Suntay knee angles per leg, streaming and batch with identical results (
 
 Public API:
 - ``KneeEstimator(side, rate_hz, leg_id="", params=None, orientation_factory=None)`` with
-  ``push(LegSamples) -> KneeAngles`` and ``finish() -> KneeAngles``; ``calibration`` after it succeeded;
-- ``estimate_knee_angles(samples, side, rate_hz) -> (KneeAngles, KneeCalibration)`` (offline = one push);
+  ``push(LegSamples) -> KneeAngles`` and ``finish() -> KneeAngles`` (``step``/``finish_step`` also give
+  the rows' ``LegMotion``: segment kinematics for the event detector); ``calibration`` after it succeeded;
+- ``estimate_knee(samples, side, rate_hz) -> KneeRun(angles, motion, calibration)`` (offline = one push),
+  ``estimate_knee_angles`` its angles and calibration;
 - ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``;
 - ``warmup()``: compile or load every kernel before the first live sample;
 - quality flags (bits of ``KneeAngles.quality``): ``QUALITY_MISSING_INPUT``, ``QUALITY_HEADING_STALE``,
@@ -28,9 +30,12 @@ from sensorhub.kinematics.joint_angles import knee_angles_from_rotation, knee_ro
 from sensorhub.kinematics.knee import (
     KneeEstimator,
     KneeParams,
+    KneeRun,
     OrientationFactory,
     OrientationStream,
     concat_angles,
+    concat_motion,
+    estimate_knee,
     estimate_knee_angles,
     warmup,
 )
@@ -47,10 +52,13 @@ __all__ = [
     "KneeCalibration",
     "KneeEstimator",
     "KneeParams",
+    "KneeRun",
     "OrientationFactory",
     "OrientationStream",
     "calibrate_knee",
     "concat_angles",
+    "concat_motion",
+    "estimate_knee",
     "estimate_knee_angles",
     "knee_angles_from_rotation",
     "knee_rotation",

@@ -29,7 +29,7 @@ from sensorhub.kinematics.calibration import (
     refine_axes,
 )
 from sensorhub.kinematics.heading import HeadingParams, initial_heading_offset, loop_params
-from sensorhub.model import FloatArray, KneeAngles, LegSamples
+from sensorhub.model import FloatArray, KneeAngles, LegMotion, LegSamples
 
 
 class OrientationStream(Protocol):
@@ -184,6 +184,7 @@ class KneeEstimator:
         self._rec_state = np.zeros(_kernels.R_SIZE)
         self._rec_params = recovery_params(p, self.rate_hz, SIDE_SIGN[side])
         self._finished = False
+        self._motion: list[LegMotion] = []  # segment kinematics of the rows processed since the last step
 
     @property
     def lever_arms_m(self) -> FloatArray | None:
@@ -217,6 +218,31 @@ class KneeEstimator:
         return max(1, round(self.params.calibration.attempt_every_s * self.rate_hz))
 
     def push(self, samples: LegSamples) -> KneeAngles:
+        return self.step(samples)[0]
+
+    def finish(self) -> KneeAngles:
+        """End of stream: a last calibration attempt on everything buffered, if still uncalibrated."""
+        return self.finish_step()[0]
+
+    def step(self, samples: LegSamples) -> tuple[KneeAngles, LegMotion]:
+        """The angles of every row it could process, and those rows' segment kinematics (the event
+        detector's input)."""
+        angles = self._push(samples)
+        return angles, self._take_motion(len(angles.t_s))
+
+    def finish_step(self) -> tuple[KneeAngles, LegMotion]:
+        """``finish``, and the segment kinematics of the rows it returned."""
+        angles = self._finish()
+        return angles, self._take_motion(len(angles.t_s))
+
+    def _take_motion(self, n: int) -> LegMotion:
+        parts, self._motion = self._motion, []
+        motion = concat_motion(parts) if parts else empty_motion()
+        if len(motion) != n:
+            raise AssertionError(f"{self.leg_id}: {len(motion)} motion rows for {n} angle rows")
+        return motion
+
+    def _push(self, samples: LegSamples) -> KneeAngles:
         if self._finished:
             raise InputError("push after finish: create a new KneeEstimator for a new recording")
         n = len(samples)
@@ -235,8 +261,7 @@ class KneeEstimator:
             raise CalibrationError(f"no usable calibration after {limit_s:.0f} s: {self._last_not_ready}")
         return _empty_angles(self.leg_id)
 
-    def finish(self) -> KneeAngles:
-        """End of stream: a last calibration attempt on everything buffered, if still uncalibrated."""
+    def _finish(self) -> KneeAngles:
         self._finished = True
         if self._calibration is not None:
             if self._tail is None:
@@ -265,7 +290,7 @@ class KneeEstimator:
         return True
 
     def _process_buffer(self, final: bool = False) -> KneeAngles:
-        joined = _concat_samples(self._buf, self.leg_id)
+        joined = LegSamples.concat(self._buf, self.leg_id)
         self._buf = []
         return self._process(joined, initialise=True, final=final)
 
@@ -301,7 +326,7 @@ class KneeEstimator:
         the next valid sample so that the gap can be interpolated (or, at ``final``, held)."""
         names = ("thigh_acc_m_s2", "thigh_gyr_rad_s", "shank_acc_m_s2", "shank_gyr_rad_s")
         if self._tail is not None:
-            samples = _concat_samples([self._tail, samples], self.leg_id)
+            samples = LegSamples.concat([self._tail, samples], self.leg_id)
             self._tail = None
         n_all = len(samples)
         complete = np.ones(n_all, dtype=np.bool_)
@@ -315,7 +340,7 @@ class KneeEstimator:
             done = np.flatnonzero(complete)
             n = int(done[-1]) + 1 if done.size else 0
             if n < n_all:
-                self._tail = _slice_samples(samples, slice(n, n_all))
+                self._tail = samples.slice(slice(n, n_all))
         if n == 0:
             return _empty_angles(self.leg_id)
         cal = self._calibration
@@ -356,9 +381,28 @@ class KneeEstimator:
         _kernels.knee_angles_loop(q_t, q_s, c_t, c_s, missing, self._loop_params, self._state, out, flags)
         _kernels.recover_after_gaps(out, acc_t, gyr_t, acc_s, gyr_s, missing, blending, c_t, c_s,
                                     self._rec_params, self._rec_state, flags)
+        self._motion.append(LegMotion(q_t, q_s, acc_t, gyr_t, acc_s, gyr_s, missing, c_t, c_s))
         return KneeAngles(leg_id=self.leg_id, t_s=np.asarray(samples.t_s[:n], dtype=np.float64).copy(),
                           flexion_rad=out[:, 0].copy(), valgus_rad=out[:, 1].copy(),
                           rotation_rad=out[:, 2].copy(), quality=flags)
+
+
+def empty_motion() -> LegMotion:
+    rows = np.empty((0, 3))
+    eye = np.eye(3)
+    return LegMotion(np.empty((0, 4)), np.empty((0, 4)), rows, rows, rows, rows, np.empty(0, dtype=np.bool_),
+                     eye, eye)
+
+
+def concat_motion(parts: list[LegMotion]) -> LegMotion:
+    if len(parts) == 1:
+        return parts[0]
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    return LegMotion(cat("q_thigh"), cat("q_shank"), cat("thigh_acc_m_s2"), cat("thigh_gyr_rad_s"),
+                     cat("shank_acc_m_s2"), cat("shank_gyr_rad_s"), cat("missing"), parts[-1].thigh_frame,
+                     parts[-1].shank_frame)
 
 
 def _gap_ends(missing: np.ndarray, open_run: int, min_gap: int) -> tuple[list[int], int]:
@@ -375,31 +419,34 @@ def _gap_ends(missing: np.ndarray, open_run: int, min_gap: int) -> tuple[list[in
     return ends, run
 
 
-def _slice_samples(s: LegSamples, sl: slice) -> LegSamples:
-    return LegSamples(s.leg_id, s.t_s[sl], s.thigh_acc_m_s2[sl], s.thigh_gyr_rad_s[sl], s.shank_acc_m_s2[sl],
-                      s.shank_gyr_rad_s[sl])
+@dataclass(frozen=True, slots=True)
+class KneeRun:
+    """A whole recording through the knee estimator: the angles, the same rows' segment kinematics (the
+    event detector's input) and the calibration."""
+
+    angles: KneeAngles
+    motion: LegMotion
+    calibration: KneeCalibration
 
 
-def _concat_samples(parts: list[LegSamples], leg_id: str) -> LegSamples:
-    return LegSamples(
-        leg_id=leg_id,
-        t_s=np.concatenate([s.t_s for s in parts]),
-        thigh_acc_m_s2=np.concatenate([s.thigh_acc_m_s2 for s in parts]),
-        thigh_gyr_rad_s=np.concatenate([s.thigh_gyr_rad_s for s in parts]),
-        shank_acc_m_s2=np.concatenate([s.shank_acc_m_s2 for s in parts]),
-        shank_gyr_rad_s=np.concatenate([s.shank_gyr_rad_s for s in parts]),
-    )
+def estimate_knee(samples: LegSamples, side: str, rate_hz: float, params: KneeParams | None = None,
+                  orientation_factory: OrientationFactory | None = None,
+                  recovery_factory: OrientationFactory | None = None) -> KneeRun:
+    """Offline: the streaming estimator on the whole recording (one step, then finish)."""
+    est = KneeEstimator(side, rate_hz, samples.leg_id, params, orientation_factory, recovery_factory)
+    first, last = est.step(samples), est.finish_step()
+    assert est.calibration is not None
+    return KneeRun(concat_angles([first[0], last[0]], est.leg_id), concat_motion([first[1], last[1]]),
+                   est.calibration)
 
 
 def estimate_knee_angles(samples: LegSamples, side: str, rate_hz: float, params: KneeParams | None = None,
                          orientation_factory: OrientationFactory | None = None,
                          recovery_factory: OrientationFactory | None = None,
                          ) -> tuple[KneeAngles, KneeCalibration]:
-    """Offline: the streaming estimator on the whole recording (one push, then finish)."""
-    est = KneeEstimator(side, rate_hz, samples.leg_id, params, orientation_factory, recovery_factory)
-    parts = [est.push(samples), est.finish()]
-    assert est.calibration is not None
-    return concat_angles(parts, est.leg_id), est.calibration
+    """Offline: the angles and the calibration of ``estimate_knee``."""
+    run = estimate_knee(samples, side, rate_hz, params, orientation_factory, recovery_factory)
+    return run.angles, run.calibration
 
 
 def warmup() -> None:

@@ -17,8 +17,8 @@ import numpy as np
 
 from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, DEG_PER_RAD, GRAVITY_M_S2
 from sensorhub.errors import InputError
-from sensorhub.kinematics import KneeCalibration, estimate_knee_angles
-from sensorhub.model import FloatArray, KneeAngles, LegSamples
+from sensorhub.kinematics import KneeCalibration, estimate_knee
+from sensorhub.model import FloatArray, KneeAngles, LegMotion, LegSamples
 from sensorhub.timing.grid import GridReport, regular_grid
 
 MAX_PLAUSIBLE_GYR_RAD_S = 40.0  # above every MEMS range (2000 deg/s = 35 rad/s): the column is in deg/s
@@ -150,12 +150,12 @@ def _is_csv(path: Path) -> bool:
     return text[:1].isalpha() and all(32 <= b < 127 or b in (9, 10, 13) for b in text)
 
 
-def detect_events(angles: KneeAngles, samples: LegSamples, side: str, rate_hz: float) -> list[dict[str, Any]]:
+def detect_events(angles: KneeAngles, motion: LegMotion, side: str, rate_hz: float) -> list[dict[str, Any]]:
     """Landings, cuts and reps of one leg, as the events.json objects (the live detector, one push)."""
     from sensorhub.analysis import detect_events as detect
     from sensorhub.analysis import event_to_json
 
-    return [event_to_json(event) for event in detect(samples, angles, side, rate_hz)]
+    return [event_to_json(event) for event in detect(angles, motion, side, rate_hz)]
 
 
 def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]]) -> None:
@@ -171,9 +171,9 @@ def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]
 
 
 def analyze_input(inp: AnalyzeInput) -> tuple[KneeAngles, KneeCalibration, list[dict[str, Any]]]:
-    angles, cal = estimate_knee_angles(inp.samples, inp.side, inp.rate_hz)
-    events = detect_events(angles, inp.samples, inp.side, inp.rate_hz)
-    return angles, cal, events
+    run = estimate_knee(inp.samples, inp.side, inp.rate_hz)
+    events = detect_events(run.angles, run.motion, inp.side, inp.rate_hz)
+    return run.angles, run.calibration, events
 
 
 def _calibration_summary(cal: KneeCalibration) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from sensorhub.analysis import EventDetector, LivePhase
 from sensorhub.errors import CalibrationError
 from sensorhub.kinematics import KneeEstimator
-from sensorhub.model import Event, KneeAngles, LegCalibration, LegSamples, RawPacket, SensorRef
+from sensorhub.model import Event, KneeAngles, LegCalibration, LegMotion, LegSamples, RawPacket, SensorRef
 from sensorhub.timing import Front, SensorStats
 
 log = logging.getLogger(__name__)
@@ -90,16 +90,17 @@ class Pipeline:
             self._knees[chunk.leg_id] = knee
         return knee
 
-    def _analyse(self, chunk: LegSamples, angles: KneeAngles, rate_hz: float) -> LegOutput | None:
-        """Events and the live phase from the samples and the angles computed so far for this leg (the
-        detector holds samples until their angles arrive, so the two may be offset in time)."""
-        det = self._detectors.get(chunk.leg_id)
+    def _analyse(
+        self, leg_id: str, angles: KneeAngles, motion: LegMotion, rate_hz: float
+    ) -> LegOutput | None:
+        """Events and the live phase from the rows the knee estimator produced in this step."""
+        det = self._detectors.get(leg_id)
         if det is None:
-            det = EventDetector(self._sides[chunk.leg_id], rate_hz, chunk.leg_id)
-            self._detectors[chunk.leg_id] = det
-        step = det.step(chunk, angles)
+            det = EventDetector(self._sides[leg_id], rate_hz, leg_id)
+            self._detectors[leg_id] = det
+        step = det.step(angles, motion)
         if angles.t_s.shape[0] or step.events or step.phase is not None:
-            return LegOutput(chunk.leg_id, angles, list(step.events), step.phase)
+            return LegOutput(leg_id, angles, list(step.events), step.phase)
         return None
 
     def _fail(self, leg_id: str, t_s: float, exc: Exception) -> None:
@@ -118,7 +119,7 @@ class Pipeline:
         try:
             knee = self._knee(chunk)
             was_calibrated = knee.calibration is not None
-            angles = knee.push(chunk)
+            angles, motion = knee.step(chunk)
         except CalibrationError as exc:
             # Calibration refused (e.g. no bends within the allowed time): say why and start over
             # from the next samples; the stream and the other legs go on.
@@ -126,7 +127,7 @@ class Pipeline:
             del self._knees[chunk.leg_id]
             self._detectors.pop(chunk.leg_id, None)
             return None
-        result = self._analyse(chunk, angles, knee.rate_hz)
+        result = self._analyse(chunk.leg_id, angles, motion, knee.rate_hz)
         if not was_calibrated and knee.calibration is not None:
             result = result or LegOutput(chunk.leg_id, angles)
             result.calibration = LegCalibration(
@@ -136,13 +137,13 @@ class Pipeline:
 
     def _finish_leg(self, leg_id: str, knee: KneeEstimator) -> LegOutput | None:
         try:
-            angles = knee.finish()
+            angles, motion = knee.finish_step()
         except CalibrationError as exc:
             # The stream ended before this leg could be calibrated: nothing to compute, but
             # the reason is kept for the report and every raw packet stays recorded.
             self.calibration_errors[leg_id] = str(exc)
             return None
-        result = self._analyse(_no_samples(leg_id), angles, knee.rate_hz)
+        result = self._analyse(leg_id, angles, motion, knee.rate_hz)
         tail = self._detectors[leg_id].finish() if leg_id in self._detectors else []
         if result is None and tail:
             result = LegOutput(leg_id, angles)
@@ -214,11 +215,6 @@ class Pipeline:
 
     def stats(self) -> dict[str, SensorStats]:
         return self.front.stats()
-
-
-def _no_samples(leg_id: str) -> LegSamples:
-    empty = np.empty((0, 3))
-    return LegSamples(leg_id, np.empty(0), empty, empty, empty, empty)
 
 
 def sensor_refs_from_meta(sensors: Iterable[dict[str, str]]) -> list[SensorRef]:
