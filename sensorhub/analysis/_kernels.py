@@ -5,15 +5,18 @@ identical decisions.
 The kernels only find WHEN things happen (global sample indices of take-off, contact, start of descent,
 bottom, end, foot strike); ``sensorhub.analysis.metrics`` computes the metric values.
 
-Flight is judged by physics, not by a signature of one kind of jump: in the air the hip falls freely, so
-the thigh sensor's specific force is only what the thigh's rotation about the hip makes at the sensor,
-``f = L(w, dw/dt) r`` (``L r = dw/dt x r + w x (w x r)``, r the hip -> sensor lever arm, constant). On the
-ground the support adds about 1 g that no lever explains. The lever is fitted (least squares, pulled
-towards a nominal one) over the flight itself, so legs that swing, tuck or flex in the air stay
-"airborne"; the first sample the fit no longer explains is the return of support: initial contact.
-A fast squat also unloads the hip for a moment, but its foot stays planted: a planted shank's ankle is at
-rest, so the specific force there (the shank's, moved along its axis by the lever length) is 1 g up; a
-flight needs the shank to be off the ground too.
+Flight and ground contact are judged by physics, not by a signature of one kind of jump:
+- **the hip falls freely in the air**: the thigh sensor's specific force is then only what the thigh's
+  rotation about the hip makes at the sensor, ``f = L r`` (``L r = dw/dt x r + w x (w x r)``, r the
+  hip -> sensor lever arm, fixed by the mounting). On the ground the support adds about 1 g that no lever
+  explains. The lever is fitted by least squares over the flights (pulled towards a nominal one until
+  they say more), so legs that swing, tuck or flex in the air stay "airborne";
+- **a planted foot's ankle is at rest**: the specific force there is 1 g up, so the shank sensor reads
+  ``f - g up = L_s r_a`` (r_a the ankle -> sensor lever arm, fitted on samples that are clearly planted and
+  turning: bends, stance). A fast squat unloads the hip for a moment, but its shank stays planted.
+A flight is a stretch where the hip is unloaded and the shank is not planted; initial contact is the
+first sample of the return of support that ends in a planted shank (a mid-air burst of leg motion that
+the lever does not explain returns to free fall and is not a contact).
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ F_WS = 2  # shank |angular rate|, rad/s
 F_TURN = 3  # thigh angular rate about the vertical (earth frame), rad/s
 F_HACC_G = 4  # thigh horizontal acceleration (earth frame) / g
 F_VACC_G = 5  # thigh vertical specific force (earth frame) / g
-F_L = 6  # thigh lever operator L (9, row major): L r = dw/dt x r + w x (w x r), sensor frame
+F_L = 6  # thigh lever operator (9, row major): L r = dw/dt x r + w x (w x r), sensor frame
 F_FT = 15  # thigh specific force (3), sensor frame, m/s^2
-F_PLANT_G = 18  # how far the shank's ankle is from "at rest on the ground" (g), best lever length
-F_COLS = 19
+F_LS = 18  # shank lever operator (9)
+F_SE = 27  # shank specific force minus 1 g up (3), sensor frame, m/s^2
+F_COLS = 30
 
 # ---- parameters (see AnalysisParams in detector.py for units and meaning) -----------------------------
 P_RATE_HZ = 0
@@ -60,28 +64,33 @@ P_REP_ASCENT_FRAC = 16
 P_REP_END_FRAC = 17
 P_REP_MAX_S = 18
 P_SWING_MIN_DEG = 19
-P_LEVER_RIDGE = 20  # (rad/s^2)^2 per sample: below this much rotation the lever stays at its prior
-P_TAKEOFF_G = 21  # take-off: the first candidate sample whose unexplained force is below this
+P_LEVER_RIDGE = 20  # (rad/s^2)^2 per sample: rotation below this leaves a lever at its prior
+P_TAKEOFF_G = 21
 P_STRIKE_RISE_DEG = 22
 P_REP_END_QUIET_S = 23
 P_REP_MIN_CONC_S = 24
-P_PLANTED_G = 25  # the shank counts as planted while its ankle's specific force is this close to 1 g up
+P_PLANTED_G = 25
 P_REP_HOLDOFF_S = 26
 P_LEVER_X = 27  # prior hip -> thigh sensor lever arm (3), sensor frame, m
-P_GAP_SUPPORT_G = 30  # first sample after a gap in a flight: this much unexplained force = landed in it
-P_SIZE = 31
+P_GAP_SUPPORT_G = 30
+P_ANKLE_X = 31  # prior ankle -> shank sensor lever arm (3), sensor frame, m
+P_LEARN_G = 34  # planted samples within this of the model teach the ankle lever ...
+P_LEARN_RATE_RAD_S = 35  # ... when the shank turns at least this fast
+P_PLANT_CONFIRM_S = 36  # a contact is confirmed once the shank stays planted this long ...
+P_CONTACT_WAIT_S = 37  # ... within this long after the support returned
+P_SIZE = 38
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
 S_AIR = 1  # 0 on the ground, 1 candidate flight, 2 airborne
 S_CAND = 2  # global index where the candidate began
-S_TAKEOFF = 3  # take-off of the current flight / candidate
-S_PLANTED_RUN = 4  # candidate samples with the shank planted
+S_TAKEOFF = 3  # take-off of the current flight
+S_PLANTED_RUN = 4  # consecutive samples with the shank planted
 S_LAND_OPEN = 5
 S_LAND_CONTACT = 6
 S_LAND_TAKEOFF = 7
 S_LAST_AIR = 8  # take-off of the last landing's flight (-1: none)
-S_PREV_SUPPORT = 9  # unexplained force of the previous valid sample (prior lever), g
+S_PREV_SUPPORT = 9  # support of the previous valid sample, g
 S_REP = 10  # 0 idle, 1 descent, 2 ascent, 3 waiting for the hold-off
 S_QUIET_RUN = 11
 S_ONSET = 12
@@ -99,14 +108,19 @@ S_LAST_CONTACT = 23  # global index of the last landing's initial contact
 S_LAND_GAP_LO = 24  # open landing whose contact fell in lost samples: last valid sample before them, else -1
 S_LAST_VALID = 25  # global index of the last valid sample
 S_PREV_VALID = 26
-S_FIT_N = 27  # samples in the lever fit
-S_FIT_C = 28  # sum f.f
-S_FIT_B = 29  # sum L^T f (3)
-S_FIT_A = 32  # sum L^T L (9)
-S_NOISE = 41  # mean unexplained force^2 over the flight so far (g^2)
-S_RING_F = 42
-S_RING_S = S_RING_F + RING  # unexplained force per sample, for the onset search
-S_SIZE = S_RING_S + RING
+S_UNPLANTED = 27  # candidate samples with the shank not planted
+S_FREE_RUN = 27  # (airborne, the same slot) consecutive free-fall samples since a return of support
+S_PENDING = 28  # airborne: onset of a return of support waiting for the shank to plant (-1: none)
+S_NOISE = 29  # mean unexplained force^2 over the flight so far (g^2)
+SUMS = 14  # a block of least-squares sums of a lever fit: n, f.f, L^T f (3), L^T L (9)
+S_FIT = 30  # the current flight's (or candidate's) sums
+S_LEVER = S_FIT + SUMS  # every confirmed flight's sums: the mounting's lever does not change
+S_ANKLE = S_LEVER + SUMS  # planted, turning samples' sums of the ankle lever
+S_RING_F = S_ANKLE + SUMS
+S_RING_S = S_RING_F + RING  # support per sample, for the onset search
+S_RING_FL = S_RING_S + RING  # thigh f (3) and L (9) of the last ROWS_KEPT samples: take-off search
+ROWS_KEPT = 512
+S_SIZE = S_RING_FL + 12 * ROWS_KEPT
 
 # ---- output records --------------------------------------------------------------------------------------
 K_LANDING = 1.0  # a: contact, b: take-off, c: end of window, d: next take-off (-1), e: see S_LAND_GAP_LO
@@ -118,12 +132,11 @@ OUT_COLS = 6
 FS_N = 0  # rows seen
 FS_RING = 1  # the last DERIV_MAX rows of thigh and shank angular rate (6 each)
 DERIV_MAX = 32
-MAX_SHANK_LEVER_M = 0.5  # a shank sensor sits at most this far above the ankle
 
 
 def new_state() -> FloatArray:
     s = np.zeros(S_SIZE)
-    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_CONTACT, S_LAND_GAP_LO, S_LAST_VALID, S_TAKEOFF):
+    for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_CONTACT, S_LAND_GAP_LO, S_LAST_VALID, S_TAKEOFF, S_PENDING):
         s[k] = -1.0
     s[S_PREV_SUPPORT] = 1.0
     s[S_RING_F:S_SIZE] = np.nan
@@ -145,77 +158,6 @@ def _quat_rows(q: FloatArray, i: int) -> tuple[float, float, float, float, float
 
 
 @njit(cache=True)
-def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray, shank_gyr: FloatArray,
-             q_thigh: FloatArray, q_shank: FloatArray, missing: np.ndarray, shank_z: FloatArray,
-             g_m_s2: float, rate_hz: float, deriv_n: int, state: FloatArray, out: FloatArray) -> None:
-    """Per row (NaN where the row is missing): magnitudes, the thigh's turn rate and horizontal and
-    vertical acceleration (earth frame), the thigh's lever operator and specific force, and the shank's
-    distance from being planted. ``deriv_n``: rows of the angular-acceleration difference (about 10 ms:
-    gyroscope noise differentiated per sample would swamp the lever term)."""
-    nan = np.nan
-    ls = np.empty((1, 9))  # the shank's lever operator, row by row
-    for i in range(thigh_acc.shape[0]):
-        n_seen = int(state[FS_N])
-        state[FS_N] = n_seen + 1.0
-        slot = FS_RING + 6 * (n_seen % DERIV_MAX)
-        old = FS_RING + 6 * ((n_seen - deriv_n) % DERIV_MAX)
-        have_old = n_seen >= deriv_n and not math.isnan(state[old])
-        k = rate_hz / deriv_n
-        wx, wy, wz = thigh_gyr[i, 0], thigh_gyr[i, 1], thigh_gyr[i, 2]
-        vx, vy, vz = shank_gyr[i, 0], shank_gyr[i, 1], shank_gyr[i, 2]
-        dx = (wx - state[old]) * k if have_old else 0.0
-        dy = (wy - state[old + 1]) * k if have_old else 0.0
-        dz = (wz - state[old + 2]) * k if have_old else 0.0
-        ex_ = (vx - state[old + 3]) * k if have_old else 0.0
-        ey_ = (vy - state[old + 4]) * k if have_old else 0.0
-        ez_ = (vz - state[old + 5]) * k if have_old else 0.0
-        if missing[i]:
-            for c in range(6):
-                state[slot + c] = nan
-            for c in range(F_COLS):
-                out[i, c] = nan
-            continue
-        state[slot] = wx
-        state[slot + 1] = wy
-        state[slot + 2] = wz
-        state[slot + 3] = vx
-        state[slot + 4] = vy
-        state[slot + 5] = vz
-        ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
-        sx, sy, sz = shank_acc[i, 0], shank_acc[i, 1], shank_acc[i, 2]
-        out[i, F_AT_G] = math.sqrt(ax * ax + ay * ay + az * az) / g_m_s2
-        out[i, F_AS_G] = math.sqrt(sx * sx + sy * sy + sz * sz) / g_m_s2
-        out[i, F_WS] = math.sqrt(vx * vx + vy * vy + vz * vz)
-        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _quat_rows(q_thigh, i)
-        out[i, F_TURN] = r20 * wx + r21 * wy + r22 * wz
-        hx = r00 * ax + r01 * ay + r02 * az
-        hy = r10 * ax + r11 * ay + r12 * az
-        out[i, F_HACC_G] = math.sqrt(hx * hx + hy * hy) / g_m_s2
-        out[i, F_VACC_G] = (r20 * ax + r21 * ay + r22 * az) / g_m_s2
-        _lever_operator(wx, wy, wz, dx, dy, dz, out, i, F_L)
-        out[i, F_FT] = ax
-        out[i, F_FT + 1] = ay
-        out[i, F_FT + 2] = az
-        # planted shank: its ankle, d metres down the shank axis from the sensor, is at rest, so the specific
-        # force there is 1 g up: f_s - g up = L_s (d z); the best d in [0, MAX_SHANK_LEVER_M] decides
-        u20, u21, u22 = _quat_rows(q_shank, i)[6:]
-        gx_ = sx - g_m_s2 * u20
-        gy_ = sy - g_m_s2 * u21
-        gz_ = sz - g_m_s2 * u22
-        _lever_operator(vx, vy, vz, ex_, ey_, ez_, ls, 0, 0)
-        zx, zy, zz = shank_z[0], shank_z[1], shank_z[2]
-        cx = ls[0, 0] * zx + ls[0, 1] * zy + ls[0, 2] * zz  # L_s z
-        cy = ls[0, 3] * zx + ls[0, 4] * zy + ls[0, 5] * zz
-        cz = ls[0, 6] * zx + ls[0, 7] * zy + ls[0, 8] * zz
-        cc = cx * cx + cy * cy + cz * cz
-        d = 0.0
-        if cc > 1e-9:
-            d = min(MAX_SHANK_LEVER_M, max(0.0, (gx_ * cx + gy_ * cy + gz_ * cz) / cc))
-        rx, ry, rz = gx_ - d * cx, gy_ - d * cy, gz_ - d * cz
-        out[i, F_PLANT_G] = math.sqrt(rx * rx + ry * ry + rz * rz) / g_m_s2
-
-
-@njit(cache=True)
 def _lever_operator(wx: float, wy: float, wz: float, dx: float, dy: float, dz: float, out: FloatArray, i: int,
                     col: int) -> None:
     """L = [dw]x + [w]x [w]x, row major into out[i, col:col + 9]: L r = dw x r + w x (w x r)."""
@@ -232,6 +174,58 @@ def _lever_operator(wx: float, wy: float, wz: float, dx: float, dy: float, dz: f
 
 
 @njit(cache=True)
+def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray, shank_gyr: FloatArray,
+             q_thigh: FloatArray, q_shank: FloatArray, missing: np.ndarray, g_m_s2: float, rate_hz: float,
+             deriv_n: int, state: FloatArray, out: FloatArray) -> None:
+    """Per row (NaN where the row is missing): magnitudes, the thigh's turn rate and horizontal and
+    vertical acceleration (earth frame), and both segments' lever operators and specific forces (the
+    shank's with 1 g up removed). ``deriv_n``: rows of the angular-acceleration difference (about 10 ms:
+    gyroscope noise differentiated per sample would swamp the lever terms)."""
+    nan = np.nan
+    k = rate_hz / deriv_n
+    w = np.empty(6)  # thigh then shank angular rate of the row
+    dw = np.empty(6)  # and its derivative
+    for i in range(thigh_acc.shape[0]):
+        n_seen = int(state[FS_N])
+        state[FS_N] = n_seen + 1.0
+        slot = FS_RING + 6 * (n_seen % DERIV_MAX)
+        old = FS_RING + 6 * ((n_seen - deriv_n) % DERIV_MAX)
+        have_old = n_seen >= deriv_n and not math.isnan(state[old])
+        for c in range(3):
+            w[c] = thigh_gyr[i, c]
+            w[3 + c] = shank_gyr[i, c]
+        if missing[i]:
+            for c in range(6):
+                state[slot + c] = nan
+            for c in range(F_COLS):
+                out[i, c] = nan
+            continue
+        for c in range(6):
+            dw[c] = (w[c] - state[old + c]) * k if have_old else 0.0
+            state[slot + c] = w[c]
+        ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
+        sx, sy, sz = shank_acc[i, 0], shank_acc[i, 1], shank_acc[i, 2]
+        out[i, F_AT_G] = math.sqrt(ax * ax + ay * ay + az * az) / g_m_s2
+        out[i, F_AS_G] = math.sqrt(sx * sx + sy * sy + sz * sz) / g_m_s2
+        out[i, F_WS] = math.sqrt(w[3] * w[3] + w[4] * w[4] + w[5] * w[5])
+        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _quat_rows(q_thigh, i)
+        out[i, F_TURN] = r20 * w[0] + r21 * w[1] + r22 * w[2]
+        hx = r00 * ax + r01 * ay + r02 * az
+        hy = r10 * ax + r11 * ay + r12 * az
+        out[i, F_HACC_G] = math.sqrt(hx * hx + hy * hy) / g_m_s2
+        out[i, F_VACC_G] = (r20 * ax + r21 * ay + r22 * az) / g_m_s2
+        _lever_operator(w[0], w[1], w[2], dw[0], dw[1], dw[2], out, i, F_L)
+        out[i, F_FT] = ax
+        out[i, F_FT + 1] = ay
+        out[i, F_FT + 2] = az
+        _lever_operator(w[3], w[4], w[5], dw[3], dw[4], dw[5], out, i, F_LS)
+        u20, u21, u22 = _quat_rows(q_shank, i)[6:]  # earth up in the shank sensor frame
+        out[i, F_SE] = sx - g_m_s2 * u20
+        out[i, F_SE + 1] = sy - g_m_s2 * u21
+        out[i, F_SE + 2] = sz - g_m_s2 * u22
+
+
+@njit(cache=True)
 def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float,
           e: float = -1.0) -> int:
     if n_out < out.shape[0]:
@@ -245,33 +239,29 @@ def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float
 
 
 @njit(cache=True)
-def _unexplained(feat: FloatArray, i: int, rx: float, ry: float, rz: float) -> float:
-    """|f - L r| of row i, m/s^2."""
-    ex = feat[i, F_FT] - (feat[i, F_L] * rx + feat[i, F_L + 1] * ry + feat[i, F_L + 2] * rz)
-    ey = feat[i, F_FT + 1] - (feat[i, F_L + 3] * rx + feat[i, F_L + 4] * ry + feat[i, F_L + 5] * rz)
-    ez = feat[i, F_FT + 2] - (feat[i, F_L + 6] * rx + feat[i, F_L + 7] * ry + feat[i, F_L + 8] * rz)
+def _unexplained(f: FloatArray, lever: FloatArray, r: FloatArray) -> float:
+    """|f - L r| of one row (f: 3, lever: L row major, 9), m/s^2."""
+    ex = f[0] - (lever[0] * r[0] + lever[1] * r[1] + lever[2] * r[2])
+    ey = f[1] - (lever[3] * r[0] + lever[4] * r[1] + lever[5] * r[2])
+    ez = f[2] - (lever[6] * r[0] + lever[7] * r[1] + lever[8] * r[2])
     return math.sqrt(ex * ex + ey * ey + ez * ez)
 
 
 @njit(cache=True)
-def _fit_reset(s: FloatArray) -> None:
-    for k in range(S_FIT_N, S_FIT_A + 9):
+def _sums_reset(s: FloatArray, at: int) -> None:
+    for k in range(at, at + SUMS):
         s[k] = 0.0
-    s[S_NOISE] = 0.0
 
 
 @njit(cache=True)
-def _fit_add(s: FloatArray, feat: FloatArray, i: int) -> None:
-    s[S_FIT_N] += 1.0
-    fx, fy, fz = feat[i, F_FT], feat[i, F_FT + 1], feat[i, F_FT + 2]
-    s[S_FIT_C] += fx * fx + fy * fy + fz * fz
+def _sums_add(s: FloatArray, at: int, f: FloatArray, lever: FloatArray) -> None:
+    s[at] += 1.0
+    s[at + 1] += f[0] * f[0] + f[1] * f[1] + f[2] * f[2]
     for c in range(3):
-        s[S_FIT_B + c] += feat[i, F_L + c] * fx + feat[i, F_L + 3 + c] * fy + feat[i, F_L + 6 + c] * fz
+        s[at + 2 + c] += lever[c] * f[0] + lever[3 + c] * f[1] + lever[6 + c] * f[2]
         for k in range(3):
-            acc = 0.0
-            for row in range(3):
-                acc += feat[i, F_L + 3 * row + c] * feat[i, F_L + 3 * row + k]
-            s[S_FIT_A + 3 * c + k] += acc
+            s[at + 5 + 3 * c + k] += (lever[c] * lever[k] + lever[3 + c] * lever[3 + k]
+                                      + lever[6 + c] * lever[6 + k])
 
 
 @njit(cache=True)
@@ -280,33 +270,37 @@ def _det3(a: float, b: float, c: float, d: float, e: float, f: float, g: float, 
 
 
 @njit(cache=True)
-def _fit_solve(s: FloatArray, p: FloatArray) -> tuple[float, float, float, float]:
-    """Lever (3) of the flight so far, ridge-pulled towards the prior, and the rms unexplained force (m/s^2)
-    of the fitted samples."""
-    n = max(s[S_FIT_N], 1.0)
-    lam = p[P_LEVER_RIDGE] * n
+def _lever(s: FloatArray, at: int, extra: int, p: FloatArray, prior: int, out: FloatArray) -> None:
+    """The lever (into ``out``) from the sums at ``at`` (plus those at ``extra`` when >= 0), ridge-pulled
+    towards the prior lever p[prior:prior + 3]: the data decide once they hold enough rotation."""
+    n_all = s[at] + (s[extra] if extra >= 0 else 0.0)
+    lam = p[P_LEVER_RIDGE] * max(n_all, 1.0)
     m = np.empty((3, 3))
     v = np.empty(3)
     for c in range(3):
-        v[c] = s[S_FIT_B + c] + lam * p[P_LEVER_X + c]
+        v[c] = s[at + 2 + c] + (s[extra + 2 + c] if extra >= 0 else 0.0) + lam * p[prior + c]
         for k in range(3):
-            m[c, k] = s[S_FIT_A + 3 * c + k] + (lam if c == k else 0.0)
-    # 3x3 solve by Cramer's rule (the ridge keeps the matrix away from singular)
+            a = s[at + 5 + 3 * c + k] + (s[extra + 5 + 3 * c + k] if extra >= 0 else 0.0)
+            m[c, k] = a + (lam if c == k else 0.0)
     det = _det3(m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2], m[2, 0], m[2, 1], m[2, 2])
-    if abs(det) < 1e-30:
-        return p[P_LEVER_X], p[P_LEVER_X + 1], p[P_LEVER_X + 2], math.inf
-    rx = _det3(v[0], m[0, 1], m[0, 2], v[1], m[1, 1], m[1, 2], v[2], m[2, 1], m[2, 2]) / det
-    ry = _det3(m[0, 0], v[0], m[0, 2], m[1, 0], v[1], m[1, 2], m[2, 0], v[2], m[2, 2]) / det
-    rz = _det3(m[0, 0], m[0, 1], v[0], m[1, 0], m[1, 1], v[1], m[2, 0], m[2, 1], v[2]) / det
-    # residual sum of squares: f.f - 2 r.b + r.A r (A without the ridge)
-    rb = rx * s[S_FIT_B] + ry * s[S_FIT_B + 1] + rz * s[S_FIT_B + 2]
-    r = (rx, ry, rz)
-    rar = 0.0
+    if abs(det) < 1e-30:  # not with a positive ridge; the prior then
+        for c in range(3):
+            out[c] = p[prior + c]
+        return
+    out[0] = _det3(v[0], m[0, 1], m[0, 2], v[1], m[1, 1], m[1, 2], v[2], m[2, 1], m[2, 2]) / det
+    out[1] = _det3(m[0, 0], v[0], m[0, 2], m[1, 0], v[1], m[1, 2], m[2, 0], v[2], m[2, 2]) / det
+    out[2] = _det3(m[0, 0], m[0, 1], v[0], m[1, 0], m[1, 1], v[1], m[2, 0], m[2, 1], v[2]) / det
+
+
+@njit(cache=True)
+def _rms(s: FloatArray, at: int, r: FloatArray) -> float:
+    """RMS of |f - L r| over the samples summed at ``at`` (m/s^2): f.f - 2 r.b + r.A r."""
+    rss = s[at + 1]
     for c in range(3):
+        rss -= 2.0 * r[c] * s[at + 2 + c]
         for k in range(3):
-            rar += r[c] * s[S_FIT_A + 3 * c + k] * r[k]
-    rss = max(0.0, s[S_FIT_C] - 2.0 * rb + rar)
-    return rx, ry, rz, math.sqrt(rss / n)
+            rss += r[c] * s[at + 5 + 3 * c + k] * r[k]
+    return math.sqrt(max(0.0, rss) / max(s[at], 1.0))
 
 
 @njit(cache=True)
@@ -317,10 +311,12 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
     dt = 1.0 / rate
     g_m_s2 = 9.80665
     confirm_n = max(2.0, p[P_CONFIRM_S] * rate)
+    plant_n = max(2.0, p[P_PLANT_CONFIRM_S] * rate)
     lag = max(1, int(p[P_RATE_LAG_S] * rate + 0.5))
     quiet_min_n = p[P_QUIET_MIN_S] * rate
     win_n = p[P_LANDING_WINDOW_S] * rate
-    r0x, r0y, r0z = p[P_LEVER_X], p[P_LEVER_X + 1], p[P_LEVER_X + 2]
+    hip = np.empty(3)
+    ankle = np.empty(3)
     n_out = 0
     for i in range(n):
         g = s[S_N]
@@ -330,6 +326,9 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
         s[S_RING_F + slot] = fl
         s[S_RING_S + slot] = np.nan
         valid = not math.isnan(feat[i, F_AT_G])
+        kept = S_RING_FL + 12 * (int(g) % ROWS_KEPT)
+        if not valid:
+            s[kept] = np.nan  # a lost row stops the take-off search
 
         # ---- landing window closes (time out) ------------------------------------------------------------
         if s[S_LAND_OPEN] > 0.0 and g >= s[S_LAND_CONTACT] + win_n:
@@ -337,58 +336,103 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                           s[S_LAND_GAP_LO])
             s[S_LAND_OPEN] = 0.0
 
-        # ---- flight: the hip in free fall and the shank off the ground --------------------------------
+        # ---- flight: the hip unloaded, the shank off the ground ------------------------------------------
         if valid:
-            support0 = _unexplained(feat, i, r0x, r0y, r0z) / g_m_s2  # with the prior lever
-            planted = feat[i, F_PLANT_G] < p[P_PLANTED_G]
+            f_row = feat[i, F_FT : F_FT + 3]
+            l_row = feat[i, F_L : F_L + 9]
+            s[kept : kept + 3] = f_row
+            s[kept + 3 : kept + 12] = l_row
+            # planted shank: the ankle model, taught by planted turning samples while on the ground
+            _lever(s, S_ANKLE, -1, p, P_ANKLE_X, ankle)
+            se_row = feat[i, F_SE : F_SE + 3]
+            ls_row = feat[i, F_LS : F_LS + 9]
+            off_rest = _unexplained(se_row, ls_row, ankle) / g_m_s2
+            planted = off_rest < p[P_PLANTED_G]
+            s[S_PLANTED_RUN] = s[S_PLANTED_RUN] + 1.0 if planted else 0.0
+            if (s[S_AIR] == 0.0 and off_rest < p[P_LEARN_G]
+                    and feat[i, F_WS] > p[P_LEARN_RATE_RAD_S]):
+                _sums_add(s, S_ANKLE, se_row, ls_row)
             air = s[S_AIR]
-            if air == 0.0 and support0 < p[P_AIR_ENTER_G] and s[S_PREV_SUPPORT] >= p[P_AIR_ENTER_G]:
-                s[S_AIR] = 1.0
-                s[S_CAND] = g
-                s[S_TAKEOFF] = -1.0
-                s[S_PLANTED_RUN] = 0.0
-                _fit_reset(s)
-            if s[S_AIR] == 1.0:
-                if support0 > p[P_AIR_BREAK_G] or (g - s[S_CAND]) > p[P_MAX_FLIGHT_S] * rate:
-                    s[S_AIR] = 0.0
-                else:
-                    _fit_add(s, feat, i)
-                    if s[S_TAKEOFF] < 0.0 and support0 < p[P_TAKEOFF_G]:
-                        s[S_TAKEOFF] = g
-                    if planted:
-                        s[S_PLANTED_RUN] += 1.0
-                    if s[S_FIT_N] >= confirm_n:
-                        _, _, _, rms = _fit_solve(s, p)
-                        if rms < p[P_AIR_RMS_G] * g_m_s2 and s[S_PLANTED_RUN] < 0.5 * s[S_FIT_N]:
-                            s[S_AIR] = 2.0
-                            if s[S_TAKEOFF] < 0.0:
-                                s[S_TAKEOFF] = s[S_CAND]
-                            s[S_NOISE] = (rms / g_m_s2) ** 2
-                            if s[S_LAND_OPEN] > 0.0:  # rebound: the ground contact ends at this take-off
-                                n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
-                                              s[S_TAKEOFF], s[S_TAKEOFF], s[S_LAND_GAP_LO])
-                                s[S_LAND_OPEN] = 0.0
-                        elif s[S_FIT_N] >= 2.0 * confirm_n:
-                            s[S_AIR] = 0.0
-            elif air == 2.0:
-                rx, ry, rz, _ = _fit_solve(s, p)
-                support = _unexplained(feat, i, rx, ry, rz) / g_m_s2
+            if air < 2.0:
+                _lever(s, S_LEVER, S_FIT if air == 1.0 else -1, p, P_LEVER_X, hip)
+                support = _unexplained(f_row, l_row, hip) / g_m_s2
+                if air == 0.0 and support < p[P_AIR_ENTER_G] and not planted:
+                    s[S_AIR] = 1.0
+                    s[S_CAND] = g
+                    s[S_UNPLANTED] = 0.0
+                    _sums_reset(s, S_FIT)
+                if s[S_AIR] == 1.0:
+                    if (support > p[P_AIR_BREAK_G] or s[S_PLANTED_RUN] >= plant_n
+                            or (g - s[S_CAND]) > p[P_MAX_FLIGHT_S] * rate):
+                        s[S_AIR] = 0.0  # loaded again, or the foot on the ground (a squat's fast dip)
+                    else:
+                        _sums_add(s, S_FIT, f_row, l_row)
+                        s[S_UNPLANTED] += 0.0 if planted else 1.0
+                        if s[S_FIT] >= confirm_n:
+                            _lever(s, S_LEVER, S_FIT, p, P_LEVER_X, hip)
+                            rms = _rms(s, S_FIT, hip) / g_m_s2
+                            if rms < p[P_AIR_RMS_G] and s[S_UNPLANTED] >= 0.75 * s[S_FIT]:
+                                s[S_AIR] = 2.0
+                                s[S_PENDING] = -1.0
+                                s[S_NOISE] = rms * rms
+                                # take-off: back from the candidate's start while the fitted lever still
+                                # explains the thigh (the leg turning after push-off), to where support ends
+                                to = s[S_CAND]
+                                oldest = max(g - ROWS_KEPT + 1.0, s[S_LAST_CONTACT], -1.0)
+                                while to - 1.0 > oldest:
+                                    at = S_RING_FL + 12 * (int(to - 1.0) % ROWS_KEPT)
+                                    if math.isnan(s[at]):
+                                        break
+                                    if _unexplained(s[at : at + 3], s[at + 3 : at + 12], hip) / g_m_s2 > p[
+                                            P_TAKEOFF_G]:
+                                        break
+                                    _sums_add(s, S_FIT, s[at : at + 3], s[at + 3 : at + 12])
+                                    to -= 1.0
+                                s[S_TAKEOFF] = to
+                                if s[S_LAND_OPEN] > 0.0:  # rebound: the ground contact ends at this take-off
+                                    n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
+                                                  to, to, s[S_LAND_GAP_LO])
+                                    s[S_LAND_OPEN] = 0.0
+                            elif s[S_FIT] >= 3.0 * confirm_n:
+                                s[S_AIR] = 0.0
+                s[S_PREV_SUPPORT] = support
+            else:
+                _lever(s, S_LEVER, S_FIT, p, P_LEVER_X, hip)
+                support = _unexplained(f_row, l_row, hip) / g_m_s2
                 s[S_RING_S + slot] = support
                 after_gap = s[S_PREV_VALID] < 0.5
-                if support > p[P_IMPACT_G] or (after_gap and support > p[P_GAP_SUPPORT_G]):
+                level = max(p[P_ONSET_G], 3.0 * math.sqrt(s[S_NOISE]))
+                contact = -1.0
+                if after_gap and support > p[P_GAP_SUPPORT_G]:
+                    contact = g  # landed in the lost samples (loading or standing by now)
+                elif s[S_PENDING] >= 0.0:
+                    s[S_FREE_RUN] = s[S_FREE_RUN] + 1.0 if support < level else 0.0
+                    if s[S_FREE_RUN] >= plant_n + confirm_n / 2.0:
+                        s[S_PENDING] = -1.0  # free fall again: a burst of leg motion in the air
+                    elif planted and s[S_PLANTED_RUN] >= plant_n:
+                        contact = s[S_PENDING]  # the shank came to rest: it was the ground
+                    elif (g - s[S_PENDING]) > p[P_CONTACT_WAIT_S] * rate:
+                        contact = s[S_PENDING]  # no return to free fall: on the ground
+                elif support > p[P_IMPACT_G]:
+                    # the onset: back to the last sample still explained by the flight
+                    j = g - 1.0
+                    while j > s[S_TAKEOFF] and j > g - RING + 1:
+                        v = s[S_RING_S + int(j) % RING]
+                        if math.isnan(v) or v <= level:
+                            break
+                        j -= 1.0
+                    s[S_PENDING] = j + 1.0
+                    s[S_FREE_RUN] = 0.0
+                elif support < 2.0 * p[P_ONSET_G]:
+                    _sums_add(s, S_FIT, f_row, l_row)
+                    s[S_NOISE] += (support * support - s[S_NOISE]) / s[S_FIT]
+                if contact >= 0.0:
                     s[S_AIR] = 0.0
-                    contact = g
-                    if not after_gap:
-                        # the onset: back to the last sample still explained by the flight (noise-scaled)
-                        level = max(p[P_ONSET_G], 3.0 * math.sqrt(s[S_NOISE]))
-                        j = g - 1.0
-                        while j > s[S_TAKEOFF] and j > g - RING + 1:
-                            v = s[S_RING_S + int(j) % RING]
-                            if math.isnan(v) or v <= level:
-                                break
-                            j -= 1.0
-                        contact = j + 1.0
+                    s[S_PENDING] = -1.0
+                    s[S_PREV_SUPPORT] = support
                     if (contact - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
+                        for k in range(SUMS):  # a real flight: its samples tell the mounting's lever
+                            s[S_LEVER + k] += s[S_FIT + k]
                         s[S_LAST_AIR] = s[S_TAKEOFF]
                         s[S_LAST_CONTACT] = contact
                         s[S_LAND_OPEN] = 1.0
@@ -398,11 +442,6 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                         s[S_LAND_GAP_LO] = s[S_LAST_VALID] if after_gap else -1.0
                 elif (g - s[S_TAKEOFF]) > p[P_MAX_FLIGHT_S] * rate:
                     s[S_AIR] = 0.0
-                elif support < 2.0 * p[P_ONSET_G]:
-                    _fit_add(s, feat, i)
-                    k = s[S_FIT_N]
-                    s[S_NOISE] += (support * support - s[S_NOISE]) / k
-            s[S_PREV_SUPPORT] = support0
             s[S_LAST_VALID] = g
         s[S_PREV_VALID] = 1.0 if valid else 0.0
 

@@ -42,20 +42,26 @@ MAX_RECORDS = 64
 class AnalysisParams:
     """Thresholds of the state machines (units in the names); physical, not fitted to one simulator."""
 
-    # flight: the hip's specific force that no rotation of the thigh about the hip explains (the support)
-    air_enter_g: float = 0.5  # a flight candidate starts when the support falls below this ...
-    air_break_g: float = 1.2  # ... is abandoned when it is back above this ...
+    # flight: the hip unloaded (its specific force, the thigh's minus what the thigh's rotation about the
+    # hip makes at the sensor) and the shank off the ground (its ankle not at rest)
+    air_enter_g: float = 0.5  # a flight candidate starts when the hip's support falls below this ...
+    air_break_g: float = 1.2  # ... is abandoned when it is back above this, or the shank stays planted ...
     confirm_s: float = 0.08  # ... and is a flight when, after this long, the lever fitted over it
-    air_rms_g: float = 0.3  # explains the thigh's specific force to within this (rms) ...
-    planted_g: float = 0.3  # ... and the shank was not planted (its ankle's specific force within this
-    # of 1 g up: at rest on the ground) for most of it
-    takeoff_g: float = 0.2  # take-off: the first candidate sample whose support is below this
-    impact_g: float = 1.0  # in the air: support back above this is a landing ...
-    onset_g: float = 0.25  # ... whose contact is the first sample of its rise above this (or 3x the
+    air_rms_g: float = 0.4  # explains the thigh to within this (rms: free fall plus lever and rate noise)
+    # with the shank off the ground on 3 samples in 4
+    planted_g: float = 0.3  # the shank is planted while its ankle's specific force is this close to 1 g up
+    learn_g: float = 0.1  # samples this close teach the ankle lever ...
+    learn_rate_rad_s: float = 1.0  # ... when the shank turns at least this fast (bends, stance)
+    takeoff_g: float = 0.25  # take-off: back from the candidate to where the fitted lever leaves this much
+    impact_g: float = 1.0  # in the air: support back above this may be the landing ...
+    plant_confirm_s: float = 0.02  # ... which it is once the shank stays planted this long ...
+    contact_wait_s: float = 0.15  # ... within this long (or support stays up that long)
+    onset_g: float = 0.25  # contact = the first sample of the support's rise above this (or 3x the
     # flight's own noise)
     gap_support_g: float = 0.6  # first sample after a gap in a flight: support above this = landed in it
     lever_prior_m: float = 0.2  # prior hip -> thigh sensor distance along the thigh (a mid-thigh sensor)
-    lever_ridge_rad_s2: float = 5.0  # rotation below this (rad/s^2 scale) leaves the lever at its prior
+    ankle_prior_m: float = 0.25  # prior ankle -> shank sensor distance along the shank
+    lever_ridge_rad_s2: float = 5.0  # rotation below this (rad/s^2 scale) leaves a lever at its prior
     deriv_s: float = 0.01  # span of the angular-acceleration difference
     min_flight_s: float = 0.15  # shorter flights are a running stride's float, not a landing
     max_flight_s: float = 1.5
@@ -90,7 +96,7 @@ class AnalysisParams:
     cut_min_measured_frac: float = 0.75  # stance flexion rows that must be measured (not lost/recovering)
     windows: MetricWindows = field(default_factory=MetricWindows)
 
-    def as_array(self, rate_hz: float, thigh_frame: FloatArray) -> FloatArray:
+    def as_array(self, rate_hz: float, thigh_frame: FloatArray, shank_frame: FloatArray) -> FloatArray:
         p = np.zeros(kern.P_SIZE)
         p[kern.P_RATE_HZ] = rate_hz
         p[kern.P_AIR_ENTER_G] = self.air_enter_g
@@ -98,13 +104,19 @@ class AnalysisParams:
         p[kern.P_CONFIRM_S] = self.confirm_s
         p[kern.P_AIR_RMS_G] = self.air_rms_g
         p[kern.P_PLANTED_G] = self.planted_g
+        p[kern.P_LEARN_G] = self.learn_g
+        p[kern.P_LEARN_RATE_RAD_S] = self.learn_rate_rad_s
         p[kern.P_TAKEOFF_G] = self.takeoff_g
         p[kern.P_IMPACT_G] = self.impact_g
+        p[kern.P_PLANT_CONFIRM_S] = self.plant_confirm_s
+        p[kern.P_CONTACT_WAIT_S] = self.contact_wait_s
         p[kern.P_ONSET_G] = self.onset_g
         p[kern.P_GAP_SUPPORT_G] = self.gap_support_g
         p[kern.P_LEVER_RIDGE] = self.lever_ridge_rad_s2**2
-        # the hip is up the thigh's segment z axis from the sensor
+        # the hip is up the thigh's segment z axis from its sensor; the shank sensor up the shank's from
+        # the ankle
         p[kern.P_LEVER_X : kern.P_LEVER_X + 3] = -self.lever_prior_m * thigh_frame[:, 2]
+        p[kern.P_ANKLE_X : kern.P_ANKLE_X + 3] = self.ankle_prior_m * shank_frame[:, 2]
         p[kern.P_MIN_FLIGHT_S] = self.min_flight_s
         p[kern.P_MAX_FLIGHT_S] = self.max_flight_s
         p[kern.P_LANDING_WINDOW_S] = self.landing_window_s
@@ -213,14 +225,14 @@ class EventDetector:
             np.ascontiguousarray(m.thigh_acc_m_s2), np.ascontiguousarray(m.thigh_gyr_rad_s),
             np.ascontiguousarray(m.shank_acc_m_s2), np.ascontiguousarray(m.shank_gyr_rad_s),
             np.ascontiguousarray(m.q_thigh), np.ascontiguousarray(m.q_shank),
-            np.ascontiguousarray(m.missing, dtype=np.bool_), np.ascontiguousarray(m.shank_frame[:, 2]),
-            GRAVITY_M_S2, self.rate_hz, self._deriv_n, self._feature_state, out,
+            np.ascontiguousarray(m.missing, dtype=np.bool_), GRAVITY_M_S2, self.rate_hz, self._deriv_n,
+            self._feature_state, out,
         )  # fmt: skip
         return out
 
     def _run(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
         if self._p is None:
-            self._p = self.params.as_array(self.rate_hz, motion.thigh_frame)
+            self._p = self.params.as_array(self.rate_hz, motion.thigh_frame, motion.shank_frame)
         f = self._features(motion)
         flex = np.ascontiguousarray(angles.flexion_rad * DEG_PER_RAD)
         valg = np.ascontiguousarray(angles.valgus_rad * DEG_PER_RAD)  # already mirrored per side

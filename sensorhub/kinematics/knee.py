@@ -395,6 +395,10 @@ def empty_motion() -> LegMotion:
 
 
 def concat_motion(parts: list[LegMotion]) -> LegMotion:
+    """Rows of ``parts`` in order; the calibration frames of the last part that has rows."""
+    parts = [p for p in parts if len(p)] or parts[-1:]
+    if not parts:
+        return empty_motion()
     if len(parts) == 1:
         return parts[0]
     def cat(name: str) -> np.ndarray:
