@@ -118,18 +118,18 @@ class _Level:
 # (~2.5-3 cm from the knee-ankle line), calf bulk posterior; soft-tissue factors follow the STA
 # literature (module docstring of ``wobble``): thigh > calf > lateral shank > tibia.
 _SITES: dict[tuple[str, str], _SiteShape] = {
-    ("thigh", "lateral"): _SiteShape(90.0, 0.072, 1.0, (2.0, 5.0), (3.0, 8.0)),
-    ("thigh", "anterolateral"): _SiteShape(45.0, 0.072, 1.0, (2.0, 5.0), (3.0, 8.0)),
-    ("thigh", "anterior"): _SiteShape(0.0, 0.072, 1.0, (2.5, 6.0), (4.0, 10.0)),
-    ("thigh", "posterolateral"): _SiteShape(135.0, 0.072, 1.2, (2.0, 5.0), (3.0, 8.0)),
+    ("thigh", "lateral"): _SiteShape(90.0, 0.072, 1.0, (1.5, 4.0), (3.0, 8.0)),
+    ("thigh", "anterolateral"): _SiteShape(45.0, 0.072, 1.0, (1.5, 4.0), (3.0, 8.0)),
+    ("thigh", "anterior"): _SiteShape(0.0, 0.072, 1.0, (2.0, 4.5), (4.0, 10.0)),
+    ("thigh", "posterolateral"): _SiteShape(135.0, 0.072, 1.2, (1.5, 4.0), (3.0, 8.0)),
     ("shank", "anteromedial"): _SiteShape(-40.0, 0.03, 0.3, (0.3, 1.0), (0.5, 2.0)),
-    ("shank", "lateral"): _SiteShape(90.0, 0.045, 0.6, (1.0, 2.5), (1.0, 4.0)),
-    ("shank", "posterior"): _SiteShape(180.0, 0.065, 1.2, (1.5, 3.5), (2.0, 6.0)),
+    ("shank", "lateral"): _SiteShape(90.0, 0.045, 0.6, (0.8, 2.0), (1.0, 4.0)),
+    ("shank", "posterior"): _SiteShape(180.0, 0.065, 1.2, (1.2, 3.0), (2.0, 6.0)),
 }
 _LEVELS: dict[tuple[str, str], _Level] = {
     ("thigh", "proximal"): _Level(0.25, 1.2, 0.03, 1.2, 0.8),
     ("thigh", "mid"): _Level(0.5, 1.0, 0.015, 1.0, 1.0),
-    ("thigh", "distal"): _Level(0.75, 0.8, 0.0, 0.8, 1.3),
+    ("thigh", "distal"): _Level(0.75, 0.8, 0.0, 0.8, 1.2),
     ("shank", "proximal"): _Level(0.25, 1.0, 0.0, 1.0, 1.0),
     ("shank", "mid"): _Level(0.5, 0.95, 0.0, 1.0, 0.8),
 }

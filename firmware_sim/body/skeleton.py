@@ -35,6 +35,7 @@ from .trajectory import Spline, Track, TrajectoryError, quintic_segment
 
 COORDINATES = ("flexion", "valgus", "rotation", "heading", "ox", "oy")
 REFERENCE_LEG_M = 0.44 + 0.42  # thigh + shank of the default Geometry
+REACH_SOFT = 0.9  # hip offsets beyond this share of the leg's reach are limited smoothly
 SWING_CLEARANCE_M = 0.04  # ankle above its flat-foot height at mid-swing, when a swing needs help
 
 
@@ -119,6 +120,27 @@ class LegState:
     ankle: Vec
     knee: Vec
     hip: Vec
+
+
+def _within_reach(ox: Jet, oy: Jet, w_norm2: Jet) -> tuple[Jet, Jet]:
+    """The hip offset, limited to the leg's reach |w|: unchanged up to ``REACH_SOFT`` |w|, beyond it
+    r -> r0 + (1 - r0) tanh((r - r0) / (1 - r0)) (r = |o| / |w|; slope 1 and curvature 0 at r0, so the
+    pose stays C2 and the IMU smooth). A safety net for extreme designs (short, fast athletes cutting
+    sharply): without it such a pose has no solution."""
+    r0 = REACH_SOFT
+    ratio2 = (ox.v * ox.v + oy.v * oy.v) / w_norm2.v
+    far = ratio2 > r0 * r0
+    if not far.any():
+        return ox, oy
+    sx, sy = ox.take(far), oy.take(far)
+    r = jt.sqrt(sx * sx + sy * sy) / jt.sqrt(w_norm2.take(far))
+    tanh = 1.0 - 2.0 * (jt.exp((r - r0) * (2.0 / (1.0 - r0))) + 1.0).reciprocal()
+    scale = (tanh * (1.0 - r0) + r0) / r
+    out_x = Jet(ox.v.copy(), ox.d1.copy(), ox.d2.copy())
+    out_y = Jet(oy.v.copy(), oy.d1.copy(), oy.d2.copy())
+    out_x.put(far, sx * scale)
+    out_y.put(far, sy * scale)
+    return out_x, out_y
 
 
 class Leg:
@@ -228,6 +250,7 @@ class Leg:
         w_norm2 = jt.dot(w, w)
         inv_norm = jt.sqrt(w_norm2).reciprocal()
         q_align = jt.qmin_to_z(jt.vscale(w, inv_norm))
+        ox, oy = _within_reach(ox, oy, w_norm2)
         d: Vec = (ox, oy, jt.sqrt(w_norm2 - ox * ox - oy * oy))
         q_aim = jt.qmin_from_z(jt.vscale(d, inv_norm))
         q_shank = jt.qmul(jt.qmul(q_aim, jt.qaxis(psi, 2)), q_align)
