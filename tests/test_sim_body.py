@@ -385,25 +385,18 @@ def test_site_mounts_sit_on_the_skin_and_slide_with_flexion() -> None:
     tibia = max(v for k, v in slide_deg.items() if k[1] == "anteromedial")
     thigh = min(v for k, v in slide_deg.items() if k[0] == "thigh")
     assert tibia < thigh  # the thigh's soft tissue moves more than the skin on the tibia
-    tall = site_mount(
-        "left",
-        "thigh",
-        "lateral",
-        "mid",
-        np.random.default_rng(1),
-        geometry=Geometry.for_height(2.0),
-        max_angle_deg=0.0,
-        max_offset_m=0.0,
-    )
-    short = site_mount(
-        "left",
-        "thigh",
-        "lateral",
-        "mid",
-        np.random.default_rng(1),
-        geometry=Geometry.for_height(1.5),
-        max_angle_deg=0.0,
-        max_offset_m=0.0,
+    tall, short = (
+        site_mount(
+            "left",
+            "thigh",
+            "lateral",
+            "mid",
+            np.random.default_rng(1),
+            geometry=Geometry.for_height(h),
+            max_angle_deg=0.0,
+            max_offset_m=0.0,
+        )
+        for h in (2.0, 1.5)
     )
     assert tall.position_m[1] > short.position_m[1] > 0.0  # left leg: lateral is +y; sizes scale
 
