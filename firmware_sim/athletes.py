@@ -202,9 +202,10 @@ class LegCsvArrays:
         write_analyze_csv(path, self.t_s, self.data)
 
 
-def write_analyze_csv(path: Path | str, t_s: FloatArray, data: FloatArray) -> None:
+def write_analyze_csv(path: Path | str, t_s: FloatArray, data: FloatArray, time_fmt: str = "%.9g") -> None:
     table = np.column_stack([t_s, data])
-    np.savetxt(path, table, delimiter=",", header=ANALYZE_CSV_HEADER, comments="", fmt="%.9g")
+    fmt = [time_fmt] + ["%.9g"] * data.shape[1]
+    np.savetxt(path, table, delimiter=",", header=ANALYZE_CSV_HEADER, comments="", fmt=fmt)
 
 
 def lost_sample_mask(

@@ -1,4 +1,4 @@
-"""``firmware-sim``: record simulated sessions with ground truth, list drills."""
+"""``firmware-sim``: record simulated sessions with ground truth, list drills, write population recordings."""
 
 from __future__ import annotations
 
@@ -89,6 +89,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="host clock at true time 0 in the recording",
     )
     rec.add_argument("--csv", action="store_true", help="also write DIR/imu_{side}.csv for sensorhub analyze")
+    pop = sub.add_parser(
+        "population",
+        help="write one recording of the evaluation population: DIR/imu.csv, truth_angles.csv, truth.json",
+    )
+    pop.add_argument("--list", action="store_true", help="list the families and the tuning/test seed split")
+    pop.add_argument("--seed", type=int, help="the recording's seed (test seeds for reported figures)")
+    pop.add_argument("--family", help="fix the family (default: drawn from the seed)")
+    pop.add_argument("--out", type=Path)
     return parser
 
 
@@ -177,6 +185,30 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _population(args: argparse.Namespace) -> int:
+    from .population import describe, draw_spec, simulate
+
+    if args.list:
+        print(describe())
+        return 0
+    if args.seed is None or args.out is None:
+        raise CliError("population: give --seed S and --out DIR (or --list)")
+    started = time.perf_counter()
+    spec = draw_spec(args.seed, args.family)
+    rec = simulate(spec)
+    rec.write(args.out)
+    counts = ", ".join(
+        f"{sum(e['type'] == kind for e in rec.events)} {kind}s" for kind in ("landing", "cut", "rep")
+    )
+    print(
+        f"seed {spec.seed} ({spec.split or 'outside the split'}): {spec.family}, {spec.side} leg, "
+        f"{rec.duration_s:.1f} s at {spec.rate_hz:g} Hz ({spec.frontend.sampling}), {counts}, "
+        f"{len(rec.curves)} curves, {rec.n_dropped} samples dropped -> {args.out} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
@@ -186,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .serve_ble import serve_ble_main
 
             return serve_ble_main(args)
+        if args.command == "population":
+            return _population(args)
         return _record(args)
     except SensorhubError as exc:
         print(f"firmware-sim: error: {exc}", file=sys.stderr)

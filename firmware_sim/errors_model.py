@@ -21,6 +21,10 @@ Preset ``realistic`` (typical values of BMI270 / ICM-42688-P class parts, datash
 | axis misalignment | uniform +-0.01 (~0.6 deg) per cross-axis term | cross-axis sensitivity +-1 % |
 | quantisation | int16 at the configured range | 16-bit output registers |
 
+Optional (zero in both presets): gyro bias instability, a first-order Gauss-Markov bias with a given
+standard deviation and correlation time (the flat part of an Allan deviation plot; firmware_sim.population
+draws it per sensor).
+
 Preset ``clean`` has none of these errors and no quantisation. Saturation at the configured range
 (e.g. +-16 g, +-2000 deg/s) is physics, not an error: it applies to every preset.
 """
@@ -59,6 +63,8 @@ class ImuErrorParams:
     gyr_scale_error_max: float = 0.0  # fractional, uniform in +-max per axis
     acc_scale_error_max: float = 0.0
     misalignment_max: float = 0.0  # cross-axis coupling (~rad), uniform in +-max per off-diagonal term
+    gyr_bias_instability_rad_s: float = 0.0  # Gauss-Markov bias: stationary standard deviation
+    gyr_bias_corr_s: float = 100.0  # its correlation time
     quantise: bool = False  # round to the int16 step of the configured range (the wire always does)
 
     def to_json(self) -> dict[str, Any]:
@@ -133,9 +139,12 @@ class ImuErrorModel:
     _acc_noise_rng: np.random.Generator = field(init=False)
     _drift_rng: np.random.Generator = field(init=False)
     _gyr_drift_rad_s: FloatArray = field(init=False)
+    _instability_rng: np.random.Generator = field(init=False)
+    _gyr_instability_rad_s: FloatArray = field(init=False)
 
     def __post_init__(self) -> None:
-        const_seq, gyr_seq, acc_seq, drift_seq = self.seed.spawn(4)
+        # spawn(5) begins with the same four children spawn(4) gave: existing streams are unchanged
+        const_seq, gyr_seq, acc_seq, drift_seq, instability_seq = self.seed.spawn(5)
         const_rng = np.random.default_rng(const_seq)
         p = self.params
         self.draw = ImuErrorDraw(
@@ -148,6 +157,8 @@ class ImuErrorModel:
         self._acc_noise_rng = np.random.default_rng(acc_seq)
         self._drift_rng = np.random.default_rng(drift_seq)
         self._gyr_drift_rad_s = np.zeros(3)
+        self._instability_rng = np.random.default_rng(instability_seq)
+        self._gyr_instability_rad_s = self._instability_rng.standard_normal(3) * p.gyr_bias_instability_rad_s
 
     @classmethod
     def for_sensor(cls, params: ImuErrorParams | str, seed: int, sensor_id: str) -> ImuErrorModel:
@@ -155,8 +166,25 @@ class ImuErrorModel:
 
     @property
     def gyr_bias_now_rad_s(self) -> FloatArray:
-        """Current gyroscope bias: turn-on constant plus the drift accumulated so far."""
-        return np.asarray(self.draw.gyr_bias_rad_s + self._gyr_drift_rad_s, dtype=np.float64)
+        """Current gyroscope bias: turn-on constant plus the drift accumulated so far (random walk and,
+        when configured, the Gauss-Markov instability)."""
+        bias = self.draw.gyr_bias_rad_s + self._gyr_drift_rad_s
+        if self.params.gyr_bias_instability_rad_s > 0.0:
+            bias = bias + self._gyr_instability_rad_s
+        return np.asarray(bias, dtype=np.float64)
+
+    def _instability(self, n: int, rate_hz: float) -> FloatArray:
+        """The next ``n`` samples of the Gauss-Markov bias (stationary from the first sample)."""
+        from ._kernels import ar1_columns  # numba: only loaded when the model has this term
+
+        p = self.params
+        a = float(np.exp(-1.0 / (rate_hz * p.gyr_bias_corr_s)))
+        w = self._instability_rng.standard_normal((n, 3)) * (
+            p.gyr_bias_instability_rad_s * np.sqrt(1.0 - a * a)
+        )
+        series = ar1_columns(self._gyr_instability_rad_s, a, w)
+        self._gyr_instability_rad_s = series[-1].copy()
+        return series
 
     def apply(
         self, gyr_rad_s: FloatArray, acc_m_s2: FloatArray, rate_hz: float
@@ -183,6 +211,8 @@ class ImuErrorModel:
         if n:
             self._gyr_drift_rad_s = drift[-1].copy()
         gyr_out = gyr @ self.draw.gyr_matrix.T + self.draw.gyr_bias_rad_s + drift + gyr_noise
+        if p.gyr_bias_instability_rad_s > 0.0 and n:
+            gyr_out += self._instability(n, rate_hz)
         acc_out = acc @ self.draw.acc_matrix.T + self.draw.acc_bias_m_s2 + acc_noise
         return np.asarray(gyr_out, dtype=np.float64), np.asarray(acc_out, dtype=np.float64)
 

@@ -344,3 +344,109 @@ def test_ten_minute_session_mixes_drills() -> None:
     assert np.isfinite(gyr).all() and np.isfinite(acc).all()
     end = motion.truth_angles_deg("left", np.array([motion.duration_s - 0.5]))
     assert np.abs(end).max() < 1e-9
+
+
+def test_site_mounts_sit_on_the_skin_and_slide_with_flexion() -> None:
+    from firmware_sim.body import Geometry
+    from firmware_sim.body.mount import LEVELS, SITES, site_mount
+
+    motion = motion_of("squat")
+    bent = next(e for e in motion.events if e["type"] == "rep")["t_bottom_s"]
+    slide_deg = {}
+    for segment in ("thigh", "shank"):
+        for site in SITES[segment]:
+            for level in LEVELS[segment]:
+                m = site_mount(
+                    "right",
+                    segment,
+                    site,
+                    level,
+                    np.random.default_rng(1),
+                    max_angle_deg=0.0,
+                    max_offset_m=0.0,
+                )
+                normal = rotate(m.quat_sensor_to_segment, np.array([0.0, 0.0, 1.0]))
+                np.testing.assert_allclose(
+                    normal[2], 0.0, atol=1e-12
+                )  # z out of the skin, across the segment
+                centre = m.position_m.copy()
+                centre[:2] -= normal[:2] * 0.02  # stepping inwards along the normal approaches the axis
+                assert np.linalg.norm(centre[:2]) < np.linalg.norm(m.position_m[:2])
+                np.testing.assert_allclose(
+                    rotate(m.quat_sensor_to_segment, np.array([1.0, 0.0, 0.0])), [0, 0, -1], atol=1e-12
+                )
+                # no artefact standing (flexion 0, no impact yet); skin sliding once the knee bends
+                q_rigid, _ = motion.sensor_pose("right", segment, m, np.array([1.0, bent]), wobble=False)
+                q_skin, _ = motion.sensor_pose("right", segment, m, np.array([1.0, bent]), wobble=True)
+                off = quat_angle_deg(q_rigid, q_skin)
+                assert off[0] < 1e-9
+                slide_deg[(segment, site, level)] = off[1]
+    assert max(slide_deg.values()) < 8.0
+    tibia = max(v for k, v in slide_deg.items() if k[1] == "anteromedial")
+    thigh = min(v for k, v in slide_deg.items() if k[0] == "thigh")
+    assert tibia < thigh  # the thigh's soft tissue moves more than the skin on the tibia
+    tall, short = (
+        site_mount(
+            "left",
+            "thigh",
+            "lateral",
+            "mid",
+            np.random.default_rng(1),
+            geometry=Geometry.for_height(h),
+            max_angle_deg=0.0,
+            max_offset_m=0.0,
+        )
+        for h in (2.0, 1.5)
+    )
+    assert tall.position_m[1] > short.position_m[1] > 0.0  # left leg: lateral is +y; sizes scale
+
+
+def test_forefoot_landing_strikes_the_heel_later() -> None:
+    from firmware_sim.body.style import LandingStyle, Style
+
+    style = Style(landing=LandingStyle(forefoot_prob=1.0))
+    motion = simulate("cmj", reps=2, sides=("right",), seed=3, style=style)
+    for e in _events(motion, "landing"):
+        t_c, t_heel = e["t_s"], e["t_heel_strike_s"]
+        assert 0.03 <= t_heel - t_c <= 0.08
+        t = np.array([t_c - 1e-3, 0.5 * (t_c + t_heel), t_heel + 0.04, t_heel + 0.1])
+        pos, vel, _ = motion.joint_kinematics("right", "ankle", t)
+        assert vel[0, 2] < -1.0 and -0.2 * abs(vel[0, 2]) > vel[1, 2] > vel[0, 2]  # softer first stop
+        assert np.abs(vel[3]).max() < 1e-12 and pos[3, 2] == pytest.approx(0.08, abs=1e-12)
+        _, _, acc_heel = motion.joint_kinematics("right", "ankle", np.linspace(t_heel, t_heel + 0.035, 50))
+        assert acc_heel[:, 2].max() > 3.0 * GRAVITY_M_S2  # the heel strike is its own impact
+
+
+def test_weight_shifts_tilt_the_legs_but_never_bend_the_knees() -> None:
+    from firmware_sim.body.style import Style
+
+    motion = session(
+        [("standing", 1)], sides=BOTH, seed=4, standing_s=8.0, style=Style(weight_shift_m=(0.03, 0.05))
+    )
+    t = np.linspace(0.0, motion.duration_s, 2000)
+    for side in BOTH:
+        assert np.abs(motion.truth_angles_deg(side, t)).max() == 0.0
+        q_shank, _ = motion.segment_pose(side, "shank", t)
+        tilt = quat_angle_deg(q_shank, np.tile([1.0, 0.0, 0.0, 0.0], (t.size, 1)))
+        assert tilt[t < 3.0].max() < 1.0 and tilt.max() > 1.0  # quiet first 3 s, then shifts
+
+
+def test_hip_offsets_beyond_reach_are_limited_smoothly() -> None:
+    from firmware_sim.body.jets import Jet
+    from firmware_sim.body.skeleton import REACH_SOFT, _within_reach
+
+    def offsets(t: np.ndarray) -> tuple[Jet, Jet, Jet]:  # |o| sweeps from 0.5 to 1.5 of the reach |w| = 0.8
+        r = 0.4 + 0.8 * t
+        return Jet(r * 0.6, 0.48 + 0 * t, 0 * t), Jet(r * 0.8, 0.64 + 0 * t, 0 * t), Jet.const(0.64, t.size)
+
+    t = np.linspace(0.0, 1.0, 2001)
+    ox, oy, w2 = offsets(t)
+    lx, ly = _within_reach(ox, oy, w2)
+    ratio = np.hypot(lx.v, ly.v) / 0.8
+    near = np.hypot(ox.v, oy.v) / 0.8 <= REACH_SOFT
+    np.testing.assert_array_equal(lx.v[near], ox.v[near])  # untouched within 0.9 of the reach
+    assert ratio.max() < 1.0 and np.all(np.diff(ratio) >= 0.0)
+    h = t[1] - t[0]
+    np.testing.assert_allclose(lx.d1[1:-1], (lx.v[2:] - lx.v[:-2]) / (2 * h), atol=1e-5)  # exact derivatives
+    # C2: the second derivative is continuous (finite differences see only the jump of the third at r0)
+    np.testing.assert_allclose(lx.d2[2:-2], (lx.v[4:] - 2 * lx.v[2:-2] + lx.v[:-4]) / (4 * h * h), atol=0.05)

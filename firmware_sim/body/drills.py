@@ -3,23 +3,31 @@
 Every drill function appends to a ``Builder`` starting from quiet standing (both feet flat, all angles 0)
 and ends in quiet standing. Times of the designed moments (start of descent, contact, take-off) are
 recorded as event skeletons; ``truth`` computes the metric values from the resulting trajectories.
-Angles are designed in degrees and stored in radians.
+Angles are designed in degrees and stored in radians. Every per-rep value is drawn from the builder's
+``Style`` (``style.py``), whose defaults are the original drill design.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .skeleton import Geometry, Leg
+from .style import JOG, WALK, FlightStyle, GaitStyle, JumpStyle, LandingStyle, Range, Style
+
+__all__ = ["BOTH", "DRILL_FUNCTIONS", "FAULTS", "JOG", "WALK", "Builder", "GaitStyle"]
 
 RAD = math.pi / 180.0
 BOTH = ("right", "left")
 FAULTS = ("valgus", "stiff_landing", "fast_eccentric")
+
+
+def other_side(side: str) -> str:
+    return "left" if side == "right" else "right"
 
 
 @dataclass(slots=True)
@@ -52,7 +60,9 @@ class Builder:
     legs: dict[str, Leg] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     gait_events: list[dict[str, Any]] = field(default_factory=list)
+    curves: list[tuple[float, float, float]] = field(default_factory=list)  # jogging curves: t0, t1, deg
     drill: str = ""
+    style: Style = field(default_factory=Style)
 
     def __post_init__(self) -> None:
         for side in BOTH:
@@ -89,6 +99,11 @@ class Builder:
     def forward(self, dist_m: float) -> tuple[float, float]:
         return dist_m * math.cos(self.heading_rad), dist_m * math.sin(self.heading_rad)
 
+    @property
+    def size(self) -> float:
+        """Distances of the design are for the default athlete; scale them by this."""
+        return self.geometry.size_scale
+
     # ---- keyframes ----------------------------------------------------------------------------------
     def key(
         self, side: str, name: str, t_s: float, value: float, rate: float = 0.0, accel: float = 0.0
@@ -97,11 +112,14 @@ class Builder:
         scale = RAD if name in ("flexion", "valgus", "rotation") else 1.0
         self.legs[side].tracks[name].key(t_s, value * scale, rate * scale, accel * scale)
 
-    def key_o(self, side: str, t_s: float, forward_m: float, rate_m_s: float = 0.0) -> None:
-        """Keyframe the hip offset ``forward_m`` ahead of the ankle along the body's heading (m, m/s)."""
+    def key_o(
+        self, side: str, t_s: float, forward_m: float, rate_m_s: float = 0.0, left_m: float = 0.0
+    ) -> None:
+        """Keyframe the hip offset ``forward_m`` ahead of (``left_m`` left of) the ankle along the body's
+        heading (m, m/s)."""
         c, s = math.cos(self.heading_rad), math.sin(self.heading_rad)
-        self.key(side, "ox", t_s, forward_m * c, rate_m_s * c)
-        self.key(side, "oy", t_s, forward_m * s, rate_m_s * s)
+        self.key(side, "ox", t_s, forward_m * c - left_m * s, rate_m_s * c)
+        self.key(side, "oy", t_s, forward_m * s + left_m * c, rate_m_s * s)
 
     def key_both(self, name: str, t_s: float, value: float, rate: float = 0.0, accel: float = 0.0) -> None:
         for side in BOTH:
@@ -111,6 +129,10 @@ class Builder:
         for leg in self.legs.values():
             for track in leg.tracks.values():
                 track.hold(t_s)
+
+    def hold_leg(self, side: str, t_s: float) -> None:
+        for track in self.legs[side].tracks.values():
+            track.hold(t_s)
 
     def stand(self, duration_s: float) -> None:
         """Quiet standing (or holding the current posture) for ``duration_s``."""
@@ -123,8 +145,45 @@ class Builder:
     def u(self, lo: float, hi: float) -> float:
         return float(self.rng.uniform(lo, hi))
 
+    def opt(self, r: Range) -> float:
+        """A draw in ``r``, or 0 without drawing when the range is (0, 0) (an optional behaviour off)."""
+        return self.u(*r) if r != (0.0, 0.0) else 0.0
+
+    def chance(self, p: float) -> bool:
+        """True with probability ``p``; draws nothing when ``p`` is 0."""
+        return p > 0.0 and bool(self.rng.random() < p)
+
     def valgus_peak(self, faulty: bool) -> float:
         return self.u(8.0, 15.0) if faulty else self.u(0.0, 4.0)
+
+
+# ---- standing --------------------------------------------------------------------------------------
+
+
+def standing(b: Builder, duration_s: float, quiet_s: float = 0.0) -> None:
+    """Standing for ``duration_s``: quiet for the first ``quiet_s``, then the style's weight shifts.
+
+    A weight shift moves both hips sideways over one foot (``style.weight_shift_m``) in 0.6-1.2 s,
+    holds 0.5-1.5 s and moves back: both legs tilt in the frontal plane, the knees stay straight (the
+    knee angles stay 0, as the calibration pose requires).
+    """
+    t_end = b.t_s + duration_s
+    t = b.t_s + quiet_s
+    if b.style.weight_shift_m != (0.0, 0.0):
+        while True:
+            start = t + b.u(0.3, 1.5)
+            move, hold = b.u(0.6, 1.2), b.u(0.5, 1.5)
+            if start + 2.0 * move + hold > t_end - 0.3:
+                break
+            left = b.u(*b.style.weight_shift_m) * (1.0 if b.rng.random() < 0.5 else -1.0) * b.size
+            for side in BOTH:
+                b.hold_leg(side, start)
+                b.key_o(side, start + move, 0.0, left_m=left)
+                b.key_o(side, start + move + hold, 0.0, left_m=left)
+                b.key_o(side, start + 2.0 * move + hold, 0.0)
+            t = start + 2.0 * move + hold
+    b.t_s = t_end
+    b.hold_all(t_end)
 
 
 # ---- double-leg knee bends: calibration bends and squats --------------------------------------------
@@ -166,11 +225,20 @@ def _bend(
 
 
 def calibration_bends(b: Builder, n: int = 3) -> None:
-    """Shallow double-leg knee bends (35-50 deg) for the functional flexion axis."""
+    """Double-leg knee bends for the functional flexion axis (``style.bends``: 35-50 deg by default)."""
+    tempo = b.style.bends
     for _ in range(n):
-        depth = b.u(35.0, 50.0)
+        depth = b.u(*tempo.depth_deg)
         v = {side: b.u(0.0, 2.0) for side in BOTH}
-        t0, tb, te = _bend(b, depth, b.u(0.8, 1.2), b.u(0.8, 1.2), v, 0.05 * depth / 45.0)
+        t0, tb, te = _bend(
+            b,
+            depth,
+            b.u(*tempo.down_s),
+            b.u(*tempo.up_s),
+            v,
+            0.05 * depth / 45.0 * b.size,
+            pause_s=b.opt(tempo.pause_s),
+        )
         for side in b.sides:
             b.events.append(_rep_event(side, t0, tb, te, "calibration_bend", [], None, calibration=True))
         b.stand(b.u(0.6, 1.0))
@@ -201,15 +269,23 @@ def _rep_event(
 
 
 def squat(b: Builder, reps: int) -> None:
-    """Double-leg squats: depth 70-110 deg, eccentric 1.2-2.2 s (fast_eccentric: 0.35-0.6 s)."""
+    """Double-leg squats (``style.squat``: depth 70-110 deg, eccentric 1.2-2.2 s, fast_eccentric
+    0.35-0.6 s, pause 0.1-0.4 s by default)."""
+    tempo = b.style.squat
     for _ in range(reps):
         f = b.rep_faults()
         f.stiff_landing = False
-        depth = b.u(70.0, 110.0)
-        down = b.u(0.35, 0.6) if f.fast_eccentric else b.u(1.2, 2.2)
+        depth = b.u(*tempo.depth_deg)
+        down = b.u(*tempo.fast_down_s) if f.fast_eccentric else b.u(*tempo.down_s)
         v = {side: b.valgus_peak(f.valgus) for side in BOTH}
         t0, tb, te = _bend(
-            b, depth, down, b.u(0.9, 1.5), v, b.u(0.08, 0.14) * depth / 90.0, pause_s=b.u(0.1, 0.4)
+            b,
+            depth,
+            down,
+            b.u(*tempo.up_s),
+            v,
+            b.u(0.08, 0.14) * depth / 90.0 * b.size,
+            pause_s=b.opt(tempo.pause_s),
         )
         for side in b.sides:
             b.events.append(_rep_event(side, t0, tb, te, "squat", f.names(), f.label()))
@@ -229,25 +305,35 @@ class Landing:
     valgus_peak_deg: float
     impact_s: float
     faults: RepFaults
+    heel: tuple[float, float, float] | None = None  # forefoot landing: heel delay, heel pulse, fraction
 
     @staticmethod
-    def draw(b: Builder, faults: RepFaults) -> Landing:
+    def draw(b: Builder, faults: RepFaults, style: LandingStyle | None = None) -> Landing:
         """Knee yields while the ankle is decelerated (impact window), then flexes to its peak.
 
         The flexion rate rises from the pre-contact rate to ``post_rate`` over the impact window, so the
         hip keeps most of its speed while the foot stops; the peak follows after about
         1.6-2.2 x (remaining excursion / post_rate), the minimum-jerk deceleration of the knee.
+        ``style`` (default ``b.style.landing``; the stiff_landing fault: ``b.style.stiff_landing``).
         """
-        if faults.stiff_landing:
-            peak, impact = b.u(30.0, 42.0), b.u(0.028, 0.036)
-            contact, rate, post = b.u(5.0, 10.0), b.u(100.0, 200.0), b.u(400.0, 550.0)
-        else:
-            peak, impact = b.u(60.0, 90.0), b.u(0.042, 0.056)
-            contact, rate, post = b.u(12.0, 22.0), b.u(250.0, 400.0), b.u(650.0, 850.0)
+        st = b.style.stiff_landing if faults.stiff_landing else (style or b.style.landing)
+        peak, impact = b.u(*st.peak_flexion_deg), b.u(*st.impact_s)
+        contact, rate, post = (
+            b.u(*st.contact_flexion_deg),
+            b.u(*st.contact_rate_deg_s),
+            b.u(*st.post_rate_deg_s),
+        )
         f_i = contact + 0.5 * (rate + post) * impact
         peak = max(peak, f_i + 8.0)
         ttp = impact + b.u(1.6, 2.2) * (peak - f_i) / post
-        return Landing(contact, rate, post, peak, ttp, b.valgus_peak(faults.valgus), impact, faults)
+        heel = None
+        if b.chance(st.forefoot_prob):
+            heel = (b.u(*st.heel_delay_s), b.u(*st.heel_impact_s), b.u(*st.heel_fraction))
+        return Landing(contact, rate, post, peak, ttp, b.valgus_peak(faults.valgus), impact, faults, heel)
+
+
+Touchdown = dict[str, tuple[float, float]]
+"""Per landing leg: (initial contact time, flight time) of one flight."""
 
 
 def _flight_and_landing(
@@ -259,15 +345,26 @@ def _flight_and_landing(
     pushoff_s: float,
     ground_z_m: float,
     takeoff_flexion_deg: float,
-) -> float:
-    """Both legs: ballistic flight from ``t_off`` and a landing; keys the knee up to the peak flexion.
+    flight: FlightStyle | None = None,
+) -> Touchdown:
+    """The legs in ``land``: ballistic flight from ``t_off`` and a landing; keys the knee up to the peak.
 
-    Returns the contact time. The knee keyframes before the peak are set here; the caller continues.
+    ``flight`` (default: legs straight until the pre-landing flexion): per leg a mid-flight knee tuck
+    and leg swing, undone before contact, and a later touchdown of one foot. Moves the builder's place
+    by the flight's horizontal travel. The knee keyframes before the peak are set here; the caller
+    continues.
     """
-    t_c = t_off + flight_s
-    for side in BOTH:
-        ld = land[side]
+    fs = flight or FlightStyle()
+    late = dict.fromkeys(land, 0.0)
+    if fs.contact_spread_s > 0.0 and len(land) > 1:
+        late[tuple(land)[int(b.rng.integers(len(land)))]] = b.u(0.0, fs.contact_spread_s)
+    travel = _flight_travel_xy(b, next(iter(land)), t_off, flight_s, hip_vel_xy, pushoff_s, land)
+    touch: Touchdown = {}
+    for side, ld in land.items():
         leg = b.legs[side]
+        flight_leg = flight_s + late[side]
+        t_c = t_off + flight_leg
+        touch[side] = (t_c, flight_leg)
         leg.lift(
             t_off,
             t_c,
@@ -276,19 +373,21 @@ def _flight_and_landing(
             impact_s=ld.impact_s,
             pushoff_s=pushoff_s,
             hip_vel_xy_m_s=hip_vel_xy,
+            heel=ld.heel,
         )
         # knee: extension stops early in flight, then pre-landing flexion reaching the contact rate.
         # The rise starts from rest far enough before contact that the quintic stays monotone
         # (excursion >= 0.45 x rate x duration).
-        t_air = t_off + min(0.15, 0.4 * flight_s)
+        t_air = t_off + min(0.15, 0.4 * flight_leg)
         f_pre = min(max(takeoff_flexion_deg - 8.0, 2.0), 0.3 * ld.contact_flexion_deg)
         t_pre = (ld.contact_flexion_deg - f_pre) / (0.45 * ld.contact_rate_deg_s)
-        b.key(side, "flexion", t_air, f_pre)
-        if t_c - t_pre > t_air + 0.02:
-            b.key(side, "flexion", t_c - t_pre, f_pre)
+        if not _mid_flight(b, side, fs, t_off, t_c - t_pre, takeoff_flexion_deg, f_pre):
+            b.key(side, "flexion", t_air, f_pre)
+            if t_c - t_pre > t_air + 0.02:
+                b.key(side, "flexion", t_c - t_pre, f_pre)
+            b.key_o(side, t_air, 0.0)
         b.key(side, "flexion", t_c, ld.contact_flexion_deg, ld.contact_rate_deg_s)
-        b.key_o(side, t_air, 0.0)
-        b.key_o(side, t_c, -0.04, -0.1)
+        b.key_o(side, t_c, -0.04 * b.size, -0.1 * b.size)
         b.key(side, "valgus", t_c, 0.1 * ld.valgus_peak_deg, 0.0)
         b.key(side, "rotation", t_c, 1.0)
         # the impact: the knee yields within the impact window (the hip keeps most of its speed)
@@ -299,43 +398,131 @@ def _flight_and_landing(
         b.key(side, "flexion", t_peak, ld.peak_flexion_deg)
         b.key(side, "valgus", t_peak, ld.valgus_peak_deg)
         b.key(side, "rotation", t_peak, 0.06 * ld.peak_flexion_deg)
-        b.key_o(side, t_peak, -0.10 * ld.peak_flexion_deg / 75.0)
-    return t_c
+        b.key_o(side, t_peak, -0.10 * ld.peak_flexion_deg / 75.0 * b.size)
+    b.x_m += travel[0]
+    b.y_m += travel[1]
+    return touch
 
 
-def _countermovement_takeoff(b: Builder, depth_deg: float, down_s: float, up_s: float) -> tuple[float, float]:
-    """Double-leg countermovement and propulsion; returns (take-off time, knee flexion at take-off)."""
+def _mid_flight(
+    b: Builder, side: str, fs: FlightStyle, t_off: float, t_ext: float, takeoff_deg: float, f_pre: float
+) -> bool:
+    """Key a mid-flight tuck/swing of one leg, undone by ``t_ext`` (where the pre-landing flexion
+    starts); False (nothing keyed) when the style has none or the flight is too short for it.
+
+    The knee flexes and extends at a mean 600 deg/s at most (peak ~1100 deg/s, minimum jerk), each
+    movement taking at least 0.12 s; a tuck that does not fit the flight is made smaller.
+    """
+    if fs.tuck_flexion_deg == (0.0, 0.0) and fs.legs_forward_m == (0.0, 0.0):
+        return False
+    tuck = b.opt(fs.tuck_flexion_deg)
+    forward = b.opt(fs.legs_forward_m) * b.size
+    avail = t_ext - t_off - 0.05
+    if avail < 0.24:
+        return False
+    tuck = max(min(tuck, f_pre + 300.0 * (avail - 0.02)), f_pre)
+    rise = max(0.12, (tuck - takeoff_deg) / 600.0)
+    fall = max(0.12, (tuck - f_pre) / 600.0)
+    t_mid = t_off + rise + 0.5 * max(avail - rise - fall, 0.0)
+    geo = b.geometry
+    reach = math.sqrt(
+        geo.thigh_length_m**2
+        + geo.shank_length_m**2
+        + 2.0 * geo.thigh_length_m * geo.shank_length_m * math.cos(math.radians(tuck))
+    )
+    forward = max(min(forward, 0.6 * reach), -0.6 * reach)  # the hip stays above the ankle
+    b.key(side, "flexion", t_mid, tuck)
+    b.key_o(side, t_mid, -forward)
+    b.key(side, "flexion", t_ext, f_pre)
+    b.key_o(side, t_ext, 0.0)
+    return True
+
+
+def _flight_travel_xy(
+    b: Builder,
+    side: str,
+    t_off: float,
+    flight_s: float,
+    hip_vel_xy: tuple[float, float],
+    pushoff_s: float,
+    land: dict[str, Landing],
+) -> tuple[float, float]:
+    """Horizontal displacement of the foot from take-off to rest, as ``Leg.resolve_air`` will find it:
+    push-off, flight and impact travel at the hip's velocity, plus the change of the hip offset (keyed at
+    take-off by the caller, at contact by ``_flight_and_landing``). Postural sway (mm) is ignored."""
+    leg = b.legs[side]
+    tx, ty = leg.tracks["ox"], leg.tracks["oy"]
+    o0 = np.array([tx.last_y, ty.last_y]) if tx.last_t == t_off else np.zeros(2)
+    do0 = np.array([tx.last_rate, ty.last_rate]) if tx.last_t == t_off else np.zeros(2)
+    u = np.array([math.cos(b.heading_rad), math.sin(b.heading_rad)])
+    o1, do1 = -0.04 * b.size * u, -0.1 * b.size * u
+    tau_i = land[side].impact_s
+    v = np.asarray(hip_vel_xy, dtype=float)
+    d = v * (0.5 * pushoff_s + flight_s + 0.5 * tau_i) + o0 - o1 - 0.5 * (do0 * pushoff_s + do1 * tau_i)
+    return float(d[0]), float(d[1])
+
+
+def _countermovement_takeoff(
+    b: Builder, depth_deg: float, down_s: float, up_s: float, legs: Sequence[str] = BOTH
+) -> tuple[float, float]:
+    """Countermovement and propulsion of ``legs``; returns (take-off time, knee flexion at take-off)."""
     t_low = b.t_s + down_s
     t_off = t_low + up_s
     f_off = b.u(8.0, 14.0)
-    for side in BOTH:
+    for side in legs:
         b.key(side, "flexion", t_low, depth_deg)
-        b.key_o(side, t_low, -0.10 * depth_deg / 90.0)
+        b.key_o(side, t_low, -0.10 * depth_deg / 90.0 * b.size)
         b.key(side, "valgus", t_low, b.u(0.0, 2.0))
         b.key(side, "rotation", t_low, 0.05 * depth_deg)
         b.key(side, "flexion", t_off, f_off, -b.u(250.0, 350.0), 5000.0)
-        b.key_o(side, t_off, 0.02)
+        b.key_o(side, t_off, 0.02 * b.size)
         b.key(side, "valgus", t_off, 0.0)
         b.key(side, "rotation", t_off, 0.0)
     return t_off, f_off
 
 
-def _recover(b: Builder, t_from: float, duration_s: float) -> None:
+def _rebound_takeoff(
+    b: Builder, touch: Touchdown, land: dict[str, Landing], contact_s: Range
+) -> tuple[float, float]:
+    """Extend quickly and take off again (drop jump, repeated jumps): ground contact drawn in
+    ``contact_s`` but at least until 0.1 s after each leg's peak flexion. Returns (take-off, flexion)."""
+    gct = b.u(*contact_s)
+    t_first = min(t for t, _ in touch.values())
+    t_off = t_first + max(gct, max(touch[s][0] - t_first + ld.time_to_peak_s for s, ld in land.items()) + 0.1)
+    f_off = b.u(10.0, 16.0)
+    for side in land:
+        b.key(side, "flexion", t_off, f_off, -b.u(300.0, 400.0), 5000.0)
+        b.key(side, "valgus", t_off, 0.0)
+        b.key(side, "rotation", t_off, 0.0)
+        b.key_o(side, t_off, 0.03 * b.size)
+    return t_off, f_off
+
+
+def _recover(b: Builder, t_from: float, duration_s: float, legs: Sequence[str] = BOTH) -> None:
     """From the landing's deepest point back to quiet standing."""
     t_end = t_from + duration_s
-    b.key_both("flexion", t_end, 0.0)
-    b.key_both("valgus", t_end, 0.0)
-    b.key_both("rotation", t_end, 0.0)
-    for side in BOTH:
+    for side in legs:
+        b.key(side, "flexion", t_end, 0.0)
+        b.key(side, "valgus", t_end, 0.0)
+        b.key(side, "rotation", t_end, 0.0)
+    for side in legs:
         b.key_o(side, t_end, 0.0)
     b.t_s = t_end
     b.hold_all(t_end)
 
 
 def _landing_events(
-    b: Builder, t_c: float, flight_s: float, land: dict[str, Landing], t_next_off: float | None, exercise: str
+    b: Builder,
+    touch: Touchdown,
+    land: dict[str, Landing],
+    t_next_off: float | None,
+    exercise: str,
+    **extra: Any,
 ) -> None:
     for side in b.sides:
+        if side not in land:
+            continue
+        t_c, flight_s = touch[side]
         ev: dict[str, Any] = {
             "type": "landing",
             "side": side,
@@ -346,26 +533,103 @@ def _landing_events(
             "ground_contact_time_s": None if t_next_off is None else t_next_off - t_c,
             "faults": land[side].faults.names(),
             "fault": land[side].faults.label(),
+            **extra,
         }
+        heel = land[side].heel
+        if heel is not None:
+            ev["t_heel_strike_s"] = t_c + heel[0]
         if exercise != "drop_landing":
             ev["jump_height_m"] = 9.80665 * flight_s**2 / 8.0
         b.events.append(ev)
 
 
-def cmj(b: Builder, reps: int) -> None:
-    """Countermovement jumps: dip 70-95 deg, flight 0.42-0.56 s, landing and recovery."""
+def _peak_time(touch: Touchdown, land: dict[str, Landing]) -> float:
+    return max(touch[side][0] + ld.time_to_peak_s for side, ld in land.items())
+
+
+def _jump_set(
+    b: Builder,
+    reps: int,
+    js: JumpStyle,
+    exercise: str,
+    legs: Sequence[str] = BOTH,
+    landing: LandingStyle | None = None,
+    rest_s: Range = (1.5, 2.5),
+    **extra: Any,
+) -> None:
+    """``reps`` jumps from standing on ``legs``: countermovement, flight, landing; a landing sticks (back
+    to standing) or, with ``js.rebound_prob``, rebounds straight into 1-3 more jumps."""
     for _ in range(reps):
         f = b.rep_faults()
         f.fast_eccentric = False
-        t_off, f_off = _countermovement_takeoff(b, b.u(70.0, 95.0), b.u(0.45, 0.65), b.u(0.3, 0.4))
-        flight = b.u(0.42, 0.56)
-        land = {side: Landing.draw(b, f) for side in BOTH}
-        vel = b.rotate_xy(b.u(-0.1, 0.15), b.u(-0.05, 0.05))
-        t_c = _flight_and_landing(b, t_off, flight, land, vel, b.u(0.09, 0.11), b.ground_z_m, f_off)
-        _landing_events(b, t_c, flight, land, None, "cmj")
-        t_peak = t_c + max(ld.time_to_peak_s for ld in land.values())
-        _recover(b, t_peak + 0.01, b.u(0.8, 1.2))
-        b.stand(b.u(1.5, 2.5))
+        t_off, f_off = _countermovement_takeoff(b, b.u(*js.dip_deg), b.u(*js.dip_s), b.u(*js.push_s), legs)
+        n_jumps = 1 + (int(b.rng.integers(1, 4)) if b.chance(js.rebound_prob) else 0)
+        for j in range(n_jumps):
+            if j > 0:
+                f = b.rep_faults()
+                f.fast_eccentric = False
+            flight = b.u(*js.flight_s)
+            land = {side: Landing.draw(b, f, landing) for side in legs}
+            vel = b.rotate_xy(b.u(*js.forward_m_s), b.u(*js.sideways_m_s))
+            touch = _flight_and_landing(
+                b, t_off, flight, land, vel, b.u(*js.pushoff_s), b.ground_z_m, f_off, js.flight
+            )
+            if j < n_jumps - 1:
+                t_off, f_off = _rebound_takeoff(b, touch, land, js.rebound_contact_s)
+                _landing_events(b, touch, land, t_off, exercise, **extra)
+                continue
+            _landing_events(b, touch, land, None, exercise, **extra)
+            _recover(b, _peak_time(touch, land) + 0.01, b.u(0.8, 1.2), legs)
+        b.stand(b.u(*rest_s))
+
+
+def cmj(b: Builder, reps: int) -> None:
+    """Countermovement jumps (``style.cmj``: dip 70-95 deg, flight 0.42-0.56 s by default), landing and
+    recovery; with a rebound style, sets of repeated jumps."""
+    _jump_set(b, reps, b.style.cmj, "cmj")
+
+
+def tuck_jump(b: Builder, reps: int) -> None:
+    """Tuck jumps (``style.tuck_jump``): flight 0.5-0.68 s with the knees pulled up to 80-115 deg and
+    the feet brought forward, legs extended again before contact; most sets rebound continuously."""
+    _jump_set(b, reps, b.style.tuck_jump, "tuck_jump")
+
+
+def hop(b: Builder, reps: int) -> None:
+    """Single-leg hops on ``style.hop_side`` (default the first simulated side): the free leg hangs
+    with the knee bent 80-100 deg and the foot behind, following the hopping leg; ``reps`` hops forward
+    (0-1.8 m/s), in place or slightly sideways, each single-leg landing sticking (0.6-1.5 s on one leg)
+    or rebounding into the next; then the free foot comes down beside the other."""
+    leg = b.style.hop_side or b.sides[0]
+    free = other_side(leg)
+    t_lift = b.t_s
+    knee_free = b.u(*b.style.hop_free_knee_deg)
+    foot_behind = b.u(0.12, 0.2) * b.size
+    b.key(free, "flexion", t_lift + 0.4, knee_free)
+    b.key_o(free, t_lift + 0.4, foot_behind)
+    b.t_s = t_lift + 0.6 + b.u(0.2, 0.6)
+    b.hold_leg(leg, b.t_s)
+    _jump_set(b, reps, b.style.hop, "hop", (leg,), b.style.hop_landing, (0.6, 1.5), single_leg=True)
+    # the free foot comes down beside the hopping foot (the builder's place followed the hops)
+    t_down = b.t_s + 0.6
+    b.legs[free].lift(
+        t_lift,
+        t_down,
+        "follow",
+        ground_z_m=b.ground_z_m,
+        rest_xy_m=b.foot_xy(free),
+        v_in_m_s=np.array([0.0, 0.0, -0.3]),
+        impact_s=0.03,
+        follow_side=leg,
+    )
+    b.key(free, "flexion", t_down - 0.3, 0.6 * knee_free)
+    b.key_o(free, t_down - 0.3, 0.5 * foot_behind)
+    b.key(free, "flexion", t_down, 5.0)
+    b.key_o(free, t_down, 0.0)
+    b.key(free, "flexion", t_down + 0.4, 0.0)
+    b.t_s = t_down + 0.5
+    b.hold_all(b.t_s)
+    b.stand(b.u(1.0, 2.0))
 
 
 def _step_onto(b: Builder, lead: str, forward_m: float, rise_m: float) -> None:
@@ -407,10 +671,12 @@ def _step_onto(b: Builder, lead: str, forward_m: float, rise_m: float) -> None:
 
 
 def drop_jump(b: Builder, reps: int) -> None:
-    """Drop jumps: step up onto a 30-40 cm box, drop off, land, rebound (contact 0.2-0.35 s), land."""
+    """Drop jumps (``style.drop_jump``): step up onto a 30-40 cm box, drop off, land, rebound (contact
+    0.22-0.33 s), land."""
+    ds = b.style.drop_jump
     for rep in range(reps):
-        box = b.u(0.30, 0.40)
-        _step_onto(b, "right" if rep % 2 == 0 else "left", 0.35, box)
+        box = b.u(*ds.box_m)
+        _step_onto(b, "right" if rep % 2 == 0 else "left", 0.35 * b.size, box)
         b.stand(b.u(1.0, 1.8))
         f = b.rep_faults()
         f.fast_eccentric = False
@@ -419,33 +685,39 @@ def drop_jump(b: Builder, reps: int) -> None:
         for side in BOTH:
             b.key(side, "flexion", t_off - 0.15, 12.0)
             b.key(side, "flexion", t_off, 6.0, -60.0)
-            b.key_o(side, t_off, 0.05, 0.2)
+            b.key_o(side, t_off, 0.05 * b.size, 0.2 * b.size)
         drop_flight = math.sqrt(2.0 * box / 9.80665) + b.u(0.0, 0.03)
         land1 = {side: Landing.draw(b, f) for side in BOTH}
-        t_c1 = _flight_and_landing(
-            b, t_off, drop_flight, land1, b.rotate_xy(b.u(0.8, 1.1), 0.0), 0.1, b.ground_z_m - box, 6.0
+        touch1 = _flight_and_landing(
+            b,
+            t_off,
+            drop_flight,
+            land1,
+            b.rotate_xy(b.u(*ds.drop_speed_m_s), 0.0),
+            0.1,
+            b.ground_z_m - box,
+            6.0,
         )
         b.ground_z_m -= box
-        # rebound: extend quickly, take off
-        gct = b.u(0.22, 0.33)
-        t_off2 = t_c1 + max(gct, max(ld.time_to_peak_s for ld in land1.values()) + 0.1)
-        f_off = b.u(10.0, 16.0)
-        for side in BOTH:
-            b.key(side, "flexion", t_off2, f_off, -b.u(300.0, 400.0), 5000.0)
-            b.key(side, "valgus", t_off2, 0.0)
-            b.key(side, "rotation", t_off2, 0.0)
-            b.key_o(side, t_off2, 0.03)
-        _landing_events(b, t_c1, drop_flight, land1, t_off2, "drop_landing")
+        t_off2, f_off = _rebound_takeoff(b, touch1, land1, ds.rebound_contact_s)
+        _landing_events(b, touch1, land1, t_off2, "drop_landing")
         f2 = b.rep_faults()
         f2.fast_eccentric = False
-        flight2 = b.u(0.42, 0.55)
+        flight2 = b.u(*ds.flight_s)
         land2 = {side: Landing.draw(b, f2) for side in BOTH}
-        t_c2 = _flight_and_landing(
-            b, t_off2, flight2, land2, b.rotate_xy(b.u(0.1, 0.3), 0.0), 0.09, b.ground_z_m, f_off
+        touch2 = _flight_and_landing(
+            b,
+            t_off2,
+            flight2,
+            land2,
+            b.rotate_xy(b.u(*ds.forward_m_s), 0.0),
+            0.09,
+            b.ground_z_m,
+            f_off,
+            ds.flight,
         )
-        _landing_events(b, t_c2, flight2, land2, None, "drop_jump")
-        t_peak = t_c2 + max(ld.time_to_peak_s for ld in land2.values())
-        _recover(b, t_peak + 0.01, b.u(0.8, 1.2))
+        _landing_events(b, touch2, land2, None, "drop_jump")
+        _recover(b, _peak_time(touch2, land2) + 0.01, b.u(0.8, 1.2))
         b.stand(b.u(1.5, 2.5))
 
 
@@ -455,8 +727,10 @@ def drop_jump(b: Builder, reps: int) -> None:
 def step_down(b: Builder, reps: int) -> None:
     """Forward step-downs from a 20 cm step: the working leg lowers the body (flexion 60-80 deg,
     slow eccentric 1.5-3 s; fast_eccentric: 0.5-0.8 s) until the free heel nears the floor in front, then
-    rises; the free leg hangs and returns to the step. Working leg alternates between ``sides``."""
-    _step_onto(b, "right", 0.3, 0.20)
+    rises; the free leg hangs and returns to the step. Working leg alternates between ``sides``.
+    Tempo and depth from ``style.step_down`` (with an optional pause at the bottom)."""
+    tempo = b.style.step_down
+    _step_onto(b, "right", 0.3 * b.size, 0.20)
     b.stand(b.u(1.0, 1.5))
     for rep in range(reps):
         work = b.sides[rep % len(b.sides)]
@@ -465,22 +739,24 @@ def step_down(b: Builder, reps: int) -> None:
         f.stiff_landing = False
         t_lift = b.t_s
         t0 = t_lift + 0.5  # start of descent
-        ecc = b.u(0.5, 0.8) if f.fast_eccentric else b.u(1.5, 3.0)
+        ecc = b.u(*tempo.fast_down_s) if f.fast_eccentric else b.u(*tempo.down_s)
         t_bottom = t0 + ecc
-        t_end = t_bottom + b.u(1.0, 1.5)
+        up = b.u(*tempo.up_s)
+        depth = b.u(*tempo.depth_deg)
+        pause = b.opt(tempo.pause_s)
+        t_end = t_bottom + pause + up
         t_back = t_end + 0.6
-        depth = b.u(60.0, 80.0)
         b.legs[free].lift(
             t_lift, t_back, "follow", ground_z_m=b.ground_z_m, step_xy_m=(0.0, 0.0), follow_side=work
         )
         fwd = b.forward(1.0)
         b.key(free, "flexion", t0, 25.0)
         b.key(free, "flexion", t_bottom, b.u(5.0, 12.0))
-        b.key(free, "ox", t_bottom, -0.28 * fwd[0])
-        b.key(free, "oy", t_bottom, -0.28 * fwd[1])
+        b.key(free, "ox", t_bottom, -0.28 * b.size * fwd[0])
+        b.key(free, "oy", t_bottom, -0.28 * b.size * fwd[1])
         b.key(free, "flexion", t_end, 20.0)
-        b.key(free, "ox", t_end, -0.05 * fwd[0])
-        b.key(free, "oy", t_end, -0.05 * fwd[1])
+        b.key(free, "ox", t_end, -0.05 * b.size * fwd[0])
+        b.key(free, "oy", t_end, -0.05 * b.size * fwd[1])
         b.key(free, "flexion", t_back, 0.0)
         b.key(free, "ox", t_back, 0.0)
         b.key(free, "oy", t_back, 0.0)
@@ -489,8 +765,12 @@ def step_down(b: Builder, reps: int) -> None:
         b.key(work, "flexion", t_bottom, depth)
         b.key(work, "valgus", t_bottom, b.valgus_peak(f.valgus))
         b.key(work, "rotation", t_bottom, b.u(3.0, 7.0))
-        b.key(work, "ox", t_bottom, -0.08 * fwd[0])
-        b.key(work, "oy", t_bottom, -0.08 * fwd[1])
+        b.key(work, "ox", t_bottom, -0.08 * b.size * fwd[0])
+        b.key(work, "oy", t_bottom, -0.08 * b.size * fwd[1])
+        if pause > 0.0:  # holding near the bottom, rising slightly
+            for name in ("flexion", "valgus", "rotation", "ox", "oy"):
+                track = b.legs[work].tracks[name]
+                track.key(t_bottom + pause, track.last_y * (0.98 if name == "flexion" else 0.95))
         for name in ("flexion", "valgus", "rotation", "ox", "oy"):
             b.key(work, name, t_end, 0.0)
         if work in b.sides:
@@ -504,14 +784,15 @@ def step_down(b: Builder, reps: int) -> None:
 
 def lunge(b: Builder, reps: int) -> None:
     """Forward lunges: the lead leg steps 0.7-0.85 m forward, both knees bend to 85-100 deg (eccentric
-    1.0-2.0 s; fast_eccentric 0.4-0.6 s), push back to standing. Lead leg alternates right/left.
+    1.0-2.0 s; fast_eccentric 0.4-0.6 s; ``style.lunge``), push back to standing. Lead leg alternates.
     A rep event is emitted for both legs (``role`` lead/trail): both knees perform the bend."""
     for rep in range(reps):
         lead = "right" if rep % 2 == 0 else "left"
         trail = "left" if lead == "right" else "right"
         f = b.rep_faults()
         f.stiff_landing = False
-        length = b.u(0.7, 0.85)
+        tempo = b.style.lunge
+        length = b.u(0.7, 0.85) * b.size
         fwd = np.array(b.forward(1.0))
         t_lift = b.t_s
         t_plant = t_lift + 0.6
@@ -525,18 +806,20 @@ def lunge(b: Builder, reps: int) -> None:
             v_in_m_s=np.array([0.2 * fwd[0], 0.2 * fwd[1], -0.3]),
             impact_s=0.03,
         )
-        o_lead_plant = -(length - 0.3)
+        o_lead_plant = -(length - 0.3 * b.size)
         b.key(lead, "flexion", t_lift + 0.3, 45.0)
         b.key(lead, "flexion", t_plant, 12.0)
         for ax, comp in (("ox", 0), ("oy", 1)):
             b.key(lead, ax, t_plant, o_lead_plant * fwd[comp])
-            b.key(trail, ax, t_plant, 0.3 * fwd[comp])
+            b.key(trail, ax, t_plant, 0.3 * b.size * fwd[comp])
         b.key(trail, "flexion", t_plant, 8.0)
         t0 = t_plant + 0.25
-        ecc = b.u(0.4, 0.6) if f.fast_eccentric else b.u(1.0, 2.0)
+        ecc = b.u(*tempo.fast_down_s) if f.fast_eccentric else b.u(*tempo.down_s)
         t_bottom = t0 + ecc
-        t_end = t_bottom + b.u(0.9, 1.4)
-        depth = b.u(85.0, 100.0)
+        up = b.u(*tempo.up_s)
+        depth = b.u(*tempo.depth_deg)
+        pause = b.opt(tempo.pause_s)
+        t_end = t_bottom + pause + up
         for side in BOTH:
             b.legs[side].tracks["flexion"].hold(t0)
         v_peak = b.valgus_peak(f.valgus)
@@ -549,6 +832,11 @@ def lunge(b: Builder, reps: int) -> None:
         for ax, comp in (("ox", 0), ("oy", 1)):
             b.key(lead, ax, t_bottom, -(length - hip_from_trail) * fwd[comp])
             b.key(trail, ax, t_bottom, hip_from_trail * fwd[comp])
+        if pause > 0.0:  # holding near the bottom, rising slightly
+            for side in BOTH:
+                for name in ("flexion", "valgus", "rotation", "ox", "oy"):
+                    track = b.legs[side].tracks[name]
+                    track.key(t_bottom + pause, track.last_y * (0.98 if name == "flexion" else 0.95))
         b.key(lead, "flexion", t_end, 15.0)
         b.key(trail, "flexion", t_end, 8.0)
         for side in BOTH:
@@ -556,7 +844,7 @@ def lunge(b: Builder, reps: int) -> None:
             b.key(side, "rotation", t_end, 0.0)
         for ax, comp in (("ox", 0), ("oy", 1)):
             b.key(lead, ax, t_end, o_lead_plant * fwd[comp])
-            b.key(trail, ax, t_end, 0.3 * fwd[comp])
+            b.key(trail, ax, t_end, 0.3 * b.size * fwd[comp])
         # push back: lead returns next to the trail foot
         t_off = t_end + 0.1
         t_back = t_off + 0.6
@@ -590,52 +878,6 @@ def lunge(b: Builder, reps: int) -> None:
 # ---- locomotion: walk, jog, cuts -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class GaitStyle:
-    speed_m_s: float
-    step_s: float  # contact to contact of alternate feet
-    stance_s: float
-    stance_knee: tuple[tuple[float, float], ...]  # (fraction of stance, flexion deg), last = toe-off
-    swing_knee: tuple[tuple[float, float], ...]  # (fraction of swing, flexion deg)
-    v_in_fwd_m_s: float  # ankle velocity at foot strike, forward and downward
-    v_in_down_m_s: float
-    impact_s: tuple[float, float]
-    pushoff_s: float  # heel raise before toe-off
-    pushoff_up_m_s: float
-    pushoff_fwd_m_s: float
-    air: str  # swing phase kind: "follow" (walking: the other foot is down) or "bridge" (running)
-
-
-WALK = GaitStyle(
-    1.2,
-    0.55,
-    0.62,
-    ((0.0, 3.0), (0.2, 17.0), (0.6, 5.0), (1.0, 32.0)),
-    ((0.3, 62.0), (0.55, 50.0), (0.8, 20.0)),
-    0.35,
-    0.35,
-    (0.03, 0.04),
-    0.25,
-    0.7,
-    0.6,
-    "follow",
-)
-JOG = GaitStyle(
-    3.0,
-    0.34,
-    0.22,
-    ((0.0, 16.0), (0.4, 40.0), (1.0, 20.0)),
-    ((0.45, 95.0), (0.85, 35.0)),
-    0.4,
-    0.7,
-    (0.03, 0.04),
-    0.12,
-    1.6,
-    1.0,
-    "bridge",
-)
-
-
 def _rates(ts: list[float], ys: list[float]) -> list[float]:
     """Keyframe rates: 0 at the ends and at local extrema, else the central difference slope limited
     to 1.5x the neighbouring secant slopes (keeps each quintic piece free of overshoot)."""
@@ -649,11 +891,15 @@ def _rates(ts: list[float], ys: list[float]) -> list[float]:
     return rates
 
 
+PathKey = tuple[float, float, float, float, float, float, float]
+"""(t, x, y, vx, vy, ax, ay) of the body's midline."""
+
+
 @dataclass(slots=True)
 class _Path:
-    """Horizontal path of the body's midline: quintic through (t, position, velocity) keys."""
+    """Horizontal path of the body's midline: quintic through (t, position, velocity, acceleration) keys."""
 
-    keys: list[tuple[float, float, float, float, float]]
+    keys: list[PathKey]
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         ks = self.keys
@@ -662,8 +908,8 @@ class _Path:
         if t >= ks[-1][0]:
             return np.array(ks[-1][1:3]), np.zeros(2)
         i = max(j for j in range(len(ks)) if ks[j][0] <= t)
-        t0, x0, y0, vx0, vy0 = ks[i]
-        t1, x1, y1, vx1, vy1 = ks[i + 1]
+        t0, x0, y0, vx0, vy0, ax0, ay0 = ks[i]
+        t1, x1, y1, vx1, vy1, ax1, ay1 = ks[i + 1]
         from .trajectory import eval_poly5, quintic_segment
 
         coef = quintic_segment(
@@ -671,24 +917,48 @@ class _Path:
             t1 - t0,
             np.array([x0, y0]),
             np.array([vx0, vy0]),
-            np.zeros(2),
+            np.array([ax0, ay0]),
             np.array([x1, y1]),
             np.array([vx1, vy1]),
-            np.zeros(2),
+            np.array([ax1, ay1]),
         )
         s = np.array([t - t0])
         px, py = eval_poly5(coef[0], s), eval_poly5(coef[1], s)
         return np.array([px.v[0], py.v[0]]), np.array([px.d1[0], py.d1[0]])
 
 
+def _within_reach(foot: np.ndarray, hips: Sequence[np.ndarray], reach_m: float) -> np.ndarray:
+    """``foot``, moved towards the mean of ``hips`` just enough that each hip is within ``reach_m``."""
+    centre = sum(hips) / len(hips)
+    lo, hi = 0.0, 1.0
+    if max(float(np.linalg.norm(h - foot)) for h in hips) <= reach_m:
+        return foot
+    for _ in range(30):  # bisection on the share of the way to the centre
+        mid = 0.5 * (lo + hi)
+        moved = foot + mid * (centre - foot)
+        lo, hi = (lo, mid) if max(float(np.linalg.norm(h - moved)) for h in hips) <= reach_m else (mid, hi)
+    return np.asarray(foot + hi * (centre - foot))
+
+
 def _locomotion(
-    b: Builder, style: GaitStyle, n_steps: int, cut_deg: float = 0.0, exercise: str = "walk"
+    b: Builder,
+    style: GaitStyle,
+    n_steps: int,
+    cut_deg: float = 0.0,
+    exercise: str = "walk",
+    *,
+    crossover: bool = False,
+    turns: Sequence[tuple[int, int, float]] = (),
 ) -> None:
-    """A bout from standing: start, ``n_steps`` foot contacts (optionally one of them a sidestep cut
-    plant), the last two placing the feet side by side, then quiet standing.
+    """A bout from standing: start, ``n_steps`` foot contacts (optionally one of them a cut plant), the
+    last two placing the feet side by side, then quiet standing.
 
     The body's midline follows a smooth path; each stance foot is placed under its hip at mid-stance,
     and the hip offset o = hip - foot follows the path during stance (foot planted, hip moving over it).
+    A cut (``cut_deg`` != 0, + = left) brakes on one plant and leaves in the new direction: a sidestep
+    plants the outside foot wide, a ``crossover`` the inside foot near the midline. ``turns``
+    (first contact index, number of steps, degrees; + = left) are curves: the path's heading turns at
+    a constant rate from one contact to the n-th next (centripetal acceleration, no plant).
     """
     other = {"right": "left", "left": "right"}
     first = "right" if b.rng.random() < 0.5 else "left"
@@ -702,7 +972,7 @@ def _locomotion(
     t_first = t_start + 0.2 + swing  # the first swing from standing is a full-length swing
     plant_k = -1
     if cut_deg != 0.0:
-        plant_leg = "right" if cut_deg > 0.0 else "left"  # sidestep cut: plant the outside foot
+        plant_leg = "right" if (cut_deg > 0.0) != crossover else "left"  # sidestep: the outside foot
         plant_k = max(n_steps // 2, 3)
         if (plant_k % 2 == 0) != (first == plant_leg):
             plant_k += 1
@@ -717,26 +987,49 @@ def _locomotion(
         stances.append(st)
         t += step + (st - stance)
     # path of the body midline: accelerate over two steps, (cut), decelerate over the last two
-    keys: list[tuple[float, float, float, float, float]] = [(t_start, b.x_m, b.y_m, 0.0, 0.0)]
+    keys: list[PathKey] = [(t_start, b.x_m, b.y_m, 0.0, 0.0, 0.0, 0.0)]
 
-    def add_key(tk: float, vel: np.ndarray) -> None:
-        tp, xp, yp, vxp, vyp = keys[-1]
+    def add_key(tk: float, vel: np.ndarray, acc: np.ndarray | None = None) -> None:
+        tp, xp, yp, vxp, vyp, axp, ayp = keys[-1]
         pos = np.array([xp, yp]) + 0.5 * (np.array([vxp, vyp]) + vel) * (tk - tp)
-        keys.append((tk, float(pos[0]), float(pos[1]), float(vel[0]), float(vel[1])))
+        a = np.zeros(2) if acc is None else acc
+        if acc is not None or axp or ayp:  # trapezoid + end correction: exact up to quartic paths
+            pos += (np.array([axp, ayp]) - a) * (tk - tp) ** 2 / 12.0
+        keys.append(
+            (tk, float(pos[0]), float(pos[1]), float(vel[0]), float(vel[1]), float(a[0]), float(a[1]))
+        )
+
+    def along(heading: float) -> np.ndarray:
+        return np.array([math.cos(heading), math.sin(heading)])
 
     add_key(contacts[2], v * u0)
     h1 = h0
+    for k0, n_turn, turn_deg in turns:
+        if contacts[k0] > keys[-1][0] + 1e-3:
+            add_key(contacts[k0], v * along(h1))
+        turn_rad = math.radians(turn_deg)
+        rate_rad_s = turn_rad / (contacts[k0 + n_turn] - contacts[k0])
+        for j in range(1, n_turn + 1):
+            hj = h1 + turn_rad * j / n_turn
+            inner = j < n_turn
+            add_key(
+                contacts[k0 + j], v * along(hj), rate_rad_s * v * along(hj + 0.5 * math.pi) if inner else None
+            )
+        b.curves.append((contacts[k0], contacts[k0 + n_turn], turn_deg))
+        h1 += turn_rad
     if plant_k >= 0:
         tp = contacts[plant_k]
         h1 = h0 + math.radians(cut_deg)
         hm = 0.5 * (h0 + h1)
         if tp > keys[-1][0] + 1e-3:
             add_key(tp, v * u0)
-        add_key(tp + brake_s, b.u(0.35, 0.5) * v * np.array([math.cos(hm), math.sin(hm)]))
+        # sharper cuts brake harder (a 135 deg cut nearly stops at the plant)
+        slow = b.u(0.35, 0.5) * min(1.0, 90.0 / abs(cut_deg))
+        add_key(tp + brake_s, slow * v * np.array([math.cos(hm), math.sin(hm)]))
         add_key(tp + stances[plant_k], b.u(0.7, 0.85) * v * np.array([math.cos(h1), math.sin(h1)]))
         add_key(contacts[plant_k + 2], v * np.array([math.cos(h1), math.sin(h1)]))
     if contacts[-3] > keys[-1][0] + 1e-3:
-        add_key(contacts[-3], np.array(keys[-1][3:5]))
+        add_key(contacts[-3], np.array(keys[-1][3:5]))  # (ends any curve: no acceleration)
     t_stop = contacts[-1] + 0.5 * stance
     add_key(t_stop, np.zeros(2))
     path = _Path(keys)
@@ -748,6 +1041,8 @@ def _locomotion(
 
     headings: list[float] = []
     prints: list[np.ndarray] = []
+    # a plant foot farther than this from its hip at plant or toe-off is beyond a cutting leg's reach
+    reach_m = 0.6 * (b.geometry.thigh_length_m + b.geometry.shank_length_m)
     p_end, _ = path.at(t_stop)
     for k in range(n_steps):
         tm = contacts[k] + 0.5 * stances[k]
@@ -761,11 +1056,16 @@ def _locomotion(
             if np.linalg.norm(vel) > 0.3
             else (h0 if k < plant_k or plant_k < 0 else h1)
         )
-        hk = h0 + (hk - h0 + math.pi) % (2.0 * math.pi) - math.pi  # continuous heading (no +-pi jumps)
+        h_ref = headings[-1] if headings else h0
+        hk = h_ref + (hk - h_ref + math.pi) % (2.0 * math.pi) - math.pi  # continuous (no +-pi jumps)
         headings.append(hk)
-        if k == plant_k:  # plant foot ahead of the hip and wide to the outside of the cut
+        if k == plant_k:  # plant foot ahead of the hip; sidestep: wide outside, crossover: near the midline
             p_c, _ = path.at(contacts[k])
-            prints.append(p_c + 0.35 * u0 + lateral(legs_seq[k], hk) * (hw + b.u(0.12, 0.2)))
+            wide = b.u(0.12, 0.2) * b.size
+            side_m = hw - 0.6 * wide if crossover else hw + wide
+            foot = p_c + 0.35 * b.size * u0 + lateral(legs_seq[k], hk) * side_m
+            hips = (p_c, path.at(contacts[k] + stances[k])[0])
+            prints.append(_within_reach(foot, [h + lateral(legs_seq[k], hk) * hw for h in hips], reach_m))
             continue
         prints.append(path.at(tm)[0] + lateral(legs_seq[k], hk) * hw)
     fault = b.rep_faults()
@@ -813,6 +1113,7 @@ def _locomotion(
                     ]
                 ),
                 follow_side=other[side] if style.air == "follow" else None,
+                keep_clear=True,
             )
             for frac, fl in style.swing_knee:
                 knee_t.append(lift + frac * (c - lift))
@@ -860,6 +1161,7 @@ def _locomotion(
                             "t_takeoff_s": c + st,
                             "direction_change_deg": abs(cut_deg),
                             "cut_direction": "left" if cut_deg > 0 else "right",
+                            "cut_style": "crossover" if crossover else "sidestep",
                             "approach_heading_rad": h0,
                             "exercise": exercise,
                             "faults": fault.names(),
@@ -888,23 +1190,23 @@ def _locomotion(
 
 
 def walk(b: Builder, reps: int, steps: int = 12) -> None:
-    """Walking bouts at ~1.2 m/s: start from standing, ``steps`` foot contacts, stop."""
+    """Walking bouts (``style.walk``, ~1.2 m/s): start from standing, ``steps`` foot contacts, stop."""
     for _ in range(reps):
-        _locomotion(b, WALK, max(steps, 6), exercise="walk")
+        _locomotion(b, b.style.walk, max(steps, 6), exercise="walk")
         b.stand(b.u(1.5, 2.5))
 
 
 def jog(b: Builder, reps: int, steps: int = 14) -> None:
-    """Jogging bouts at ~3 m/s: start from standing, ``steps`` foot contacts, stop."""
+    """Jogging bouts (``style.jog``, ~3 m/s): start from standing, ``steps`` foot contacts, stop."""
     for _ in range(reps):
-        _locomotion(b, JOG, max(steps, 6), exercise="jog")
+        _locomotion(b, b.style.jog, max(steps, 6), exercise="jog")
         b.stand(b.u(1.5, 2.5))
 
 
 def _cut(b: Builder, reps: int, angle_deg: float, name: str) -> None:
     for rep in range(reps):
         sign = 1.0 if rep % 2 == 0 else -1.0
-        _locomotion(b, JOG, 12, cut_deg=sign * angle_deg, exercise=name)
+        _locomotion(b, b.style.jog, 12, cut_deg=sign * angle_deg, exercise=name)
         b.stand(b.u(1.5, 2.5))
 
 
@@ -918,16 +1220,53 @@ def cut_90(b: Builder, reps: int) -> None:
     _cut(b, reps, 90.0, "cut_90")
 
 
+def cut(b: Builder, reps: int) -> None:
+    """Jog, plant and change the travel direction by ``style.cut.angle_deg`` (45-135 deg): a sidestep
+    (outside foot planted wide) or, with ``style.cut.crossover_prob``, a crossover (inside foot); the
+    plant is on the first simulated side 70 % of the time, the turn goes whichever way that makes."""
+    cs = b.style.cut
+    for _ in range(reps):
+        plant = b.sides[0] if b.rng.random() < 0.7 else other_side(b.sides[0])
+        crossover = b.chance(cs.crossover_prob)
+        left_turn = (plant == "right") != crossover
+        angle = b.u(*cs.angle_deg)
+        _locomotion(
+            b, b.style.jog, 12, cut_deg=angle if left_turn else -angle, exercise="cut", crossover=crossover
+        )
+        b.stand(b.u(1.5, 2.5))
+
+
+def jog_curves(b: Builder, reps: int) -> None:
+    """Jogging bouts along curves (``style.curves``): 2-4 straight steps, then 1-3 curves of 30-180 deg
+    either way, each turning at 12-30 deg per step over at least ``min_steps`` steps, 1-3 straight steps
+    between, 3 to stop. No plant and no cut event: the curve intervals are in ``Builder.curves``."""
+    cs = b.style.curves
+    for _ in range(reps):
+        k = 2 + int(b.rng.integers(0, 3))
+        turns = []
+        for _ in range(int(b.rng.integers(cs.curves_per_bout[0], cs.curves_per_bout[1] + 1))):
+            angle = b.u(*cs.angle_deg) * (1.0 if b.rng.random() < 0.5 else -1.0)
+            n = max(cs.min_steps, math.ceil(abs(angle) / b.u(*cs.deg_per_step)))
+            turns.append((k, n, angle))
+            k += n + int(b.rng.integers(1, 4))
+        _locomotion(b, b.style.jog, k + 3, exercise="jog_curves", turns=turns)
+        b.stand(b.u(1.5, 2.5))
+
+
 DrillFn = Callable[[Builder, int], None]
 
 DRILL_FUNCTIONS: dict[str, DrillFn] = {
     "squat": squat,
     "cmj": cmj,
+    "tuck_jump": tuck_jump,
+    "hop": hop,
     "drop_jump": drop_jump,
     "step_down": step_down,
     "lunge": lunge,
     "walk": walk,
     "jog": jog,
+    "jog_curves": jog_curves,
+    "cut": cut,
     "cut_45": cut_45,
     "cut_90": cut_90,
 }

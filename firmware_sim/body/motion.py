@@ -23,6 +23,7 @@ from .jets import FloatArray, Quat, Vec
 from .mount import Mount
 from .rotations import quat_conjugate, rotate
 from .skeleton import Body, Geometry, LegState, Sway
+from .style import Style
 from .truth import complete_events
 from .wobble import Wobble
 
@@ -38,10 +39,16 @@ DRILLS = (
     "cut_90",
     "walk",
     "jog",
+    "tuck_jump",
+    "hop",
+    "cut",
+    "jog_curves",
 )
 """Drill names (used everywhere: CLI, recordings, tests)."""
 
-SWAY_RMS_M = 0.002
+CALIBRATIONS = ("bends", "walk", "jog")
+"""Calibration movements ``session`` can put after the first standing (besides none)."""
+QUIET_START_S = 3.0  # the recording's first seconds are quiet standing (the analyze input contract)
 
 
 class SimulationError(SensorhubError):
@@ -65,6 +72,7 @@ class Motion:
         duration_s: float,
         skeleton_events: list[dict[str, Any]],
         gait_events: list[dict[str, Any]],
+        curves: list[tuple[float, float, float]] | None = None,
     ) -> None:
         self.drill = drill
         self.sides = sides
@@ -80,6 +88,7 @@ class Motion:
                 if isinstance(p, Stance) and p.impact_s > 0.0
             ]
         self.gait_events = gait_events
+        self.curves = list(curves or [])  # jogging curves: (start, end, heading change deg; + = left)
         self.events: list[dict[str, Any]] = complete_events(self, skeleton_events)
 
     # ---- truth --------------------------------------------------------------------------------------
@@ -131,24 +140,37 @@ class Motion:
         st = self._state(side, t_s)
         return {"hip": jt.values(st.hip), "knee": jt.values(st.knee), "ankle": jt.values(st.ankle)}
 
+    def joint_kinematics(
+        self, side: str, joint: str, t_s: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Position, velocity, acceleration (N, 3) each of the ``"hip"``, ``"knee"`` or ``"ankle"``
+        centre (the ankle is the foot's contact point: at rest in stance after the impact)."""
+        state = self._state(side, t_s)
+        if joint not in ("hip", "knee", "ankle"):
+            raise SimulationError(f"joint must be 'hip', 'knee' or 'ankle', got {joint!r}")
+        v: Vec = getattr(state, joint)
+        return jt.values(v), jt.first_derivatives(v), jt.second_derivatives(v)
+
     def hip_kinematics(self, side: str, t_s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Hip centre position, velocity, acceleration (N, 3) each."""
-        hip = self._state(side, t_s).hip
-        return jt.values(hip), jt.first_derivatives(hip), jt.second_derivatives(hip)
+        return self.joint_kinematics(side, "hip", t_s)
 
     def sensor_kinematics(
         self, side: str, segment: str, mount: Mount, t_s: FloatArray, wobble: bool = True
     ) -> tuple[Quat, Vec]:
         """Jets of the sensor's orientation (sensor -> earth) and position (earth)."""
         t = self._times(t_s)
-        q_seg, origin = self._segment(self._state(side, t), segment)
+        state = self._state(side, t)
+        q_seg, origin = self._segment(state, segment)
         n = t.shape[0]
         q_mount: Quat = tuple(jt.Jet.const(float(c), n) for c in mount.quat_sensor_to_segment)  # type: ignore[assignment]
         offset = jt.vconst(mount.position_m, n)
         if wobble:
-            q_w, disp = self._wobble[(self._side(side), segment)].motion(
-                t, self.impacts_by_side[self._side(side)]
-            )
+            impacts = self.impacts_by_side[self._side(side)]
+            if mount.tissue is not None:
+                q_w, disp = mount.tissue.motion(t, impacts, state.posture.flexion)
+            else:
+                q_w, disp = self._wobble[(self._side(side), segment)].motion(t, impacts)
             q_mount = jt.qmul(q_w, q_mount)
             offset = jt.vadd(offset, disp)
         q_sensor = jt.qmul(q_seg, q_mount)
@@ -166,11 +188,19 @@ class Motion:
     ) -> tuple[FloatArray, FloatArray]:
         """Ideal, noise-free IMU at true times ``t_s``: (gyro rad/s (N, 3), specific force m/s^2 (N, 3)),
         both in the sensor frame."""
+        gyr, acc, _ = self.imu_and_orientation(side, segment, mount, t_s, wobble)
+        return gyr, acc
+
+    def imu_and_orientation(
+        self, side: str, segment: str, mount: Mount, t_s: FloatArray, wobble: bool = True
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``imu`` plus the sensor's orientation (quat sensor -> earth (N, 4)) from the same evaluation."""
         q, p = self.sensor_kinematics(side, segment, mount, t_s, wobble)
         gyr, _ = jt.body_rate(q)
         acc_earth = jt.second_derivatives(p)
         acc_earth[:, 2] += GRAVITY_M_S2
-        return gyr, rotate(quat_conjugate(jt.values(q)), acc_earth)
+        q_values = jt.values(q)
+        return gyr, rotate(quat_conjugate(q_values), acc_earth), q_values
 
     # ---- helpers ------------------------------------------------------------------------------------
     @staticmethod
@@ -199,6 +229,11 @@ def _check_args(drill: str, sides: Sequence[str], faults: Mapping[str, float]) -
     return sides_t
 
 
+def _check_standing(standing_s: float) -> None:
+    if standing_s < QUIET_START_S:
+        raise SimulationError(f"standing_s must be >= 3 s (calibration needs it), got {standing_s}")
+
+
 def _run_drill(b: dr.Builder, drill: str, reps: int, duration_s: float | None) -> None:
     if drill == "standing":
         b.stand(duration_s if duration_s is not None else 10.0 * max(reps, 1))
@@ -208,7 +243,7 @@ def _run_drill(b: dr.Builder, drill: str, reps: int, duration_s: float | None) -
         return
     if drill in ("walk", "jog") and duration_s is not None:
         # one bout lasting about duration_s (start and stop included)
-        step_s = (dr.WALK if drill == "walk" else dr.JOG).step_s
+        step_s = (b.style.walk if drill == "walk" else b.style.jog).step_s
         (dr.walk if drill == "walk" else dr.jog)(b, 1, int(max(duration_s - 3.0, 0.0) / step_s))
         return
     fn = dr.DRILL_FUNCTIONS.get(drill)
@@ -222,7 +257,7 @@ def _finish(
 ) -> Motion:
     b.stand(tail_s)
     if sway:
-        sw = Sway.random(np.random.default_rng([seed, 7]), SWAY_RMS_M)
+        sw = Sway.random(np.random.default_rng([seed, 7]), b.style.sway_rms_m)
         for leg in b.legs.values():
             leg.sway = sw
     body = Body(b.legs)
@@ -230,7 +265,7 @@ def _finish(
     for e in events:
         e.setdefault("drill", drill)
     gait = [e for e in b.gait_events if e["side"] in sides]
-    return Motion(drill, sides, seed, body, b.t_s, events, gait)
+    return Motion(drill, sides, seed, body, b.t_s, events, gait, b.curves)
 
 
 def simulate(
@@ -245,6 +280,7 @@ def simulate(
     duration_s: float | None = None,
     sway: bool = True,
     geometry: Geometry | None = None,
+    style: Style | None = None,
 ) -> Motion:
     """Simulate one drill (see ``DRILLS``), deterministic for a given seed.
 
@@ -254,17 +290,23 @@ def simulate(
     standing. ``faults`` maps 'valgus', 'stiff_landing', 'fast_eccentric' to the
     probability that a rep has that fault (drawn per rep, so sets mix good and faulty reps).
     ``sway`` adds about 2 mm of postural sway of the hips (angles stay exactly zero when standing).
+    ``geometry``: segment lengths; ``style``: the ranges the drills draw from (``Style()``: the original
+    design).
     """
     faults = dict(faults or {})
     sides_t = _check_args(drill, sides, faults)
-    if standing_s < 3.0:
-        raise SimulationError(f"standing_s must be >= 3 s (calibration needs it), got {standing_s}")
+    _check_standing(standing_s)
     b = dr.Builder(
-        geometry or Geometry(), np.random.default_rng([seed, 0x5EED]), faults, sides_t, drill=drill
+        geometry or Geometry(),
+        np.random.default_rng([seed, 0x5EED]),
+        faults,
+        sides_t,
+        drill=drill,
+        style=style or Style(),
     )
-    b.stand(standing_s)
+    dr.standing(b, standing_s, QUIET_START_S)
     if calibration_bends and drill != "calibration_bends":
-        dr.calibration_bends(b, 3)
+        dr.calibration_bends(b, b.style.n_bends)
         b.stand(1.0)
     _run_drill(b, drill, reps, duration_s)
     return _finish(b, drill, sides_t, seed, sway, 2.0)
@@ -296,19 +338,41 @@ def session(
     min_duration_s: float = 0.0,
     sway: bool = True,
     geometry: Geometry | None = None,
+    style: Style | None = None,
+    calibration: str | None = None,
 ) -> Motion:
     """Several drills back to back, separated by ``rest_s`` of standing: ``plan`` is a list of
     (drill, reps); by default ``DEFAULT_SESSION``, repeated until ``min_duration_s`` is reached
-    (e.g. 600 s for a 10-minute session). Events carry the ``drill`` they belong to."""
+    (e.g. 600 s for a 10-minute session). Events carry the ``drill`` they belong to.
+    ``calibration`` (one of ``CALIBRATIONS``): after the first standing, ``style.n_bends`` knee bends
+    or a walking or jogging bout (events of drill ``"calibration"``); None: none (the default plan
+    starts with bends). Standing periods (the first after 3 quiet seconds) carry the style's weight
+    shifts."""
     faults = dict(faults or {})
     steps = list(plan or DEFAULT_SESSION)
     sides_t = tuple(sides)
     for drill, _ in steps:
         _check_args(drill, sides_t, faults)
+    _check_standing(standing_s)
+    if calibration is not None and calibration not in CALIBRATIONS:
+        raise SimulationError(f"calibration must be one of {CALIBRATIONS} or None, got {calibration!r}")
     b = dr.Builder(
-        geometry or Geometry(), np.random.default_rng([seed, 0x5E55]), faults, sides_t, drill="session"
+        geometry or Geometry(),
+        np.random.default_rng([seed, 0x5E55]),
+        faults,
+        sides_t,
+        drill="session",
+        style=style or Style(),
     )
-    b.stand(standing_s)
+    dr.standing(b, standing_s, QUIET_START_S)
+    if calibration == "bends":
+        dr.calibration_bends(b, b.style.n_bends)
+    elif calibration is not None:
+        (dr.walk if calibration == "walk" else dr.jog)(b, 1)
+    if calibration is not None:
+        for e in b.events:
+            e["drill"] = "calibration"
+        b.stand(1.0)
     k = 0
     while k < len(steps) or b.t_s < min_duration_s:
         drill, reps = steps[k % len(steps)]
@@ -316,7 +380,7 @@ def session(
         _run_drill(b, drill, reps, None)
         for e in b.events[n_before:]:
             e["drill"] = drill
-        b.stand(rest_s)
+        dr.standing(b, rest_s)
         k += 1
         if k > 10_000:
             raise SimulationError("session plan makes no progress")

@@ -29,11 +29,14 @@ import numpy as np
 from sensorhub.conventions import SIDE_SIGN
 
 from . import jets as jt
-from .contact import Air, Phase, Stance
+from .contact import Air, Phase, Stance, eval_vector_quintic
 from .jets import FloatArray, Jet, Quat, Vec
 from .trajectory import Spline, Track, TrajectoryError, quintic_segment
 
 COORDINATES = ("flexion", "valgus", "rotation", "heading", "ox", "oy")
+REFERENCE_LEG_M = 0.44 + 0.42  # thigh + shank of the default Geometry
+REACH_SOFT = 0.9  # hip offsets beyond this share of the leg's reach are limited smoothly
+SWING_CLEARANCE_M = 0.04  # ankle above its flat-foot height at mid-swing, when a swing needs help
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,26 @@ class Geometry:
     @property
     def standing_hip_height_m(self) -> float:
         return self.thigh_length_m + self.shank_length_m + self.ankle_height_m
+
+    @property
+    def size_scale(self) -> float:
+        """Leg length (thigh + shank) relative to the default athlete's: drills scale distances by it."""
+        return (self.thigh_length_m + self.shank_length_m) / REFERENCE_LEG_M
+
+    @staticmethod
+    def for_height(
+        height_m: float, thigh_scale: float = 1.0, shank_scale: float = 1.0, width_scale: float = 1.0
+    ) -> Geometry:
+        """Segment lengths of an athlete ``height_m`` tall from Winter's anthropometric proportions
+        (thigh 0.245 H, shank 0.246 H, ankle height 0.039 H; Winter 2009, Biomechanics and Motor Control
+        of Human Movement, fig. 4.1; hip centres ~0.114 H apart), each scaled by its own factor since
+        people are not built in proportion."""
+        return Geometry(
+            thigh_length_m=0.245 * height_m * thigh_scale,
+            shank_length_m=0.246 * height_m * shank_scale,
+            ankle_height_m=0.039 * height_m,
+            hip_half_width_m=0.057 * height_m * width_scale,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +122,27 @@ class LegState:
     hip: Vec
 
 
+def _within_reach(ox: Jet, oy: Jet, w_norm2: Jet) -> tuple[Jet, Jet]:
+    """The hip offset, limited to the leg's reach |w|: unchanged up to ``REACH_SOFT`` |w|, beyond it
+    r -> r0 + (1 - r0) tanh((r - r0) / (1 - r0)) (r = |o| / |w|; slope 1 and curvature 0 at r0, so the
+    pose stays C2 and the IMU smooth). A safety net for extreme designs (short, fast athletes cutting
+    sharply): without it such a pose has no solution."""
+    r0 = REACH_SOFT
+    ratio2 = (ox.v * ox.v + oy.v * oy.v) / w_norm2.v
+    far = ratio2 > r0 * r0
+    if not far.any():
+        return ox, oy
+    sx, sy = ox.take(far), oy.take(far)
+    r = jt.sqrt(sx * sx + sy * sy) / jt.sqrt(w_norm2.take(far))
+    tanh = 1.0 - 2.0 * (jt.exp((r - r0) * (2.0 / (1.0 - r0))) + 1.0).reciprocal()
+    scale = (tanh * (1.0 - r0) + r0) / r
+    out_x = Jet(ox.v.copy(), ox.d1.copy(), ox.d2.copy())
+    out_y = Jet(oy.v.copy(), oy.d1.copy(), oy.d2.copy())
+    out_x.put(far, sx * scale)
+    out_y.put(far, sy * scale)
+    return out_x, out_y
+
+
 class Leg:
     """One leg: tracks of its coordinates, its contact phases and the geometry; evaluable at any t."""
 
@@ -141,14 +185,19 @@ class Leg:
         v_out_m_s: FloatArray | None = None,
         hip_vel_xy_m_s: tuple[float, float] = (0.0, 0.0),
         follow_side: str | None = None,
+        heel: tuple[float, float, float] | None = None,
+        keep_clear: bool = False,
     ) -> None:
         """End the current stance at ``t0_s`` (take-off), fly/swing, and make contact at ``t1_s``.
 
         ``ballistic``: the contact point results from the flight; ``bridge``/``follow``: the foot comes to
         rest at ``rest_xy_m`` on ground ``ground_z_m``, arriving with ankle velocity ``v_in_m_s``.
+        ``heel``: a forefoot-first contact, (heel delay s, heel pulse s, heel fraction); see ``contact``.
+        ``keep_clear``: a stepping swing (``follow``) that must keep the foot above the floor
+        (``_keep_foot_clear``).
         """
         current = self.stance
-        if not current.t0_s + current.impact_s + pushoff_s <= t0_s < t1_s:
+        if not current.t0_s + current.impact_end_s + pushoff_s <= t0_s < t1_s:
             raise TrajectoryError(
                 f"{self.side}: take-off at {t0_s:.3f} s overlaps the stance's impact window"
             )
@@ -156,11 +205,15 @@ class Leg:
         current.pushoff_s = pushoff_s
         if v_out_m_s is not None:
             current.v_out_m_s = np.asarray(v_out_m_s, dtype=float)
-        self.phases.append(Air(t0_s, t1_s, kind, np.asarray(hip_vel_xy_m_s, dtype=float), follow_side))
+        self.phases.append(
+            Air(t0_s, t1_s, kind, np.asarray(hip_vel_xy_m_s, dtype=float), follow_side, keep_clear)
+        )
         rest = None
         if rest_xy_m is not None:
             rest = np.array([rest_xy_m[0], rest_xy_m[1], ground_z_m + self.geometry.ankle_height_m])
         stance = Stance(t1_s, math.inf, ground_z_m, rest_m=rest, impact_s=impact_s)
+        if heel is not None:
+            stance.heel_delay_s, stance.heel_impact_s, stance.heel_fraction = heel
         if step_xy_m is not None:
             stance.step_xy_m = np.asarray(step_xy_m, dtype=float)
         if v_in_m_s is not None:
@@ -197,6 +250,7 @@ class Leg:
         w_norm2 = jt.dot(w, w)
         inv_norm = jt.sqrt(w_norm2).reciprocal()
         q_align = jt.qmin_to_z(jt.vscale(w, inv_norm))
+        ox, oy = _within_reach(ox, oy, w_norm2)
         d: Vec = (ox, oy, jt.sqrt(w_norm2 - ox * ox - oy * oy))
         q_aim = jt.qmin_from_z(jt.vscale(d, inv_norm))
         q_shank = jt.qmul(jt.qmul(q_aim, jt.qaxis(psi, 2)), q_align)
@@ -208,7 +262,10 @@ class Leg:
         posture = self.posture(t_s)
         n = t_s.shape[0]
         ankle = (Jet.zeros(n), Jet.zeros(n), Jet.zeros(n))
+        t_lo, t_hi = (float(t_s.min()), float(t_s.max())) if n else (0.0, -1.0)
         for phase in self.phases:
+            if phase.t1_s <= t_lo or phase.t0_s > t_hi:
+                continue  # cheap skip: long sessions have hundreds of phases
             m = phase.contains(t_s)
             if not m.any():
                 continue
@@ -246,7 +303,8 @@ class Leg:
         d0, d1 = jt.values(d)  # (2,3) -> rows
         dd0, dd1 = jt.first_derivatives(d)
         ddd0, ddd1 = jt.second_derivatives(d)
-        tau_p, tau_i = before.pushoff_s, after.impact_s
+        tau_p = before.pushoff_s
+        tau_i = after.impact_travel_s()  # per axis (a forefoot landing travels further vertically)
         if air.kind == "ballistic":
             rest_bz = after.ground_z_m + self.geometry.ankle_height_m
             num = (
@@ -256,9 +314,9 @@ class Leg:
                 - d0[2]
                 + 0.5 * g * big_t**2
                 + d1[2]
-                + (g * big_t + dd1[2]) * tau_i / 2.0
+                + (g * big_t + dd1[2]) * tau_i[2] / 2.0
             )
-            v0z = num / (tau_p / 2.0 + big_t + tau_i / 2.0)
+            v0z = num / (tau_p / 2.0 + big_t + tau_i[2] / 2.0)
             v0 = np.array([air.hip_vel_xy_m_s[0], air.hip_vel_xy_m_s[1], v0z])
             before.v_out_m_s = v0 - dd0
             a0 = before.rest_m + before.v_out_m_s * tau_p / 2.0
@@ -297,10 +355,56 @@ class Leg:
             air.coef_late = quintic_segment(0.0, 0.5 * big_t, mid, mv, np.zeros(3), h1, hv1, ha1)
             return
         air.coef = quintic_segment(0.0, big_t, h0, hv0, ha0, h1, hv1, ha1)
+        if air.kind == "follow" and air.keep_clear:
+            self._keep_foot_clear(air, before, after, hip_of, (h0, hv0, ha0), (h1, hv1, ha1))
+
+    def _keep_foot_clear(
+        self,
+        air: Air,
+        before: Stance,
+        after: Stance,
+        hip_of: Callable[[str, FloatArray], Vec],
+        start: tuple[FloatArray, FloatArray, FloatArray],
+        end: tuple[FloatArray, FloatArray, FloatArray],
+    ) -> None:
+        """A follow swing is one quintic of the hip relative to the other hip, between lift-off and
+        touchdown. When those states disagree (long, fast walking steps) the hip sags mid-swing and would
+        take the ankle below its flat-foot height (the foot through the floor); then the swing is split at a
+        mid-swing waypoint that holds the ankle ``SWING_CLEARANCE_M`` above the higher floor (as the
+        bridge swing of running does). Swings that stay clear are left as they are."""
+        assert air.follow_side is not None
+        t0, t1 = air.t0_s, air.t1_s
+        t = np.linspace(t0, t1, 41)[1:-1]
+        ref_z = jt.values(hip_of(air.follow_side, t))[:, 2]
+        hip_z = ref_z + eval_vector_quintic(air.coef, t - t0)[0][2]
+        ankle_z = hip_z - jt.values(self.posture(t).hip_from_ankle)[:, 2]
+        floor = min(before.ground_z_m, after.ground_z_m) + self.geometry.ankle_height_m
+        if ankle_z.min() >= floor:
+            return
+        half = 0.5 * (t1 - t0)
+        t_mid = np.array([t0 + half])
+        (h0, hv0, ha0), (h1, hv1, ha1) = start, end
+        mid = 0.5 * (h0 + h1)
+        mid[2] = (
+            max(before.ground_z_m, after.ground_z_m)
+            + self.geometry.ankle_height_m
+            + SWING_CLEARANCE_M
+            + jt.values(self.posture(t_mid).hip_from_ankle)[0, 2]
+            - jt.values(hip_of(air.follow_side, t_mid))[0, 2]
+        )
+        mv = (h1 - h0) / (t1 - t0)
+        mv[2] = 0.0
+        air.coef = quintic_segment(0.0, half, h0, hv0, ha0, mid, mv, np.zeros(3))
+        air.coef_late = quintic_segment(0.0, half, mid, mv, np.zeros(3), h1, hv1, ha1)
 
 
 class Body:
-    """The legs of one simulated athlete, with the contact phases resolved across legs in time order."""
+    """The legs of one simulated athlete, with the contact phases resolved across legs in time order.
+
+    Air phases are resolved in the order they end: each needs its own leg's previous stance (ended
+    earlier) and, for ``follow``, the other leg at lift-off and touchdown, which stands on a footprint
+    placed by an air phase that ended before (a leg hanging through a whole hop set included).
+    """
 
     def __init__(self, legs: dict[str, Leg]) -> None:
         self.legs = legs
@@ -308,13 +412,13 @@ class Body:
             leg.build_tracks()
         pending = sorted(
             (
-                (phase.t0_s, side, i)
+                (phase.t1_s, phase.t0_s, side, i)
                 for side, leg in legs.items()
                 for i, phase in enumerate(leg.phases)
                 if isinstance(phase, Air)
             ),
         )
-        for _, side, i in pending:
+        for _, _, side, i in pending:
             legs[side].resolve_air(i, self.hip_of)
 
     def hip_of(self, side: str, t_s: FloatArray) -> Vec:

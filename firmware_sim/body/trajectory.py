@@ -55,6 +55,10 @@ class Track:
     def last_y(self) -> float:
         return self._y[-1]
 
+    @property
+    def last_rate(self) -> float:
+        return self._dy[-1]
+
     def key(self, t_s: float, value: float, rate: float = 0.0, accel: float = 0.0) -> None:
         """Pass through ``value`` at ``t_s`` with the given rate (per s) and acceleration (per s^2)."""
         if t_s <= self._t[-1] + 1e-6:

@@ -2,8 +2,10 @@
 
 Definitions (angles in degrees, bone angles without soft-tissue wobble; ``sensorhub.conventions``):
 
-landing (``t_s`` = initial contact: the first instant the foot touches the ground after a flight):
+landing (``t_s`` = initial contact: the first instant the foot touches the ground after a flight; with a
+  forefoot landing the forefoot's touch, the heel strike following at ``t_heel_strike_s``):
   flight_time_s: take-off to contact; jump_height_m = g * flight_time^2 / 8 (jumps only);
+  flight_peak_flexion_deg: the most the knee flexed in the air (tuck jumps: 70-120);
   flexion_at_contact_deg: flexion at ``t_s``; peak_flexion_deg: max flexion in the landing window
   (contact to the next take-off, or contact + 0.8 s); flexion_excursion_deg = peak - at contact;
   time_to_peak_flexion_s: from contact to that maximum; peak_valgus_deg / valgus_excursion_deg: max valgus
@@ -69,6 +71,8 @@ def _landing(motion: Motion, ev: dict[str, Any]) -> None:
     ev["time_to_peak_flexion_s"] = float(t[i] - t_c)
     ev["peak_valgus_deg"] = float(ang[:, 1].max())
     ev["valgus_excursion_deg"] = float(ang[:, 1].max() - ang[0, 1])
+    air = motion.truth_angles_deg(side, _grid(t_c - ev["flight_time_s"], t_c))
+    ev["flight_peak_flexion_deg"] = float(air[:, 0].max())
     ts = _grid(t_c, t_c + 0.1)
     from .mount import nominal_mount
 
