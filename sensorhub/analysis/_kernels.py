@@ -78,7 +78,9 @@ P_LEARN_G = 34  # planted samples within this of the model teach the ankle lever
 P_LEARN_RATE_RAD_S = 35  # ... when the shank turns at least this fast
 P_PLANT_CONFIRM_S = 36  # a contact is confirmed once the shank stays planted this long ...
 P_CONTACT_WAIT_S = 37  # ... within this long after the support returned
-P_SIZE = 38
+P_FEAT_LAG = 38  # rows by which the features trail the flexion (see ``features``)
+P_FREE_FALL_G = 39  # a flight candidate's samples count as free fall within this of 0 g
+P_SIZE = 40
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -128,11 +130,11 @@ K_REP = 2.0  # a: start of descent, b: bottom, c: end
 K_STRIKE = 3.0  # a: foot strike (initial contact) outside landings
 OUT_COLS = 6
 
-# ---- features state ---------------------------------------------------------------------------------------
+# ---- features state: the rows of the last 2 lag + 1 samples ------------------------------------------------
 FS_N = 0  # rows seen
-FS_RING = 1  # the last DERIV_MAX rows of thigh and shank angular rate (6 each)
-DERIV_MAX = 32
-
+FS_RING = 1
+ROW = 21  # thigh gyr 3, shank gyr 3, thigh acc 3, shank acc 3, q thigh 4, q shank 4, missing 1
+LAG_MAX = 16  # rows of lag at most (the centred difference spans 2 lag rows)
 
 def new_state() -> FloatArray:
     s = np.zeros(S_SIZE)
@@ -144,17 +146,9 @@ def new_state() -> FloatArray:
 
 
 def new_feature_state() -> FloatArray:
-    s = np.zeros(FS_RING + 6 * DERIV_MAX)
+    s = np.zeros(FS_RING + ROW * (2 * LAG_MAX + 1))
     s[FS_RING:] = np.nan
     return s
-
-
-@njit(cache=True)
-def _quat_rows(q: FloatArray, i: int) -> tuple[float, float, float, float, float, float, float, float, float]:
-    w, x, y, z = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
-    return (1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
-            2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
-            2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
 
 
 @njit(cache=True)
@@ -176,53 +170,69 @@ def _lever_operator(wx: float, wy: float, wz: float, dx: float, dy: float, dz: f
 @njit(cache=True)
 def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray, shank_gyr: FloatArray,
              q_thigh: FloatArray, q_shank: FloatArray, missing: np.ndarray, g_m_s2: float, rate_hz: float,
-             deriv_n: int, state: FloatArray, out: FloatArray) -> None:
-    """Per row (NaN where the row is missing): magnitudes, the thigh's turn rate and horizontal and
-    vertical acceleration (earth frame), and both segments' lever operators and specific forces (the
-    shank's with 1 g up removed). ``deriv_n``: rows of the angular-acceleration difference (about 10 ms:
-    gyroscope noise differentiated per sample would swamp the lever terms)."""
+             lag: int, state: FloatArray, out: FloatArray) -> None:
+    """Row i of ``out`` describes the sample ``lag`` rows earlier (NaN where it, or a neighbour its
+    angular acceleration needs, is missing): magnitudes, the thigh's turn rate and horizontal and vertical
+    acceleration (earth frame), and both segments' lever operators and specific forces (the shank's with
+    1 g up removed). The angular acceleration is the centred difference over +-``lag`` rows (about 5 ms):
+    a one-sided one lags the fast leg motions of a flight by half its span, and that error alone left
+    half a g unexplained in tuck jumps."""
     nan = np.nan
-    k = rate_hz / deriv_n
-    w = np.empty(6)  # thigh then shank angular rate of the row
-    dw = np.empty(6)  # and its derivative
+    span = 2 * lag + 1
+    kd = rate_hz / (2.0 * lag)
     for i in range(thigh_acc.shape[0]):
         n_seen = int(state[FS_N])
         state[FS_N] = n_seen + 1.0
-        slot = FS_RING + 6 * (n_seen % DERIV_MAX)
-        old = FS_RING + 6 * ((n_seen - deriv_n) % DERIV_MAX)
-        have_old = n_seen >= deriv_n and not math.isnan(state[old])
+        slot = FS_RING + ROW * (n_seen % span)
         for c in range(3):
-            w[c] = thigh_gyr[i, c]
-            w[3 + c] = shank_gyr[i, c]
-        if missing[i]:
-            for c in range(6):
-                state[slot + c] = nan
+            state[slot + c] = thigh_gyr[i, c]
+            state[slot + 3 + c] = shank_gyr[i, c]
+            state[slot + 6 + c] = thigh_acc[i, c]
+            state[slot + 9 + c] = shank_acc[i, c]
+        for c in range(4):
+            state[slot + 12 + c] = q_thigh[i, c]
+            state[slot + 16 + c] = q_shank[i, c]
+        state[slot + 20] = 1.0 if missing[i] else 0.0
+        mid = FS_RING + ROW * ((n_seen - lag) % span)  # the sample this row describes
+        old = FS_RING + ROW * ((n_seen - 2 * lag) % span)
+        if n_seen < 2 * lag or state[mid + 20] > 0.5 or state[old + 20] > 0.5 or missing[i]:
             for c in range(F_COLS):
                 out[i, c] = nan
             continue
-        for c in range(6):
-            dw[c] = (w[c] - state[old + c]) * k if have_old else 0.0
-            state[slot + c] = w[c]
-        ax, ay, az = thigh_acc[i, 0], thigh_acc[i, 1], thigh_acc[i, 2]
-        sx, sy, sz = shank_acc[i, 0], shank_acc[i, 1], shank_acc[i, 2]
+        wx, wy, wz = state[mid], state[mid + 1], state[mid + 2]
+        vx, vy, vz = state[mid + 3], state[mid + 4], state[mid + 5]
+        ax, ay, az = state[mid + 6], state[mid + 7], state[mid + 8]
+        sx, sy, sz = state[mid + 9], state[mid + 10], state[mid + 11]
         out[i, F_AT_G] = math.sqrt(ax * ax + ay * ay + az * az) / g_m_s2
         out[i, F_AS_G] = math.sqrt(sx * sx + sy * sy + sz * sz) / g_m_s2
-        out[i, F_WS] = math.sqrt(w[3] * w[3] + w[4] * w[4] + w[5] * w[5])
-        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _quat_rows(q_thigh, i)
-        out[i, F_TURN] = r20 * w[0] + r21 * w[1] + r22 * w[2]
+        out[i, F_WS] = math.sqrt(vx * vx + vy * vy + vz * vz)
+        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rows(state, mid + 12)
+        out[i, F_TURN] = r20 * wx + r21 * wy + r22 * wz
         hx = r00 * ax + r01 * ay + r02 * az
         hy = r10 * ax + r11 * ay + r12 * az
         out[i, F_HACC_G] = math.sqrt(hx * hx + hy * hy) / g_m_s2
         out[i, F_VACC_G] = (r20 * ax + r21 * ay + r22 * az) / g_m_s2
-        _lever_operator(w[0], w[1], w[2], dw[0], dw[1], dw[2], out, i, F_L)
+        now = slot  # the newest row: the centred difference's other end
+        _lever_operator(wx, wy, wz, (state[now] - state[old]) * kd, (state[now + 1] - state[old + 1]) * kd,
+                        (state[now + 2] - state[old + 2]) * kd, out, i, F_L)
         out[i, F_FT] = ax
         out[i, F_FT + 1] = ay
         out[i, F_FT + 2] = az
-        _lever_operator(w[3], w[4], w[5], dw[3], dw[4], dw[5], out, i, F_LS)
-        u20, u21, u22 = _quat_rows(q_shank, i)[6:]  # earth up in the shank sensor frame
+        _lever_operator(vx, vy, vz, (state[now + 3] - state[old + 3]) * kd,
+                        (state[now + 4] - state[old + 4]) * kd, (state[now + 5] - state[old + 5]) * kd, out, i, F_LS)
+        u20, u21, u22 = _rows(state, mid + 16)[6:]  # earth up in the shank sensor frame (third row)
         out[i, F_SE] = sx - g_m_s2 * u20
         out[i, F_SE + 1] = sy - g_m_s2 * u21
         out[i, F_SE + 2] = sz - g_m_s2 * u22
+
+
+@njit(cache=True)
+def _rows(state: FloatArray, at: int) -> tuple[float, float, float, float, float, float, float, float, float]:
+    """Rotation matrix (row major) of the quaternion stored at state[at:at + 4]."""
+    w, x, y, z = state[at], state[at + 1], state[at + 2], state[at + 3]
+    return (1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+            2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+            2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
 
 
 @njit(cache=True)
@@ -315,6 +325,7 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
     lag = max(1, int(p[P_RATE_LAG_S] * rate + 0.5))
     quiet_min_n = p[P_QUIET_MIN_S] * rate
     win_n = p[P_LANDING_WINDOW_S] * rate
+    lag_f = p[P_FEAT_LAG]
     hip = np.empty(3)
     ankle = np.empty(3)
     n_out = 0
@@ -324,15 +335,18 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
         slot = int(g) % RING
         fl = flex_deg[i]
         s[S_RING_F + slot] = fl
-        s[S_RING_S + slot] = np.nan
-        valid = not math.isnan(feat[i, F_AT_G])
-        kept = S_RING_FL + 12 * (int(g) % ROWS_KEPT)
+        # the features describe the sample lag_f rows back (their angular acceleration is centred)
+        gf = g - lag_f
+        slot_f = int(gf) % RING
+        s[S_RING_S + slot_f] = np.nan
+        valid = gf >= 0.0 and not math.isnan(feat[i, F_AT_G])
+        kept = S_RING_FL + 12 * (int(gf) % ROWS_KEPT)
         if not valid:
             s[kept] = np.nan  # a lost row stops the take-off search
 
         # ---- landing window closes (time out) ------------------------------------------------------------
-        if s[S_LAND_OPEN] > 0.0 and g >= s[S_LAND_CONTACT] + win_n:
-            n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], g, -1.0,
+        if s[S_LAND_OPEN] > 0.0 and gf >= s[S_LAND_CONTACT] + win_n:
+            n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF], gf, -1.0,
                           s[S_LAND_GAP_LO])
             s[S_LAND_OPEN] = 0.0
 
@@ -358,12 +372,12 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                 support = _unexplained(f_row, l_row, hip) / g_m_s2
                 if air == 0.0 and support < p[P_AIR_ENTER_G] and not planted:
                     s[S_AIR] = 1.0
-                    s[S_CAND] = g
+                    s[S_CAND] = gf
                     s[S_UNPLANTED] = 0.0
                     _sums_reset(s, S_FIT)
                 if s[S_AIR] == 1.0:
                     if (support > p[P_AIR_BREAK_G] or s[S_PLANTED_RUN] >= plant_n
-                            or (g - s[S_CAND]) > p[P_MAX_FLIGHT_S] * rate):
+                            or (gf - s[S_CAND]) > p[P_MAX_FLIGHT_S] * rate):
                         s[S_AIR] = 0.0  # loaded again, or the foot on the ground (a squat's fast dip)
                     else:
                         _sums_add(s, S_FIT, f_row, l_row)
@@ -371,14 +385,25 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                         if s[S_FIT] >= confirm_n:
                             _lever(s, S_LEVER, S_FIT, p, P_LEVER_X, hip)
                             rms = _rms(s, S_FIT, hip) / g_m_s2
-                            if rms < p[P_AIR_RMS_G] and s[S_UNPLANTED] >= 0.75 * s[S_FIT]:
+                            # free fall, not a lighter moment of gait or a squat's dip: on most samples
+                            # the thigh is explained to within FREE_FALL_G
+                            n_free = 0.0
+                            k = s[S_CAND]
+                            while k <= gf:
+                                at = S_RING_FL + 12 * (int(k) % ROWS_KEPT)
+                                if (not math.isnan(s[at]) and _unexplained(s[at : at + 3], s[at + 3 : at + 12], hip)
+                                        < p[P_FREE_FALL_G] * g_m_s2):
+                                    n_free += 1.0
+                                k += 1.0
+                            if (rms < p[P_AIR_RMS_G] and s[S_UNPLANTED] >= 0.75 * s[S_FIT]
+                                    and n_free >= 0.5 * s[S_FIT]):
                                 s[S_AIR] = 2.0
                                 s[S_PENDING] = -1.0
                                 s[S_NOISE] = rms * rms
                                 # take-off: back from the candidate's start while the fitted lever still
                                 # explains the thigh (the leg turning after push-off), to where support ends
                                 to = s[S_CAND]
-                                oldest = max(g - ROWS_KEPT + 1.0, s[S_LAST_CONTACT], -1.0)
+                                oldest = max(gf - ROWS_KEPT + 1.0, s[S_LAST_CONTACT], -1.0)
                                 while to - 1.0 > oldest:
                                     at = S_RING_FL + 12 * (int(to - 1.0) % ROWS_KEPT)
                                     if math.isnan(s[at]):
@@ -399,26 +424,28 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
             else:
                 _lever(s, S_LEVER, S_FIT, p, P_LEVER_X, hip)
                 support = _unexplained(f_row, l_row, hip) / g_m_s2
-                s[S_RING_S + slot] = support
+                s[S_RING_S + slot_f] = support
                 after_gap = s[S_PREV_VALID] < 0.5
                 level = max(p[P_ONSET_G], 3.0 * math.sqrt(s[S_NOISE]))
                 contact = -1.0
                 if after_gap and support > p[P_GAP_SUPPORT_G]:
-                    contact = g  # landed in the lost samples (loading or standing by now)
+                    contact = gf  # landed in the lost samples (loading or standing by now)
                 elif s[S_PENDING] >= 0.0:
                     s[S_FREE_RUN] = s[S_FREE_RUN] + 1.0 if support < level else 0.0
                     if s[S_FREE_RUN] >= plant_n + confirm_n / 2.0:
                         s[S_PENDING] = -1.0  # free fall again: a burst of leg motion in the air
                     elif planted and s[S_PLANTED_RUN] >= plant_n:
                         contact = s[S_PENDING]  # the shank came to rest: it was the ground
-                    elif (g - s[S_PENDING]) > p[P_CONTACT_WAIT_S] * rate:
+                    elif (gf - s[S_PENDING]) > p[P_CONTACT_WAIT_S] * rate:
                         contact = s[S_PENDING]  # no return to free fall: on the ground
                 elif support > p[P_IMPACT_G]:
-                    # the onset: back to the last sample still explained by the flight
-                    j = g - 1.0
-                    while j > s[S_TAKEOFF] and j > g - RING + 1:
+                    # the onset: back down the impact's monotonic rise, to the last sample still explained by
+                    # the flight or to the rise's foot (a burst of leg motion just before contact is not it)
+                    j = gf - 1.0
+                    while j > s[S_TAKEOFF] and j > gf - RING + 2:
                         v = s[S_RING_S + int(j) % RING]
-                        if math.isnan(v) or v <= level:
+                        before = s[S_RING_S + int(j - 1.0) % RING]
+                        if math.isnan(v) or v <= level or not before < v:
                             break
                         j -= 1.0
                     s[S_PENDING] = j + 1.0
@@ -440,9 +467,9 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                         s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
                         # contact hidden in lost samples (landed and already loading/standing after them)
                         s[S_LAND_GAP_LO] = s[S_LAST_VALID] if after_gap else -1.0
-                elif (g - s[S_TAKEOFF]) > p[P_MAX_FLIGHT_S] * rate:
+                elif (gf - s[S_TAKEOFF]) > p[P_MAX_FLIGHT_S] * rate:
                     s[S_AIR] = 0.0
-            s[S_LAST_VALID] = g
+            s[S_LAST_VALID] = gf
         s[S_PREV_VALID] = 1.0 if valid else 0.0
 
         # ---- foot strikes of running (candidates for a cut plant, judged in Python): the knee extends

@@ -26,6 +26,7 @@ from .metrics import (
     cut_metrics,
     landing_in_gap,
     landing_metrics,
+    landing_stops_the_fall,
     refine_rep_start,
     rep_metrics,
 )
@@ -47,8 +48,9 @@ class AnalysisParams:
     air_enter_g: float = 0.5  # a flight candidate starts when the hip's support falls below this ...
     air_break_g: float = 1.2  # ... is abandoned when it is back above this, or the shank stays planted ...
     confirm_s: float = 0.08  # ... and is a flight when, after this long, the lever fitted over it
-    air_rms_g: float = 0.4  # explains the thigh to within this (rms: free fall plus lever and rate noise)
-    # with the shank off the ground on 3 samples in 4
+    air_rms_g: float = 0.4  # explains the thigh to within this (rms: free fall plus lever and rate noise),
+    free_fall_g: float = 0.2  # and to within this on half of its samples (free fall reads 0 g; a lighter
+    # moment of gait or a squat's dip does not get there), with the shank off the ground on 3 samples in 4
     planted_g: float = 0.3  # the shank is planted while its ankle's specific force is this close to 1 g up
     learn_g: float = 0.1  # samples this close teach the ankle lever ...
     learn_rate_rad_s: float = 1.0  # ... when the shank turns at least this fast (bends, stance)
@@ -62,8 +64,10 @@ class AnalysisParams:
     lever_prior_m: float = 0.2  # prior hip -> thigh sensor distance along the thigh (a mid-thigh sensor)
     ankle_prior_m: float = 0.25  # prior ankle -> shank sensor distance along the shank
     lever_ridge_rad_s2: float = 5.0  # rotation below this (rad/s^2 scale) leaves a lever at its prior
-    deriv_s: float = 0.01  # span of the angular-acceleration difference
-    min_flight_s: float = 0.15  # shorter flights are a running stride's float, not a landing
+    deriv_half_span_s: float = 0.005  # the angular acceleration: centred difference over +- this
+    min_flight_s: float = 0.2  # a running stride's float is shorter (up to ~0.2 s in long-striding jogging,
+    # 0.10-0.13 s sprinting); a jump of 5 cm or a drop of 20 cm is longer
+    landing_impulse_frac: float = 0.5  # the landing must stop at least this share of the fall's velocity
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
     quiet_rate_deg_s: float = 15.0  # the knee is "quiet" below this flexion rate ...
@@ -103,6 +107,7 @@ class AnalysisParams:
         p[kern.P_AIR_BREAK_G] = self.air_break_g
         p[kern.P_CONFIRM_S] = self.confirm_s
         p[kern.P_AIR_RMS_G] = self.air_rms_g
+        p[kern.P_FREE_FALL_G] = self.free_fall_g
         p[kern.P_PLANTED_G] = self.planted_g
         p[kern.P_LEARN_G] = self.learn_g
         p[kern.P_LEARN_RATE_RAD_S] = self.learn_rate_rad_s
@@ -170,7 +175,7 @@ class EventDetector:
         self.leg_id = leg_id or side
         self.params = params or AnalysisParams()
         self._p: FloatArray | None = None  # the kernel's parameters, once the calibration frames are known
-        self._deriv_n = max(1, min(kern.DERIV_MAX - 1, round(self.params.deriv_s * self.rate_hz)))
+        self._lag = max(1, min(kern.LAG_MAX, round(self.params.deriv_half_span_s * self.rate_hz)))
         self._state = kern.new_state()
         self._feature_state = kern.new_feature_state()
         self._out = np.zeros((MAX_RECORDS, kern.OUT_COLS))
@@ -225,7 +230,7 @@ class EventDetector:
             np.ascontiguousarray(m.thigh_acc_m_s2), np.ascontiguousarray(m.thigh_gyr_rad_s),
             np.ascontiguousarray(m.shank_acc_m_s2), np.ascontiguousarray(m.shank_gyr_rad_s),
             np.ascontiguousarray(m.q_thigh), np.ascontiguousarray(m.q_shank),
-            np.ascontiguousarray(m.missing, dtype=np.bool_), GRAVITY_M_S2, self.rate_hz, self._deriv_n,
+            np.ascontiguousarray(m.missing, dtype=np.bool_), GRAVITY_M_S2, self.rate_hz, self._lag,
             self._feature_state, out,
         )  # fmt: skip
         return out
@@ -233,22 +238,25 @@ class EventDetector:
     def _run(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
         if self._p is None:
             self._p = self.params.as_array(self.rate_hz, motion.thigh_frame, motion.shank_frame)
+            self._p[kern.P_FEAT_LAG] = self._lag
         f = self._features(motion)
         flex = np.ascontiguousarray(angles.flexion_rad * DEG_PER_RAD)
         valg = np.ascontiguousarray(angles.valgus_rad * DEG_PER_RAD)  # already mirrored per side
         self._append(
             {
                 "t_s": np.asarray(angles.t_s, dtype=np.float64),
+                "flex_deg": flex,
+                "valg_deg": valg,
+                "quality": np.asarray(angles.quality, dtype=np.float64),
+            },
+            {
                 "at_g": f[:, kern.F_AT_G],
                 "as_g": f[:, kern.F_AS_G],
                 "ws_rad_s": f[:, kern.F_WS],
                 "hacc_g": f[:, kern.F_HACC_G],
-                "flex_deg": flex,
-                "valg_deg": valg,
                 "turn_rad_s": f[:, kern.F_TURN],
                 "vacc_g": f[:, kern.F_VACC_G],
-                "quality": np.asarray(angles.quality, dtype=np.float64),
-            }
+            },
         )
         n = flex.shape[0]
         if self._out.shape[0] < n // 8 + MAX_RECORDS:  # records are >= 0.15 s apart: never overflows
@@ -259,8 +267,10 @@ class EventDetector:
         self._trim()
         return events
 
-    def _append(self, new: dict[str, FloatArray]) -> None:
-        m = int(new["t_s"].shape[0])
+    def _append(self, rows: dict[str, FloatArray], lagged: dict[str, FloatArray]) -> None:
+        """``rows``: this step's rows; ``lagged``: the features kernel's rows, which describe the samples
+        ``self._lag`` rows earlier (the last rows of the history get theirs with the next step)."""
+        m = int(rows["t_s"].shape[0])
         cap = self._buf["t_s"].shape[0]
         if self._n + m > cap and self._n > self._keep:  # compact: keep the last HISTORY_S
             drop = self._n - self._keep
@@ -274,8 +284,14 @@ class EventDetector:
                 grown = np.empty(self._n + m + self._keep)
                 grown[: self._n] = self._buf[name][: self._n]
                 self._buf[name] = grown
-        for name in _HIST_NAMES:
-            self._buf[name][self._n : self._n + m] = new[name]
+        for name, values in rows.items():
+            self._buf[name][self._n : self._n + m] = values
+        lo = self._n - self._lag
+        skip = max(0, -lo)  # the very first rows describe samples before the stream began
+        for name, values in lagged.items():
+            b = self._buf[name]
+            b[self._n : self._n + m] = np.nan  # until the next step's rows describe them
+            b[lo + skip : lo + m] = values[skip:]
         self._n += m
 
     def _trim(self) -> None:
@@ -317,8 +333,12 @@ class EventDetector:
             ia, ib, ic, id_ = int(a), int(b), int(c), int(d)
             if kind == kern.K_LANDING and e >= 0.0:
                 t_s, metrics = landing_in_gap(sig, ia, ib, int(e), self.rate_hz)
+                if sig.t(int(e)) - sig.t(ib) < self.params.min_flight_s:
+                    continue  # too little flight seen before the lost samples (a running float, say)
                 etype = "landing"
             elif kind == kern.K_LANDING:
+                if not landing_stops_the_fall(sig, ia, ib, ic, self.params.landing_impulse_frac):
+                    continue  # no fall was stopped: the "flight" was a lighter stance (gait), not one
                 metrics = landing_metrics(sig, ia, ib, ic, id_, w)
                 etype, t_s = "landing", sig.t(ia)
             elif kind == kern.K_REP:

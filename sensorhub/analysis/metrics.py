@@ -88,6 +88,21 @@ def landing_metrics(
 
 
 
+def landing_stops_the_fall(s: Signals, contact: int, takeoff: int, end: int, frac: float,
+                           window_s: float = 0.5) -> bool:
+    """A flight of T seconds ends in a fall at about g T / 2 (more after a drop): a landing stops it. The
+    thigh's vertical velocity change from contact (its vertical specific force minus 1 g, integrated over
+    up to ``window_s``, or to the next take-off) must reach ``frac`` of g T / 2; a light stretch of gait
+    taken for a flight stops nothing."""
+    dt = _dt(s)
+    flight_s = s.t(contact) - s.t(takeoff)
+    vacc = s.vacc_g[s.sl(contact, min(end, contact + round(window_s / dt)))]
+    if not np.isfinite(vacc).any():
+        return True  # nothing measured after contact: the flight alone has to decide
+    stopped_m_s = float(np.nansum(vacc - 1.0)) * GRAVITY_M_S2 * dt
+    return stopped_m_s >= frac * GRAVITY_M_S2 * flight_s / 2.0
+
+
 def landing_in_gap(
     s: Signals, after: int, takeoff: int, before: int, rate_hz: float, push_off_s: float = 1.0
 ) -> tuple[float, dict[str, float]]:
