@@ -80,7 +80,10 @@ P_PLANT_CONFIRM_S = 36  # a contact is confirmed once the shank stays planted th
 P_CONTACT_WAIT_S = 37  # ... within this long after the support returned
 P_FEAT_LAG = 38  # rows by which the features trail the flexion (see ``features``)
 P_FREE_FALL_G = 39  # a flight candidate's samples count as free fall within this of 0 g
-P_SIZE = 40
+P_STRIDE_FLIGHT_S = 40  # a flight shorter than this ...
+P_STRIDE_STANCE_S = 41  # ... taking off within this long of the previous flight's end is a running stride
+P_FLOAT_MIN_S = 42  # an unloading shorter than this is an impact's ringing, not a float of gait
+P_SIZE = 43
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -114,11 +117,13 @@ S_UNPLANTED = 27  # candidate samples with the shank not planted
 S_FREE_RUN = 27  # (airborne, the same slot) consecutive free-fall samples since a return of support
 S_PENDING = 28  # airborne: onset of a return of support waiting for the shank to plant (-1: none)
 S_NOISE = 29  # mean unexplained force^2 over the flight so far (g^2)
+S_PREV_FLIGHT_END = 30  # the end of the last flight of any length (a running stride's float too)
 SUMS = 14  # a block of least-squares sums of a lever fit: n, f.f, L^T f (3), L^T L (9)
-S_FIT = 30  # the current flight's (or candidate's) sums
+S_FIT = 31  # the current flight's (or candidate's) sums
 S_LEVER = S_FIT + SUMS  # every confirmed flight's sums: the mounting's lever does not change
 S_ANKLE = S_LEVER + SUMS  # planted, turning samples' sums of the ankle lever
-S_RING_F = S_ANKLE + SUMS
+S_HELD = S_ANKLE + SUMS  # a landing held until the next flight says whether it was a stride: 1, record (4)
+S_RING_F = S_HELD + 5
 S_RING_S = S_RING_F + RING  # support per sample, for the onset search
 S_RING_FL = S_RING_S + RING  # thigh f (3) and L (9) of the last ROWS_KEPT samples: take-off search
 ROWS_KEPT = 512
@@ -140,6 +145,7 @@ def new_state() -> FloatArray:
     s = np.zeros(S_SIZE)
     for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_CONTACT, S_LAND_GAP_LO, S_LAST_VALID, S_TAKEOFF, S_PENDING):
         s[k] = -1.0
+    s[S_PREV_FLIGHT_END] = -1e9
     s[S_PREV_SUPPORT] = 1.0
     s[S_RING_F:S_SIZE] = np.nan
     return s
@@ -375,10 +381,27 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                     s[S_CAND] = gf
                     s[S_UNPLANTED] = 0.0
                     _sums_reset(s, S_FIT)
+                    if (s[S_LAND_OPEN] > 0.0
+                            and (s[S_LAND_CONTACT] - s[S_LAND_TAKEOFF]) * dt < p[P_STRIDE_FLIGHT_S]
+                            and (gf - s[S_LAND_CONTACT]) * dt < p[P_STRIDE_STANCE_S]):
+                        # a short flight, and unloaded again soon: a run's first stride, or a low jump's
+                        # landing and rebound. Held until this unloading says: a short float (gait) drops it
+                        s[S_HELD] = 1.0
+                        s[S_HELD + 1] = s[S_LAND_CONTACT]
+                        s[S_HELD + 2] = s[S_LAND_TAKEOFF]
+                        s[S_HELD + 3] = gf
+                        s[S_HELD + 4] = s[S_LAND_GAP_LO]
+                        s[S_LAND_OPEN] = 0.0
                 if s[S_AIR] == 1.0:
                     if (support > p[P_AIR_BREAK_G] or s[S_PLANTED_RUN] >= plant_n
                             or (gf - s[S_CAND]) > p[P_MAX_FLIGHT_S] * rate):
                         s[S_AIR] = 0.0  # loaded again, or the foot on the ground (a squat's fast dip)
+                        if s[S_HELD] > 0.0:
+                            if (gf - s[S_CAND]) * dt < p[P_FLOAT_MIN_S]:
+                                s[S_HELD] = 0.0  # the ringing of the impact, not a float: still landing
+                                s[S_LAND_OPEN] = 1.0
+                            else:
+                                s[S_HELD] = 0.0  # a float too short for a flight: the held one was a stride
                     else:
                         _sums_add(s, S_FIT, f_row, l_row)
                         s[S_UNPLANTED] += 0.0 if planted else 1.0
@@ -414,12 +437,15 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                                     _sums_add(s, S_FIT, s[at : at + 3], s[at + 3 : at + 12])
                                     to -= 1.0
                                 s[S_TAKEOFF] = to
+                                if s[S_HELD] > 0.0:
+                                    s[S_HELD + 3] = to  # the held landing's contact ends here; its flight decides
                                 if s[S_LAND_OPEN] > 0.0:  # rebound: the ground contact ends at this take-off
                                     n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
                                                   to, to, s[S_LAND_GAP_LO])
                                     s[S_LAND_OPEN] = 0.0
                             elif s[S_FIT] >= 3.0 * confirm_n:
                                 s[S_AIR] = 0.0
+                                s[S_HELD] = 0.0
                 s[S_PREV_SUPPORT] = support
             else:
                 _lever(s, S_LEVER, S_FIT, p, P_LEVER_X, hip)
@@ -428,7 +454,7 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                 after_gap = s[S_PREV_VALID] < 0.5
                 level = max(p[P_ONSET_G], 3.0 * math.sqrt(s[S_NOISE]))
                 contact = -1.0
-                if after_gap and support > p[P_GAP_SUPPORT_G]:
+                if s[S_PENDING] < 0.0 and after_gap and support > p[P_GAP_SUPPORT_G]:
                     contact = gf  # landed in the lost samples (loading or standing by now)
                 elif s[S_PENDING] >= 0.0:
                     s[S_FREE_RUN] = s[S_FREE_RUN] + 1.0 if support < level else 0.0
@@ -457,7 +483,18 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                     s[S_AIR] = 0.0
                     s[S_PENDING] = -1.0
                     s[S_PREV_SUPPORT] = support
-                    if (contact - s[S_TAKEOFF]) * dt >= p[P_MIN_FLIGHT_S]:
+                    flight_s = (contact - s[S_TAKEOFF]) * dt
+                    # a running stride: a short float that took off soon after the last one ended
+                    stride = (flight_s < p[P_STRIDE_FLIGHT_S]
+                              and (s[S_TAKEOFF] - s[S_PREV_FLIGHT_END]) * dt < p[P_STRIDE_STANCE_S])
+                    s[S_PREV_FLIGHT_END] = contact
+                    if s[S_HELD] > 0.0:  # the landing before this flight: a run's first stride if it was short
+                        if flight_s >= p[P_STRIDE_FLIGHT_S]:
+                            n_out = _emit(out, n_out, K_LANDING, s[S_HELD + 1], s[S_HELD + 2], s[S_HELD + 3],
+                                          s[S_HELD + 3], s[S_HELD + 4])
+                        s[S_HELD] = 0.0
+                        stride = stride or flight_s < p[P_STRIDE_FLIGHT_S]
+                    if flight_s >= p[P_MIN_FLIGHT_S] and not stride:
                         for k in range(SUMS):  # a real flight: its samples tell the mounting's lever
                             s[S_LEVER + k] += s[S_FIT + k]
                         s[S_LAST_AIR] = s[S_TAKEOFF]
@@ -466,9 +503,13 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                         s[S_LAND_CONTACT] = contact
                         s[S_LAND_TAKEOFF] = s[S_TAKEOFF]
                         # contact hidden in lost samples (landed and already loading/standing after them)
-                        s[S_LAND_GAP_LO] = s[S_LAST_VALID] if after_gap else -1.0
+                        s[S_LAND_GAP_LO] = s[S_LAST_VALID] if contact == gf and after_gap else -1.0
                 elif (gf - s[S_TAKEOFF]) > p[P_MAX_FLIGHT_S] * rate:
                     s[S_AIR] = 0.0
+                    if s[S_HELD] > 0.0:  # no landing after all: the held one was one
+                        n_out = _emit(out, n_out, K_LANDING, s[S_HELD + 1], s[S_HELD + 2], s[S_HELD + 3],
+                                      s[S_HELD + 3], s[S_HELD + 4])
+                        s[S_HELD] = 0.0
             s[S_LAST_VALID] = gf
         s[S_PREV_VALID] = 1.0 if valid else 0.0
 

@@ -67,6 +67,12 @@ class AnalysisParams:
     deriv_half_span_s: float = 0.005  # the angular acceleration: centred difference over +- this
     min_flight_s: float = 0.2  # a running stride's float is shorter (up to ~0.2 s in long-striding jogging,
     # 0.10-0.13 s sprinting); a jump of 5 cm or a drop of 20 cm is longer
+    stride_flight_s: float = 0.3  # a flight shorter than this that takes off within ...
+    stride_stance_s: float = 0.4  # ... this long of the previous flight's end is a running stride (floats of
+    # fast or long-striding running reach 0.2-0.25 s; a stance between two of them lasts 0.15-0.3 s)
+    float_min_s: float = 0.02  # a running float lasts 30-200 ms; an impact rings through 0 g for a few ms
+    landing_min_yield_deg: float = 5.0  # a landing leg absorbs the fall by bending its knee (10-60 deg even in
+    # a stiff landing); the free leg of a single-leg hop feels the same jolt through the hip but barely bends
     landing_impulse_frac: float = 0.5  # the landing must stop at least this share of the fall's velocity
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
@@ -108,6 +114,9 @@ class AnalysisParams:
         p[kern.P_CONFIRM_S] = self.confirm_s
         p[kern.P_AIR_RMS_G] = self.air_rms_g
         p[kern.P_FREE_FALL_G] = self.free_fall_g
+        p[kern.P_STRIDE_FLIGHT_S] = self.stride_flight_s
+        p[kern.P_STRIDE_STANCE_S] = self.stride_stance_s
+        p[kern.P_FLOAT_MIN_S] = self.float_min_s
         p[kern.P_PLANTED_G] = self.planted_g
         p[kern.P_LEARN_G] = self.learn_g
         p[kern.P_LEARN_RATE_RAD_S] = self.learn_rate_rad_s
@@ -340,6 +349,8 @@ class EventDetector:
                 if not landing_stops_the_fall(sig, ia, ib, ic, self.params.landing_impulse_frac):
                     continue  # no fall was stopped: the "flight" was a lighter stance (gait), not one
                 metrics = landing_metrics(sig, ia, ib, ic, id_, w)
+                if not metrics["flexion_excursion_deg"] >= self.params.landing_min_yield_deg:
+                    continue  # the knee did not bend under the landing: this leg was carried (a hop's free leg)
                 etype, t_s = "landing", sig.t(ia)
             elif kind == kern.K_REP:
                 shank = sig.as_g[sig.sl(ia, ib)]
