@@ -531,8 +531,7 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                 s[S_SW_MIN] = fl
                 s[S_SW_MIN_IDX] = g
             elif fl > s[S_SW_MIN] + p[P_STRIKE_RISE_DEG]:
-                if s[S_LAND_OPEN] < 0.5 and g - s[S_LAST_AIR] > p[P_MAX_FLIGHT_S] * rate:
-                    n_out = _emit(out, n_out, K_STRIKE, s[S_SW_MIN_IDX], 0.0, 0.0, 0.0)
+                n_out = _emit(out, n_out, K_STRIKE, s[S_SW_MIN_IDX], 0.0, 0.0, 0.0)
                 s[S_SW] = 0.0
 
         # ---- reps: quiet knee, descent, bottom, ascent, quiet again ---------------------------------------

@@ -92,6 +92,7 @@ class AnalysisParams:
     rep_holdoff_s: float = 0.6  # a rep is reported this long after its end unless a flight follows (jump)
     swing_min_deg: float = 70.0  # running: a swing flexes the knee beyond this (deeper than any stance) ...
     strike_rise_deg: float = 3.0  # ... and initial contact is the flexion minimum before it rises this much
+    strike_is_landing_s: float = 0.15  # a strike this close to a landing's contact is that landing
     cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical around the strike ...
     cut_turn_before_s: float = 0.7  # ... from this long before it
     cut_turn_after_s: float = 0.9  # ... to this long after it
@@ -197,6 +198,7 @@ class EventDetector:
         self._finished = False
         self._strikes: list[int] = []  # foot strikes waiting for their turn window
         self._stance_peaks: list[tuple[float, float]] = []  # (time, stance flexion peak) of recent strides
+        self._landed_t_s: list[float] = []  # contacts of recent landings: such a contact is not a cut plant
 
     # ---- public --------------------------------------------------------------------------------------
     def push(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
@@ -363,6 +365,8 @@ class EventDetector:
                 self._strikes.append(ia)  # judged once the turn after it is known
                 continue
             events.append(Event(etype, self.leg_id, t_s, metrics, control_score(etype, metrics)))
+            if etype == "landing":
+                self._landed_t_s = [*self._landed_t_s, t_s][-4:]
         return events
 
     def _judge_strikes(self, final: bool = False) -> list[Event]:
@@ -376,6 +380,8 @@ class EventDetector:
         while self._strikes and (final or self._strikes[0] + n_after <= g_last):
             strike = self._strikes.pop(0)
             t_strike = sig.t(strike)
+            if any(abs(t_strike - t) < pr.strike_is_landing_s for t in self._landed_t_s):
+                continue  # the initial contact of a landing (a tuck jump's knee swings like a stride)
             stance = sig.sl(strike, strike + round(pr.cut_stance_flexion_s * self.rate_hz))
             # the braking evidence must be measured: flexion of lost rows, or re-anchored just after a gap,
             # is the estimator's guess (a plant decision cannot rest on it)
