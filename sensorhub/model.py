@@ -5,7 +5,8 @@ All arrays are float64 in SI units (see ``sensorhub.conventions``); rows of NaN 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -110,6 +111,35 @@ class LegSamples:
 
     def __len__(self) -> int:
         return int(self.t_s.shape[0])
+
+    def slice(self, sl: builtins.slice) -> LegSamples:
+        """The rows in ``sl`` (views of the arrays, no copy)."""
+        return LegSamples(
+            self.leg_id,
+            self.t_s[sl],
+            self.thigh_acc_m_s2[sl],
+            self.thigh_gyr_rad_s[sl],
+            self.shank_acc_m_s2[sl],
+            self.shank_gyr_rad_s[sl],
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[LegSamples], leg_id: str | None = None) -> LegSamples:
+        """``parts`` joined in order, as ``leg_id`` (default: the first part's leg)."""
+        return cls(
+            parts[0].leg_id if leg_id is None else leg_id,
+            np.concatenate([p.t_s for p in parts]),
+            np.concatenate([p.thigh_acc_m_s2 for p in parts]),
+            np.concatenate([p.thigh_gyr_rad_s for p in parts]),
+            np.concatenate([p.shank_acc_m_s2 for p in parts]),
+            np.concatenate([p.shank_gyr_rad_s for p in parts]),
+        )
+
+    @classmethod
+    def empty(cls, leg_id: str) -> LegSamples:
+        """No samples (e.g. the final step of a stream)."""
+        none = np.empty((0, 3))
+        return cls(leg_id, np.empty(0), none, none, none, none)
 
 
 @dataclass(frozen=True, slots=True)

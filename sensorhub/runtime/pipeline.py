@@ -142,7 +142,7 @@ class Pipeline:
             # the reason is kept for the report and every raw packet stays recorded.
             self.calibration_errors[leg_id] = str(exc)
             return None
-        result = self._analyse(_no_samples(leg_id), angles, knee.rate_hz)
+        result = self._analyse(LegSamples.empty(leg_id), angles, knee.rate_hz)
         tail = self._detectors[leg_id].finish() if leg_id in self._detectors else []
         if result is None and tail:
             result = LegOutput(leg_id, angles)
@@ -214,11 +214,6 @@ class Pipeline:
 
     def stats(self) -> dict[str, SensorStats]:
         return self.front.stats()
-
-
-def _no_samples(leg_id: str) -> LegSamples:
-    empty = np.empty((0, 3))
-    return LegSamples(leg_id, np.empty(0), empty, empty, empty, empty)
 
 
 def sensor_refs_from_meta(sensors: Iterable[dict[str, str]]) -> list[SensorRef]:

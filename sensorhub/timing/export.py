@@ -20,17 +20,7 @@ def concat_legs(chunks: Iterable[LegSamples]) -> dict[str, LegSamples]:
     by_leg: dict[str, list[LegSamples]] = {}
     for chunk in chunks:
         by_leg.setdefault(chunk.leg_id, []).append(chunk)
-    return {
-        leg_id: LegSamples(
-            leg_id,
-            np.concatenate([c.t_s for c in parts]),
-            np.concatenate([c.thigh_acc_m_s2 for c in parts]),
-            np.concatenate([c.thigh_gyr_rad_s for c in parts]),
-            np.concatenate([c.shank_acc_m_s2 for c in parts]),
-            np.concatenate([c.shank_gyr_rad_s for c in parts]),
-        )
-        for leg_id, parts in by_leg.items()
-    }
+    return {leg_id: LegSamples.concat(parts) for leg_id, parts in by_leg.items()}
 
 
 def run_front(
