@@ -14,11 +14,11 @@ from sensorhub.analysis import detect_events, event_to_json
 from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
 from sensorhub.kinematics import estimate_knee_angles
 from sensorhub.offline.analyze import read_recording_legs
+from sensorhub.recording import RecordingWriter
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline, sensor_refs_from_meta
-from sensorhub.sinks.recorder import RecordingWriter
 from sensorhub.sources.base import IteratorSource
 
 

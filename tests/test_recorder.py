@@ -15,9 +15,10 @@ import pytest
 from sensorhub.conventions import ANALYZE_CSV_HEADER
 from sensorhub.errors import RecordingError, SinkError
 from sensorhub.model import RawPacket
-from sensorhub.sinks.recorder import BackgroundRecorder, RecordingWriter
+from sensorhub.recording import RecordingWriter, read_recording
+from sensorhub.sinks.recorder import BackgroundRecorder
 from sensorhub.sources.base import PacketQueue
-from sensorhub.sources.replay import ReplaySource, read_recording
+from sensorhub.sources.replay import ReplaySource
 from sensorhub.timing import Front
 from sensorhub.timing.export import concat_legs, export_recording_csv, recording_legs, run_front
 

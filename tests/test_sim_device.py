@@ -627,7 +627,7 @@ def test_firmware_sim_drills_lists_every_drill(capsys: pytest.CaptureFixture[str
 def test_firmware_sim_record_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from firmware_sim.cli import main
     from sensorhub.conventions import ANALYZE_CSV_HEADER
-    from sensorhub.sources.replay import read_recording
+    from sensorhub.recording import read_recording
 
     out = tmp_path / "session"
     argv = [

@@ -460,7 +460,7 @@ def test_any_loss_duplication_and_swaps_keep_the_stream_consistent(
 def test_front_on_a_firmware_sim_recording(tmp_path: Path) -> None:
     """The independent encoder, its link model (connection events, loss, reordering) and clock errors."""
     cli = pytest.importorskip("firmware_sim.cli")
-    from sensorhub.sources.replay import read_recording
+    from sensorhub.recording import read_recording
     from sensorhub.timing.export import recording_legs
 
     out = tmp_path / "session"

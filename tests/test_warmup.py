@@ -17,7 +17,7 @@ import sys
 from numba.core.registry import CPUDispatcher
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.warmup import warmup
-from sensorhub.sources.replay import read_recording
+from sensorhub.recording import read_recording
 
 
 def overloads():

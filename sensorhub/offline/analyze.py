@@ -131,7 +131,7 @@ def read_analyze_csv(path: Path, side: str = "right") -> AnalyzeInput:
 def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
     """The legs of a sensorhub raw recording, through the live pipeline's own front (decode, clock
     mapping, thigh + shank on one grid). ``side`` keeps only legs of that side."""
-    from sensorhub.sources.replay import read_recording
+    from sensorhub.recording import read_recording
     from sensorhub.timing import Front
     from sensorhub.timing.export import run_front
 

@@ -5,36 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sensorhub.config import load_config
-from sensorhub.model import SensorRef
+from sensorhub.recording import RecordingWriter, recording_meta
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.replay import ReplayResult, print_report
 from sensorhub.runtime.sources import make_source
-from sensorhub.sinks.recorder import RecordingWriter
-
-
-def recording_meta(
-    sensors: Sequence[SensorRef], protocols: Mapping[str, str], extra: Mapping[str, object] | None = None
-) -> dict[str, object]:
-    """Metadata of a raw recording: the sensors with their placement and protocol, and when."""
-    meta = dict(extra or {})
-    meta["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    meta["sensors"] = [
-        {
-            "sensor_id": s.sensor_id,
-            "athlete": s.athlete,
-            "side": str(s.side),
-            "segment": str(s.segment),
-            "protocol": protocols.get(s.sensor_id, "sensorhub-v1"),
-        }
-        for s in sensors
-    ]
-    return meta
 
 
 def new_recording_path(directory: Path) -> Path:

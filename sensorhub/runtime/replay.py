@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from sensorhub.model import KneeAngles
+from sensorhub.recording import read_recording
 from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
-from sensorhub.sources.replay import ReplaySource, read_recording
+from sensorhub.sources.replay import ReplaySource
 from sensorhub.timing import SensorStats
 
 

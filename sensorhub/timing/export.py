@@ -11,7 +11,7 @@ import numpy as np
 from sensorhub.conventions import ANALYZE_CSV_HEADER
 from sensorhub.errors import InputError
 from sensorhub.model import LegSamples, RawPacket
-from sensorhub.sources.replay import Recording, read_recording
+from sensorhub.recording import Recording, read_recording
 from sensorhub.timing.front import Front, SensorStats
 
 
