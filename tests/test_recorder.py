@@ -15,12 +15,12 @@ import pytest
 from sensorhub.conventions import ANALYZE_CSV_HEADER
 from sensorhub.errors import RecordingError, SinkError
 from sensorhub.model import RawPacket
+from sensorhub.offline.export import concat_legs, export_recording_csv, recording_legs, run_front
 from sensorhub.recording import RecordingWriter, read_recording
 from sensorhub.sinks.recorder import BackgroundRecorder
 from sensorhub.sources.base import PacketQueue
 from sensorhub.sources.replay import ReplaySource
 from sensorhub.timing import Front
-from sensorhub.timing.export import concat_legs, export_recording_csv, recording_legs, run_front
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_timing import SENSORS, two_sensor_packets

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensorhub.model import LegSamples, RawPacket, Segment, SensorRef, Side, TimedSamples
+from sensorhub.offline.export import concat_legs
 from sensorhub.protocol import decode_packet
 from sensorhub.timing import Front, LegAligner, SensorClock
-from sensorhub.timing.export import concat_legs
 
 G = 9.80665
 ACC_SCALE = 16 * G / 32768  # m/s^2 per LSB at +-16 g
@@ -460,8 +460,8 @@ def test_any_loss_duplication_and_swaps_keep_the_stream_consistent(
 def test_front_on_a_firmware_sim_recording(tmp_path: Path) -> None:
     """The independent encoder, its link model (connection events, loss, reordering) and clock errors."""
     cli = pytest.importorskip("firmware_sim.cli")
+    from sensorhub.offline.export import recording_legs
     from sensorhub.recording import read_recording
-    from sensorhub.timing.export import recording_legs
 
     out = tmp_path / "session"
     argv = ["record", "--drill", "drop_jump", "--out", str(out), "--reps", "2", "--seed", "5"]

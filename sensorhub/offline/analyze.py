@@ -131,9 +131,9 @@ def read_analyze_csv(path: Path, side: str = "right") -> AnalyzeInput:
 def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
     """The legs of a sensorhub raw recording, through the live pipeline's own front (decode, clock
     mapping, thigh + shank on one grid). ``side`` keeps only legs of that side."""
+    from sensorhub.offline.export import run_front
     from sensorhub.recording import read_recording
     from sensorhub.timing import Front
-    from sensorhub.timing.export import run_front
 
     rec = read_recording(path)
     refs = [r for r in rec.sensors if side is None or r.side == side]
