@@ -11,11 +11,11 @@ from firmware_sim.athletes import SimulatedAthlete
 from firmware_sim.body import simulate
 from firmware_sim.transports.inprocess import InProcessTransport
 from sensorhub.analysis import detect_events, event_to_json
+from sensorhub.bus import Bus
 from sensorhub.cues import DEFAULT_RULES, Cue, CueEngine, parse_rules
 from sensorhub.kinematics import estimate_knee_angles
 from sensorhub.offline.analyze import read_recording_legs
 from sensorhub.recording import RecordingWriter
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline, sensor_refs_from_meta

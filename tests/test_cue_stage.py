@@ -7,10 +7,10 @@ import threading
 import numpy as np
 import pytest
 
+from sensorhub.bus import Bus
 from sensorhub.cues import Clip, CueAudio
 from sensorhub.model import Event, KneeAngles
 from sensorhub.runtime import cueing
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage, HostPlayer
 from sensorhub.runtime.pipeline import LegOutput
 

@@ -25,11 +25,11 @@ from conftest import IdleSource, leg_refs
 from services import VictoriaMetrics, free_port
 
 from sensorhub.analysis.metrics import LANDING_KEYS
+from sensorhub.bus import Bus
 from sensorhub.config import Config, InfluxConfig, ServiceConfig, SinksConfig
 from sensorhub.cues.engine import Cue
 from sensorhub.errors import SinkError
 from sensorhub.model import Event, KneeAngles, SensorRef
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sinks.influx import InfluxSink
 from sensorhub.sinks.spool import Spool

@@ -14,13 +14,13 @@ import aiomqtt
 import pytest
 from services import Mosquitto
 
+from sensorhub.bus import Bus
 from sensorhub.config import Config, load_config
 from sensorhub.errors import ProtocolError
 from sensorhub.model import Segment, SensorRef, Side
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import Claim, Offer
 from sensorhub.mqtt.gateway import Gateway, GatewayTiming
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.sources import make_source, simulated_source

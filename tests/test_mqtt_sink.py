@@ -27,6 +27,7 @@ from services import Mosquitto, free_port
 from firmware_sim.athletes import SimulatedAthlete
 from firmware_sim.body import simulate
 from firmware_sim.transports.inprocess import InProcessTransport
+from sensorhub.bus import Bus
 from sensorhub.config import (
     BrokerConfig,
     Config,
@@ -39,7 +40,6 @@ from sensorhub.cues import DEFAULT_RULES, Cue, parse_rules
 from sensorhub.model import Event, KneeAngles, RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.sink import MqttSink
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.pipeline import sensor_refs_from_meta
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import IteratorSource, PacketSource

@@ -13,10 +13,10 @@ from firmware_sim.athletes import SimulatedAthlete
 from firmware_sim.body import simulate
 from firmware_sim.cli import main as firmware_sim_main
 from firmware_sim.transports.inprocess import InProcessTransport
+from sensorhub.bus import Bus
 from sensorhub.cli import main as sensorhub_main
 from sensorhub.model import Segment, SensorRef, Side
 from sensorhub.recording import RecordingWriter
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.replay import ReplayResult, replay_async

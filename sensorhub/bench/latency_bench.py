@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
+from sensorhub.bus import Bus
 from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.warmup import warmup

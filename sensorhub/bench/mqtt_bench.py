@@ -69,7 +69,7 @@ def _worker_process(
     reports: mp.Queue[Any],
     stop: Any,  # multiprocessing Event
 ) -> None:
-    from sensorhub.runtime.bus import Bus
+    from sensorhub.bus import Bus
     from sensorhub.runtime.live import LiveRunner
     from sensorhub.runtime.pipeline import Pipeline
     from sensorhub.runtime.warmup import warmup
@@ -238,11 +238,11 @@ def measure_result_events(port: int, n_events: int) -> float:
 
     import aiomqtt
 
+    from sensorhub.bus import Bus
     from sensorhub.config import Config, MqttConfig, SinksConfig
     from sensorhub.model import Event
     from sensorhub.mqtt import topics
     from sensorhub.mqtt.sink import MqttSink
-    from sensorhub.runtime.bus import Bus
 
     config = replace(
         Config(),

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
+from sensorhub.bus import Bus, Message, Subscription
 from sensorhub.config import Config
 from sensorhub.kinematics import concat_angles
 from sensorhub.model import KneeAngles
 from sensorhub.mqtt import payloads, topics
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
-from sensorhub.runtime.bus import Bus, Message, Subscription
 from sensorhub.timing.decimate import Decimator
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ import contextlib
 import time
 from pathlib import Path
 
+from sensorhub.bus import Bus
 from sensorhub.config import load_config
 from sensorhub.recording import RecordingWriter, recording_meta
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.replay import ReplayResult, print_report

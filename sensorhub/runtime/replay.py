@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from sensorhub.bus import Bus
 from sensorhub.model import KneeAngles
 from sensorhub.recording import read_recording
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.sources.replay import ReplaySource

@@ -21,12 +21,12 @@ from typing import Any
 
 import uvicorn
 
+from sensorhub.bus import Bus
 from sensorhub.config import Config, data_dir, history_path
 from sensorhub.cues import CueAudio, CueEngine
 from sensorhub.errors import SensorhubError
 from sensorhub.model import SensorRef
 from sensorhub.recording import RecordingWriter, recording_meta
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage, HostPlayer
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path

@@ -43,10 +43,10 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 from influxdb_client.service.write_service import WriteService
 
+from sensorhub.bus import Bus, Message, Subscription
 from sensorhub.config import Config, InfluxConfig, data_dir
 from sensorhub.errors import SinkError
 from sensorhub.model import Event, KneeAngles
-from sensorhub.runtime.bus import Bus, Message, Subscription
 from sensorhub.sinks.influx_schema import (
     SCHEMA,
     TagSource,

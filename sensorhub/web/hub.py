@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from sensorhub.bus import Bus, Message
 from sensorhub.model import KneeAngles
-from sensorhub.runtime.bus import Bus, Message
 from sensorhub.timing.decimate import Decimator
 from sensorhub.web.protocol import PROTOCOL_VERSION
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.bus import Bus, Message
 from sensorhub.cues.rules import CueRuleSet
 from sensorhub.errors import SensorhubError
 from sensorhub.model import Event, KneeAngles, LegCalibration
@@ -32,7 +33,6 @@ from sensorhub.rehab.progression import (
     recommend_for,
     record_recommendation,
 )
-from sensorhub.runtime.bus import Bus, Message
 from sensorhub.sinks.store import (
     PAIN_CONTEXTS,
     PHASE_ACTIONS,
