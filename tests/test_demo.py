@@ -18,8 +18,8 @@ import pytest
 import websockets
 
 from sensorhub.bench.services import free_port
+from sensorhub.history import HistoryStore
 from sensorhub.recording import read_recording
-from sensorhub.sinks.store import HistoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

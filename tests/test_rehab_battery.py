@@ -15,6 +15,7 @@ import pytest
 from firmware_sim.athletes import make_leg_csv_arrays, simulate_motion
 from sensorhub.bench.events_accuracy import detect_leg
 from sensorhub.conventions import GRAVITY_M_S2
+from sensorhub.history import HistoryStore
 from sensorhub.model import LegSamples
 from sensorhub.rehab.battery import (
     BATTERY,
@@ -26,7 +27,6 @@ from sensorhub.rehab.battery import (
     record_battery,
     stored_batteries,
 )
-from sensorhub.sinks.store import HistoryStore
 
 ATHLETE = "ben"
 T0 = 1_767_000_000.0

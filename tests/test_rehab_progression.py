@@ -16,6 +16,7 @@ from conftest import ARTIFACTS
 from firmware_sim.athletes import make_leg_csv_arrays, simulate_motion
 from sensorhub.analysis import detect_events
 from sensorhub.cli import main
+from sensorhub.history import AthletePlan, HistoryStore, PainEntry, PhaseChange, StoredEvent
 from sensorhub.kinematics import estimate_knee_angles
 from sensorhub.model import Event, LegSamples
 from sensorhub.rehab.curves import Curve, extract_curve
@@ -29,7 +30,6 @@ from sensorhub.rehab.progression import (
     recommend_for,
     record_recommendation,
 )
-from sensorhub.sinks.store import AthletePlan, HistoryStore, PainEntry, PhaseChange, StoredEvent
 
 UTC = dt.UTC
 MONDAY_S = dt.datetime(2024, 1, 1, 9, 0, tzinfo=UTC).timestamp()  # 2024-01-01 is a Monday

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sensorhub.errors import SinkError
-from sensorhub.sinks.store import (
+from sensorhub.history import (
     MIGRATIONS,
     SCHEMA_VERSION,
     AthletePlan,

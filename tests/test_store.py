@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sensorhub.errors import SinkError
-from sensorhub.sinks.store import SCHEMA_VERSION, HistoryStore, PainEntry, migrate
+from sensorhub.history import SCHEMA_VERSION, HistoryStore, PainEntry, migrate
 
 
 def test_fresh_database_is_migrated_and_versioned(tmp_path: Path) -> None:

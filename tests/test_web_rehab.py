@@ -21,10 +21,10 @@ from conftest import IdleSource, leg_refs
 from sensorhub.cli import main as cli_main
 from sensorhub.config import Config, ServiceConfig
 from sensorhub.cues import DEFAULT_RULES, parse_rules
+from sensorhub.history import HistoryStore
 from sensorhub.model import Event, KneeAngles, SensorRef
 from sensorhub.rehab.program import find_program
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
-from sensorhub.sinks.store import HistoryStore
 from sensorhub.sources.base import PacketSource
 
 ATHLETES = ("ana", "ben")

@@ -211,7 +211,7 @@ def store_analysis(history: Path, athlete: str, inputs: list[tuple[AnalyzeInput,
     import time
     import uuid
 
-    from sensorhub.sinks.store import HistoryStore
+    from sensorhub.history import HistoryStore
 
     now_s = time.time()
     session_id = uuid.uuid4().hex[:16]

@@ -26,15 +26,7 @@ from typing import Any
 from sensorhub.analysis.symmetry import limb_symmetry
 from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import ConfigError, InputError, SinkError
-from sensorhub.model import Event
-from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
-from sensorhub.rehab.curves import CURVE_POINTS, Curve
-from sensorhub.rehab.export import leg_side, write_events_csv
-from sensorhub.rehab.load import weekly_loads
-from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
-from sensorhub.rehab.progression import load_side
-from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
-from sensorhub.sinks.store import (
+from sensorhub.history import (
     AthletePlan,
     HistoryStore,
     PainEntry,
@@ -44,6 +36,14 @@ from sensorhub.sinks.store import (
     StoredSession,
     StoredSet,
 )
+from sensorhub.model import Event
+from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
+from sensorhub.rehab.curves import CURVE_POINTS, Curve
+from sensorhub.rehab.export import leg_side, write_events_csv
+from sensorhub.rehab.load import weekly_loads
+from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
+from sensorhub.rehab.progression import load_side
+from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
 from sensorhub.web.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
 
 # The metric that picks an event type's representative curve (the event with its median value).

@@ -25,6 +25,7 @@ from sensorhub.bus import Bus
 from sensorhub.config import Config, data_dir, history_path
 from sensorhub.cues import CueAudio, CueEngine
 from sensorhub.errors import SensorhubError
+from sensorhub.history import HistoryStore
 from sensorhub.model import SensorRef
 from sensorhub.recording import RecordingWriter, recording_meta
 from sensorhub.runtime.cueing import CueStage, HostPlayer
@@ -32,7 +33,6 @@ from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path
 from sensorhub.runtime.warmup import warmup
 from sensorhub.sinks.recorder import BackgroundRecorder
-from sensorhub.sinks.store import HistoryStore
 from sensorhub.sources.base import PacketSource
 from sensorhub.web.app import WebContext, create_app
 from sensorhub.web.auth import AccessPolicy

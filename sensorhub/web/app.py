@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sensorhub.cues import CueAudio
 from sensorhub.errors import ConfigError, InputError, SinkError
-from sensorhub.sinks.store import HistoryStore
+from sensorhub.history import HistoryStore
 from sensorhub.web.auth import AccessPolicy
 from sensorhub.web.health import HealthReporter
 from sensorhub.web.hub import Hub, encode

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorhub.errors import ConfigError, InputError
+from sensorhub.history import INVOLVED_SIDES, AthletePlan, HistoryStore, PhaseChange
 from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import (
     DEFAULT_MAX_WEEKLY_INCREASE_PCT,
@@ -25,7 +26,6 @@ from sensorhub.rehab.program import (
     find_program,
 )
 from sensorhub.rehab.progression import gather_history, load_side
-from sensorhub.sinks.store import INVOLVED_SIDES, AthletePlan, HistoryStore, PhaseChange
 from sensorhub.web.targets import Target
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,15 @@ from sensorhub.analysis.symmetry import limb_symmetry
 from sensorhub.bus import Bus, Message
 from sensorhub.cues.rules import CueRuleSet
 from sensorhub.errors import SensorhubError
+from sensorhub.history import (
+    PAIN_CONTEXTS,
+    PHASE_ACTIONS,
+    SESSION_KINDS,
+    AthletePlan,
+    HistoryStore,
+    PainEntry,
+    PhaseChange,
+)
 from sensorhub.model import Event, KneeAngles, LegCalibration
 from sensorhub.rehab.curves import AngleRing
 from sensorhub.rehab.fatigue import FatigueMonitor, FatigueStatus
@@ -32,15 +41,6 @@ from sensorhub.rehab.progression import (
     apply_decision,
     recommend_for,
     record_recommendation,
-)
-from sensorhub.sinks.store import (
-    PAIN_CONTEXTS,
-    PHASE_ACTIONS,
-    SESSION_KINDS,
-    AthletePlan,
-    HistoryStore,
-    PainEntry,
-    PhaseChange,
 )
 from sensorhub.web.rehab import plan_json, target_of
 from sensorhub.web.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS, Target, grade, targets_with
