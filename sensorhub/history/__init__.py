@@ -2,16 +2,13 @@
 (sessions, sets, events with metrics and curves, cues, pain, plans, phase changes, recommendations,
 calibrations, batteries), and the store that writes off the event loop and reads its own writes."""
 
-from sensorhub.history.store import (
+from sensorhub.history.records import (
     INVOLVED_SIDES,
-    MIGRATIONS,
     PAIN_CONTEXTS,
     PHASE_ACTIONS,
-    SCHEMA_VERSION,
     SESSION_KINDS,
     AthletePlan,
     CalibrationRecord,
-    HistoryStore,
     PainEntry,
     PhaseChange,
     StoredDecision,
@@ -19,8 +16,9 @@ from sensorhub.history.store import (
     StoredRecommendation,
     StoredSession,
     StoredSet,
-    migrate,
 )
+from sensorhub.history.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from sensorhub.history.store import HistoryStore
 
 __all__ = [
     "INVOLVED_SIDES",

@@ -4,7 +4,7 @@ Writes never run on the event loop: every ``record_*`` call only enqueues a stat
 thread, which commits in batches. Reads (history pages, thresholds at start-up) open their own
 connection, after committing whatever this store enqueued before (a store reads its own writes);
 callers on the loop run them with ``asyncio.to_thread``. The schema version lives in
-``PRAGMA user_version`` and grows only through the ordered ``MIGRATIONS`` below.
+``PRAGMA user_version`` and grows only through the ordered ``MIGRATIONS`` (:mod:`.schema`).
 """
 
 from __future__ import annotations
@@ -18,180 +18,34 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sensorhub.errors import SinkError
+from sensorhub.history.records import (
+    INVOLVED_SIDES,
+    PAIN_CONTEXTS,
+    PHASE_ACTIONS,
+    SESSION_KINDS,
+    AthletePlan,
+    CalibrationRecord,
+    PainEntry,
+    PhaseChange,
+    StoredDecision,
+    StoredEvent,
+    StoredRecommendation,
+    StoredSession,
+    StoredSet,
+)
+from sensorhub.history.schema import migrate
 
 log = logging.getLogger(__name__)
-
-# Each entry upgrades the schema from version i to i + 1; never edit a shipped entry, append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE athletes (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL DEFAULT '',
-        created_s REAL NOT NULL
-    );
-    CREATE TABLE sessions (
-        id TEXT PRIMARY KEY,
-        athlete_id TEXT NOT NULL REFERENCES athletes(id),
-        started_s REAL NOT NULL,
-        ended_s REAL
-    );
-    CREATE TABLE sets (
-        id TEXT PRIMARY KEY,
-        session_id TEXT NOT NULL REFERENCES sessions(id),
-        athlete_id TEXT NOT NULL REFERENCES athletes(id),
-        drill TEXT NOT NULL,
-        set_no INTEGER NOT NULL,
-        started_s REAL NOT NULL,
-        ended_s REAL,
-        reps INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        set_id TEXT,
-        leg_id TEXT NOT NULL,
-        type TEXT NOT NULL,
-        t_s REAL NOT NULL,
-        control_score REAL,
-        metrics_json TEXT NOT NULL
-    );
-    CREATE INDEX events_by_athlete ON events(athlete_id, t_s);
-    CREATE TABLE cues (
-        id INTEGER PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        set_id TEXT,
-        leg_id TEXT NOT NULL,
-        phrase TEXT NOT NULL,
-        rule TEXT NOT NULL,
-        priority INTEGER NOT NULL,
-        t_s REAL NOT NULL,
-        latency_s REAL
-    );
-    CREATE TABLE pain (
-        id INTEGER PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        set_id TEXT,
-        t_s REAL NOT NULL,
-        pain INTEGER NOT NULL CHECK (pain BETWEEN 0 AND 10),
-        threshold INTEGER NOT NULL,
-        flagged INTEGER NOT NULL
-    );
-    CREATE TABLE thresholds (
-        athlete_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        value REAL NOT NULL,
-        updated_s REAL NOT NULL,
-        PRIMARY KEY (athlete_id, name)
-    );
-    """,
-    # 2: the rehab workflow (programs, phases, pain-guided progression, curves, calibrations, home sessions).
-    """
-    CREATE TABLE athlete_plans (
-        athlete_id TEXT PRIMARY KEY REFERENCES athletes(id),
-        program TEXT NOT NULL,
-        phase_index INTEGER NOT NULL CHECK (phase_index >= 0),
-        involved_side TEXT NOT NULL CHECK (involved_side IN ('left', 'right', 'both')),
-        pain_threshold INTEGER NOT NULL CHECK (pain_threshold BETWEEN 0 AND 10),
-        updated_s REAL NOT NULL
-    );
-    CREATE TABLE phase_history (
-        id INTEGER PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        program TEXT NOT NULL,
-        from_phase INTEGER,
-        to_phase INTEGER NOT NULL CHECK (to_phase >= 0),
-        t_s REAL NOT NULL,
-        by TEXT NOT NULL DEFAULT '',
-        reason TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX phase_history_by_athlete ON phase_history(athlete_id, t_s);
-    CREATE TABLE recommendations (
-        id TEXT PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        session_id TEXT,
-        program TEXT NOT NULL,
-        phase_index INTEGER NOT NULL,
-        action TEXT NOT NULL CHECK (action IN ('advance', 'hold', 'step_back')),
-        reasons_json TEXT NOT NULL,
-        t_s REAL NOT NULL
-    );
-    CREATE INDEX recommendations_by_athlete ON recommendations(athlete_id, t_s);
-    CREATE TABLE decisions (
-        id INTEGER PRIMARY KEY,
-        recommendation_id TEXT NOT NULL REFERENCES recommendations(id),
-        athlete_id TEXT NOT NULL,
-        decision TEXT NOT NULL CHECK (decision IN ('advance', 'hold', 'step_back')),
-        note TEXT NOT NULL DEFAULT '',
-        by TEXT NOT NULL DEFAULT '',
-        t_s REAL NOT NULL
-    );
-    CREATE TABLE calibrations (
-        id INTEGER PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        leg_id TEXT NOT NULL,
-        session_id TEXT,
-        t_s REAL NOT NULL,
-        quality_json TEXT NOT NULL
-    );
-    ALTER TABLE pain ADD COLUMN context TEXT NOT NULL DEFAULT 'after'
-        CHECK (context IN ('during', 'after', 'next_morning'));
-    ALTER TABLE pain ADD COLUMN session_id TEXT;
-    ALTER TABLE events ADD COLUMN curve_json TEXT;
-    ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'clinic' CHECK (kind IN ('clinic', 'home'));
-    """,
-    """
-    CREATE TABLE batteries (
-        id INTEGER PRIMARY KEY,
-        athlete_id TEXT NOT NULL,
-        session_id TEXT NOT NULL,
-        t_s REAL NOT NULL,
-        results_json TEXT NOT NULL
-    );
-    CREATE INDEX batteries_by_athlete ON batteries(athlete_id, t_s);
-    """,
-    # 4: the fatigue finding of a set (within-set drift of control metrics, sensorhub.rehab.fatigue).
-    """
-    ALTER TABLE sets ADD COLUMN fatigue_json TEXT;
-    """,
-    # 5: one battery per session (computing it again replaces it; earlier duplicates: the latest kept).
-    """
-    DELETE FROM batteries WHERE id NOT IN (SELECT MAX(id) FROM batteries GROUP BY athlete_id, session_id);
-    CREATE UNIQUE INDEX batteries_by_session ON batteries(athlete_id, session_id);
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-PAIN_CONTEXTS = ("during", "after", "next_morning")
-"""When pain was felt: during a set, after it (the default, and what version-1 rows were), next morning."""
-SESSION_KINDS = ("clinic", "home")
-PHASE_ACTIONS = ("advance", "hold", "step_back")
-"""A progression recommendation, and a coach's decision on it."""
-INVOLVED_SIDES = ("left", "right", "both")
 
 # The writer commits when this many statements are pending or this long after the first one.
 BATCH_MAX = 500
 BATCH_MAX_WAIT_S = 0.2
 
 _STOP = object()
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to ``SCHEMA_VERSION``; returns the version found before."""
-    (found,) = conn.execute("PRAGMA user_version").fetchone()
-    if found > SCHEMA_VERSION:
-        raise SinkError(
-            f"history database schema version {found} is newer than this sensorhub ({SCHEMA_VERSION}); "
-            "upgrade sensorhub or point service.data_dir elsewhere"
-        )
-    for version in range(found, SCHEMA_VERSION):
-        # One transaction per step: a failed migration leaves the previous version intact.
-        conn.executescript(f"BEGIN; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;")
-    return int(found)
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -201,122 +55,6 @@ def _finite_or_none(value: float) -> float | None:
 def _one_of(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise SinkError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class PainEntry:
-    """Pain 0-10. ``session_id`` places entries without a set (next-morning pain belongs to the session
-    of the day before); read back, it is filled from the set when the entry has one."""
-
-    athlete_id: str
-    set_id: str | None
-    t_s: float
-    pain: int
-    threshold: int
-    flagged: bool
-    context: str = "after"
-    session_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AthletePlan:
-    """An athlete's rehab plan: the program (its name, ``configs/programs/NAME.toml``), the current phase
-    (0-based), the involved side and the pain threshold (0-10) above which load is reduced."""
-
-    athlete_id: str
-    program: str
-    phase_index: int
-    involved_side: str
-    pain_threshold: int
-    updated_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseChange:
-    """A move between phases; ``from_phase`` is None when a plan starts. ``by``: who (coach, CLI)."""
-
-    athlete_id: str
-    program: str
-    from_phase: int | None
-    to_phase: int
-    t_s: float
-    by: str = ""
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDecision:
-    recommendation_id: str
-    decision: str
-    note: str
-    by: str
-    t_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecommendation:
-    """A recommendation after a session; ``reasons``: one JSON object per criterion (see
-    ``sensorhub.rehab.progression``); ``decision``: the coach's latest decision on it, if any."""
-
-    id: str
-    athlete_id: str
-    session_id: str | None
-    program: str
-    phase_index: int
-    action: str
-    reasons: list[dict[str, Any]]
-    t_s: float
-    decision: StoredDecision | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSession:
-    id: str
-    athlete_id: str
-    started_s: float
-    ended_s: float | None
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSet:
-    id: str
-    session_id: str
-    athlete_id: str
-    drill: str
-    set_no: int
-    started_s: float
-    ended_s: float | None
-    reps: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event as stored; ``session_id`` and ``drill`` come from its set (None outside a set).
-    ``curve``: e.g. ``{"flexion_deg": [101 values], "valgus_deg": [...]}`` when one was stored."""
-
-    id: int
-    athlete_id: str
-    session_id: str | None
-    set_id: str | None
-    drill: str | None
-    leg_id: str
-    type: str
-    t_s: float
-    control_score: float | None
-    metrics: dict[str, float]
-    curve: dict[str, list[float | None]] | None
-
-
-@dataclass(frozen=True, slots=True)
-class CalibrationRecord:
-    """A leg's calibration result: ``quality`` holds the report's figures (residual, spread, bends...)."""
-
-    athlete_id: str
-    leg_id: str
-    session_id: str | None
-    t_s: float
-    quality: dict[str, Any]
 
 
 class HistoryStore:
