@@ -99,7 +99,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from sensorhub.web.rehab import plan_main
+    from sensorhub.rehab.plans import plan_main
 
     return plan_main(
         args.athlete, args.program, args.phase, args.pain_threshold, args.side, args.db, args.config

@@ -44,7 +44,7 @@ from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
 from sensorhub.rehab.progression import load_side
 from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
-from sensorhub.web.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
+from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
 
 # The metric that picks an event type's representative curve (the event with its median value).
 REPRESENTATIVE_METRIC = {"rep": "depth_deg", "landing": "peak_flexion_deg", "cut": "flexion_at_plant_deg"}

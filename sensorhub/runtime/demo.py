@@ -29,10 +29,10 @@ from typing import Any
 from sensorhub.config import Config, load_config
 from sensorhub.errors import ConfigError, SourceError
 from sensorhub.model import RawPacket, Segment, SensorRef, Side
+from sensorhub.rehab.session import SessionError
 from sensorhub.runtime.pipeline import LatencyRecorder
 from sensorhub.runtime.service import ServiceHandle, Stage, serve, serve_in_thread
 from sensorhub.sources.base import LinkState, PacketQueue, PacketSource, SensorLink
-from sensorhub.web.session import SessionError
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ from sensorhub.errors import SensorhubError
 from sensorhub.history import HistoryStore
 from sensorhub.model import SensorRef
 from sensorhub.recording import RecordingWriter, recording_meta
+from sensorhub.rehab.plans import program_phrases, saved_plans
+from sensorhub.rehab.session import SessionManager
 from sensorhub.runtime.cueing import CueStage, HostPlayer
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path
@@ -38,8 +40,6 @@ from sensorhub.web.app import WebContext, create_app
 from sensorhub.web.auth import AccessPolicy
 from sensorhub.web.health import HealthReporter, MeasuredPipeline, ServiceState
 from sensorhub.web.hub import Hub
-from sensorhub.web.rehab import program_phrases, saved_plans
-from sensorhub.web.session import SessionManager
 
 log = logging.getLogger(__name__)
 

@@ -60,8 +60,8 @@ from sensorhub.sinks.spool import Spool
 from sensorhub.timing.decimate import Decimator
 
 if TYPE_CHECKING:
+    from sensorhub.rehab.session import SessionManager
     from sensorhub.runtime.service import ServiceHandle, Stage
-    from sensorhub.web.session import SessionManager
 
 log = logging.getLogger(__name__)
 

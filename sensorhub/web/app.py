@@ -37,12 +37,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from sensorhub.cues import CueAudio
 from sensorhub.errors import ConfigError, InputError, SinkError
 from sensorhub.history import HistoryStore
+from sensorhub.rehab.plans import plan_edit, program_names, rehab_history, write_plan
+from sensorhub.rehab.session import SessionError, SessionManager
 from sensorhub.web.auth import AccessPolicy
 from sensorhub.web.health import HealthReporter
 from sensorhub.web.hub import Hub, encode
 from sensorhub.web.protocol import WS_PATH
-from sensorhub.web.rehab import plan_edit, program_names, rehab_history, write_plan
-from sensorhub.web.session import SessionError, SessionManager
 
 # Commands an athlete's own token may send (the athlete view): pain entries and home sets.
 ATHLETE_ACTIONS = frozenset({"pain", "start", "stop"})

@@ -36,14 +36,14 @@ from sensorhub.history import (
 from sensorhub.model import Event, KneeAngles, LegCalibration
 from sensorhub.rehab.curves import AngleRing
 from sensorhub.rehab.fatigue import FatigueMonitor, FatigueStatus
+from sensorhub.rehab.plans import plan_json, target_of
 from sensorhub.rehab.program import Program
 from sensorhub.rehab.progression import (
     apply_decision,
     recommend_for,
     record_recommendation,
 )
-from sensorhub.web.rehab import plan_json, target_of
-from sensorhub.web.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS, Target, grade, targets_with
+from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS, Target, grade, targets_with
 
 LAST_CUES = 5
 PAIN_GUIDANCE = "Pain above threshold: reduce load and reassess before the next set."

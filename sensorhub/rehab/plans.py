@@ -26,7 +26,7 @@ from sensorhub.rehab.program import (
     find_program,
 )
 from sensorhub.rehab.progression import gather_history, load_side
-from sensorhub.web.targets import Target
+from sensorhub.rehab.targets import Target
 
 log = logging.getLogger(__name__)
 
