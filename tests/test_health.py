@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sensorhub.model import Segment, SensorRef, Side
+from sensorhub.runtime.health import HealthReporter, MeasuredPipeline
 from sensorhub.runtime.live import LiveStats
-from sensorhub.web.health import HealthReporter, MeasuredPipeline
 
 
 def test_rate_is_measured_over_a_window_whatever_the_callers() -> None:

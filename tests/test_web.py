@@ -28,9 +28,9 @@ from websockets.exceptions import ConnectionClosed
 from sensorhub.config import Config, ServiceConfig
 from sensorhub.cues import DEFAULT_RULES, Cue, audio_id, parse_rules
 from sensorhub.model import Event, KneeAngles, SensorRef
+from sensorhub.runtime.health import SensorLatencies
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import PacketSource
-from sensorhub.web.health import SensorLatencies
 from sensorhub.web.hub import ClientChannel
 
 ATHLETES = ("ana", "ben")

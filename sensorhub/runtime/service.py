@@ -31,6 +31,7 @@ from sensorhub.recording import RecordingWriter, recording_meta
 from sensorhub.rehab.plans import program_phrases, saved_plans
 from sensorhub.rehab.session import SessionManager
 from sensorhub.runtime.cueing import CueStage, HostPlayer
+from sensorhub.runtime.health import HealthReporter, MeasuredPipeline, ServiceState
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path
 from sensorhub.runtime.warmup import warmup
@@ -38,7 +39,6 @@ from sensorhub.sinks.recorder import BackgroundRecorder
 from sensorhub.sources.base import PacketSource
 from sensorhub.web.app import WebContext, create_app
 from sensorhub.web.auth import AccessPolicy
-from sensorhub.web.health import HealthReporter, MeasuredPipeline, ServiceState
 from sensorhub.web.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ async def serve(
         host,
         loop=asyncio.get_running_loop(),
     )
-    app = create_app(WebContext(hub, sessions, health, policy, store, audio))
+    app = create_app(WebContext(hub, sessions, health.report, policy, store, audio))
     server = _Server(
         uvicorn.Config(
             app,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,7 +41,6 @@ from sensorhub.history import HistoryStore
 from sensorhub.rehab.plans import plan_edit, program_names, rehab_history, write_plan
 from sensorhub.rehab.session import SessionError, SessionManager
 from sensorhub.web.auth import AccessPolicy
-from sensorhub.web.health import HealthReporter
 from sensorhub.web.hub import Hub, encode
 from sensorhub.web.protocol import WS_PATH
 
@@ -61,7 +61,7 @@ def static_dir() -> Path:
 class WebContext:
     hub: Hub
     sessions: SessionManager
-    health: HealthReporter
+    health: Callable[[], dict[str, Any]]  # the /health document (the runtime's HealthReporter.report)
     policy: AccessPolicy
     store: HistoryStore | None = None
     audio: CueAudio | None = None  # cue clips rendered at start-up, served to the athlete pages
@@ -102,7 +102,7 @@ def create_app(ctx: WebContext) -> Starlette:
     async def health(request: Request) -> Response:
         if not ctx.policy.is_coach(request):
             return unauthorized()
-        return JSONResponse(ctx.health.report())
+        return JSONResponse(ctx.health())
 
     async def athletes(request: Request) -> Response:
         if not ctx.policy.is_coach(request):
