@@ -13,11 +13,8 @@ import logging
 import queue
 import socket
 import threading
-import time
-from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -31,9 +28,11 @@ from sensorhub.recording import RecordingWriter, recording_meta
 from sensorhub.rehab.plans import program_phrases, saved_plans
 from sensorhub.rehab.session import SessionManager
 from sensorhub.runtime.cueing import CueStage, HostPlayer
+from sensorhub.runtime.handle import ServiceHandle, Stage
 from sensorhub.runtime.health import HealthReporter, MeasuredPipeline, ServiceState
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path
+from sensorhub.runtime.stages import cue_control_stage, influx_stage, mqtt_stage
 from sensorhub.runtime.warmup import warmup
 from sensorhub.sinks.recorder import BackgroundRecorder
 from sensorhub.sources.base import PacketSource
@@ -53,81 +52,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
-
-
-@dataclass(slots=True)
-class ServiceHandle:
-    """What a running service exposes to its caller (URLs, bus, state) and to extra stages."""
-
-    bus: Bus
-    runner: LiveRunner
-    pipeline: MeasuredPipeline
-    hub: Hub
-    sessions: SessionManager
-    health: HealthReporter
-    policy: AccessPolicy
-    store: HistoryStore | None
-    host: str
-    port: int = 0
-    started_s: float = field(default_factory=time.time)
-    loop: asyncio.AbstractEventLoop | None = None
-    # Counters of sink stages (name -> stats()), shown in /health under "sinks".
-    sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def urls(self) -> dict[str, str]:
-        token = self.policy.token
-        q = f"?token={token}" if token else ""
-        out = {
-            "coach": f"{self.base_url}/{q}",
-            "history": f"{self.base_url}/history{q}",
-            "health": f"{self.base_url}/health{q}",
-        }
-        for athlete in self.sessions.athletes:
-            t = f"&token={self.policy.athlete_token(athlete)}" if token else ""
-            out[f"athlete {athlete}"] = f"{self.base_url}/athlete?athlete={athlete}{t}"
-        return out
-
-
-Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]
-
-
-def cue_control_stage() -> Stage:
-    """Keeps the live cue stage in step with the coach: the drill chosen for a set, each athlete's
-    edited thresholds (bus topic ``thresholds``) and mute (``mute``) decide which rules fire, at what
-    limits, and whether anything is said."""
-
-    async def follow(handle: ServiceHandle) -> None:
-        cues = handle.runner.cues
-        if cues is None:
-            return
-
-        def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
-            if kind == "state" and fields.get("drill"):
-                cues.set_drill(athlete, str(fields["drill"]))
-
-        handle.sessions.add_listener(follow_drill)
-        for athlete, values in handle.sessions.all_thresholds().items():
-            cues.set_thresholds(athlete, values)
-        for athlete, rules in handle.sessions.all_rules().items():
-            cues.engine.set_rules(athlete, rules)  # a rehab plan's phase brings its own rules
-        sub = handle.bus.subscribe(["thresholds", "mute", "plan"], maxsize=1000)
-        try:
-            async for message in sub:
-                if message.topic == "mute":
-                    cues.mute(message.key, bool(message.payload["muted"]))
-                elif message.topic == "plan":
-                    cues.engine.set_rules(message.key, message.payload["rules"])
-                else:
-                    cues.set_thresholds(message.key, dict(message.payload["values"]))
-        finally:
-            sub.close()
-
-    return follow
 
 
 def _athlete_names(config: Config, sensor_refs: Sequence[SensorRef]) -> list[tuple[str, str]]:
@@ -159,13 +83,9 @@ async def serve(
         stages = [cue_control_stage(), *stages]
     if config.sinks.influxdb.enabled:
         # Checked before anything starts: an unreachable server or a bad token is a SinkError here.
-        from sensorhub.sinks.influx import open_influx_stage  # lazy: influxdb-client only when used
-
-        stages = [*stages, await open_influx_stage(config)]
+        stages = [*stages, await influx_stage(config)]
     if config.sinks.mqtt.enabled:
-        from sensorhub.mqtt.sink import mqtt_sink_stage  # lazy: aiomqtt only when used
-
-        stages = [*stages, mqtt_sink_stage(config)]
+        stages = [*stages, mqtt_stage(config)]
     # Compile (or load from numba's cache) every kernel before anything listens or the first packet
     # arrives: a broken install fails here, before the URLs are printed, and the loop never waits on JIT.
     await asyncio.to_thread(warmup)
