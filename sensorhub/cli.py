@@ -62,28 +62,35 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return replay_main(args.file, speed=speed, csv_dir=args.csv)
 
 
+# The faces compose the simulator with the runtime (which never imports it): `run`, `record` and
+# `gateway` hand it over for ``[source] kind = "simulator"``.
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
+    from sensorhub.demo import simulated_source
     from sensorhub.runtime.record import record_main
 
-    return record_main(args.config, args.out, args.duration_s)
+    return record_main(args.config, args.out, args.duration_s, simulator=simulated_source)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.demo import demo_main
+    from sensorhub.demo import demo_main
 
     return demo_main(args.config, athletes=args.athletes, port=args.port)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from sensorhub.demo import simulated_source
     from sensorhub.runtime.run import run_main
 
-    return run_main(args.config, port=args.port)
+    return run_main(args.config, port=args.port, simulator=simulated_source)
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
+    from sensorhub.demo import simulated_source
     from sensorhub.runtime.gateway import gateway_main
 
-    return gateway_main(args.config)
+    return gateway_main(args.config, simulator=simulated_source)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

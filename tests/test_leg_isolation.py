@@ -21,8 +21,8 @@ import websockets
 from conftest import ARTIFACTS, ROOT
 
 from sensorhub.config import load_config
+from sensorhub.demo import background_demo
 from sensorhub.kinematics import _kernels
-from sensorhub.runtime.demo import background_demo
 from sensorhub.runtime.service import ServiceHandle
 
 FAILING_LEG = "athlete2/right"

@@ -16,16 +16,17 @@ from services import Mosquitto
 
 from sensorhub.bus import Bus
 from sensorhub.config import Config, load_config
+from sensorhub.demo import simulated_source
 from sensorhub.errors import ProtocolError
 from sensorhub.model import Segment, SensorRef, Side
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import Claim, Offer
 from sensorhub.mqtt.gateway import Gateway, GatewayTiming
+from sensorhub.mqtt.source import MqttSource
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
-from sensorhub.runtime.sources import make_source, simulated_source
+from sensorhub.runtime.sources import make_source
 from sensorhub.runtime.warmup import warmup
-from sensorhub.sources.mqtt import MqttSource
 
 SEGMENTS = (("right", "thigh"), ("right", "shank"), ("left", "thigh"), ("left", "shank"))
 

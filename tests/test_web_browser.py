@@ -12,7 +12,7 @@ from conftest import ARTIFACTS, ROOT
 
 from sensorhub.config import load_config
 from sensorhub.cues import Cue, audio_id
-from sensorhub.runtime.demo import background_demo
+from sensorhub.demo import background_demo
 from sensorhub.runtime.service import ServiceHandle
 
 ATHLETE = "athlete1"

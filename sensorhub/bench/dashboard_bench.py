@@ -15,7 +15,7 @@ import time
 import websockets
 
 from sensorhub.config import load_config
-from sensorhub.runtime.demo import background_demo
+from sensorhub.demo import background_demo
 from sensorhub.runtime.pipeline import LatencyRecorder
 from sensorhub.runtime.service import ServiceHandle
 from sensorhub.web.hub import FRAME_PERIOD_S

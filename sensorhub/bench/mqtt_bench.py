@@ -70,10 +70,10 @@ def _worker_process(
     stop: Any,  # multiprocessing Event
 ) -> None:
     from sensorhub.bus import Bus
+    from sensorhub.mqtt.source import MqttSource
     from sensorhub.runtime.live import LiveRunner
     from sensorhub.runtime.pipeline import Pipeline
     from sensorhub.runtime.warmup import warmup
-    from sensorhub.sources.mqtt import MqttSource
 
     warmup()
 

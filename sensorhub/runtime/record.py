@@ -14,6 +14,7 @@ from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.replay import ReplayResult, print_report
 from sensorhub.runtime.sources import make_source
+from sensorhub.sources.setup import SourceFactory
 
 
 def new_recording_path(directory: Path) -> Path:
@@ -28,9 +29,11 @@ def new_recording_path(directory: Path) -> Path:
     return path
 
 
-async def record_async(config_path: Path | None, out: Path, duration_s: float | None) -> ReplayResult:
+async def record_async(
+    config_path: Path | None, out: Path, duration_s: float | None, simulator: SourceFactory | None = None
+) -> ReplayResult:
     config = load_config(config_path)
-    setup = make_source(config)
+    setup = make_source(config, simulator)
     pipeline = Pipeline(setup.sensors)
     with RecordingWriter(out, recording_meta(setup.sensors, setup.protocols, setup.meta)) as writer:
         runner = LiveRunner(setup.source, pipeline, Bus(), recorder=writer)
@@ -50,9 +53,11 @@ async def record_async(config_path: Path | None, out: Path, duration_s: float | 
     return ReplayResult(sensors=pipeline.stats(), packets=runner.stats.packets)
 
 
-def record_main(config_path: Path | None, out: Path, duration_s: float | None) -> int:
+def record_main(
+    config_path: Path | None, out: Path, duration_s: float | None, simulator: SourceFactory | None = None
+) -> int:
     try:
-        result = asyncio.run(record_async(config_path, out, duration_s))
+        result = asyncio.run(record_async(config_path, out, duration_s, simulator))
     except KeyboardInterrupt:
         print(f"stopped; everything received so far is in {out}")
         return 0

@@ -7,9 +7,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from sensorhub.config import Config
+from sensorhub.errors import ConfigError
 from sensorhub.model import RawPacket
 from sensorhub.recording import read_recording
 from sensorhub.sources.base import IteratorSource, PacketQueue, SensorLink
+from sensorhub.sources.setup import SourceSetup
 
 
 class ReplaySource:
@@ -55,3 +58,12 @@ class ReplaySource:
 
     def links(self) -> dict[str, SensorLink]:
         return self._source.links()
+
+
+def make_replay_source(config: Config) -> SourceSetup:
+    """``source.kind = "replay"``: ``source.replay_file`` in real time, with its recorded sensors."""
+    if not config.source.replay_file:
+        raise ConfigError(f"{config.source_file}: source.replay_file is required when source.kind = 'replay'")
+    replay = ReplaySource(config.source.replay_file, speed=1.0)
+    rec = replay.recording
+    return SourceSetup(replay, rec.sensors, rec.protocols, dict(rec.meta))

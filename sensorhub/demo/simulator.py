@@ -1,11 +1,15 @@
-"""``sensorhub demo``: simulated athletes (firmware_sim) through the real pipeline, with the dashboard.
+"""The simulator adapter: firmware_sim's simulated athletes as packet sources for the real pipeline.
 
-Composition only: firmware_sim is imported lazily here, never by the pipeline. Each simulated athlete
-loops a plan of drills with occasional faults; every lap is a fresh sensor session (the sensors
-restart, as after a power cycle). The first lap starts ``WARMUP_S`` in the past, so the calibration
-(quiet standing + the first knee bends) is already behind when the page opens: those packets carry
-their true (past) receive times and are processed at once, then the stream runs in real time.
-The coach's sets follow the simulated plan (a set per drill block) unless the coach takes over.
+Outside the pipeline: only the faces (``sensorhub demo``, the CLI's ``run``/``record``/``gateway`` with
+``[source] kind = "simulator"``, the benches and the tests) compose it with the runtime. Two sources:
+
+- ``SimulatorSource``: ``sensorhub demo``'s. Each simulated athlete loops a plan of drills with
+  occasional faults; every lap is a fresh sensor session (the sensors restart, as after a power cycle).
+  The first lap starts ``WARMUP_S`` in the past, so the calibration (quiet standing + the first knee
+  bends) is already behind when the page opens: those packets carry their true (past) receive times and
+  are processed at once, then the stream runs in real time.
+- ``simulated_source(config)``: the configured athletes (their sensor ids) over the in-process transport,
+  for ``sensorhub run``/``record``/``gateway`` and the tests.
 """
 
 from __future__ import annotations
@@ -13,26 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import multiprocessing
-import signal
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from sensorhub.config import Config, load_config
+from sensorhub.config import Config
 from sensorhub.errors import ConfigError, SourceError
 from sensorhub.model import RawPacket, Segment, SensorRef, Side
-from sensorhub.rehab.session import SessionError
-from sensorhub.runtime.pipeline import LatencyRecorder
-from sensorhub.runtime.service import ServiceHandle, Stage, serve, serve_in_thread
-from sensorhub.sources.base import LinkState, PacketQueue, PacketSource, SensorLink
+from sensorhub.sources.base import IteratorSource, LinkState, PacketQueue, SensorLink
+from sensorhub.sources.setup import SourceSetup
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,6 @@ LATE_S = 0.05  # a packet released later than this after its arrival time is war
 MAX_RELEASE_PER_TICK = 4000  # keep the loop responsive while the warm-up floods in
 IN_THREAD_MAX_ATHLETES = 4  # more athletes: the simulator runs in a worker process
 STANDING_S = 3.0
-SET_MARGIN_S = 1.0  # an automatic set opens this long before a drill block and closes after it
 
 
 _Arrival = tuple[float, str, float, bytes]  # wall-clock arrival, sensor id, host stamp, payload
@@ -321,145 +318,59 @@ class SimulatorSource:
                 link.set_state(LinkState.IDLE)
 
 
-def auto_sets(source: SimulatorSource) -> Stage:
-    """A stage opening and closing a set around each simulated drill block; a set the coach opened by
-    hand is left alone."""
+def simulated_source(config: Config, athletes: int | None = None, realtime: bool = True) -> SourceSetup:
+    """Simulated athletes looping the configured drills with faults: the configured ``[[athletes]]``
+    (their sensors) unless ``athletes`` is given, else ``athletes`` (default ``simulator.athletes``)
+    athletes with both legs instrumented."""
+    from firmware_sim.athletes import SimulatedAthlete
+    from firmware_sim.body import DRILLS, session
+    from firmware_sim.device import StreamSettings
+    from firmware_sim.transports.inprocess import InProcessTransport
 
-    async def run_auto_sets(handle: ServiceHandle) -> None:
-        opened: dict[str, tuple[float, float]] = {}  # athlete -> (lap epoch, block start) of its auto set
-        done: set[tuple[str, float, float]] = set()
-        while True:
-            now_s = time.time()
-            epoch_s = source.lap_epochs_s[-1] if source.lap_epochs_s else now_s
-            t_lap_s = now_s - epoch_s
-            for athlete, blocks in source.blocks.items():
-                s = handle.sessions.athletes.get(athlete)
-                if s is None:
-                    continue
-                current = next(
-                    (b for b in blocks if b.start_s - SET_MARGIN_S <= t_lap_s <= b.end_s + SET_MARGIN_S), None
-                )
-                try:
-                    if (
-                        current is not None
-                        and s.set_id is None
-                        and (athlete, epoch_s, current.start_s) not in done
-                    ):
-                        handle.sessions.start_set(athlete, current.drill)
-                        opened[athlete] = (epoch_s, current.start_s)
-                        done.add((athlete, epoch_s, current.start_s))
-                    elif current is None and s.set_id is not None and athlete in opened:
-                        handle.sessions.stop_set(athlete)
-                        del opened[athlete]
-                    elif s.set_id is None:
-                        opened.pop(athlete, None)  # the coach stopped it
-                except SessionError as exc:
-                    log.debug("auto set skipped for %s: %s", athlete, exc)
-            await asyncio.sleep(0.25)
-
-    return run_auto_sets
-
-
-def reset_latency_after_warmup(source: SimulatorSource) -> Stage:
-    """Warm-up packets carry past receive times (seconds old by design); latency statistics start once
-    the stream runs in real time, so /health and the figures report live latency only."""
-
-    async def reset(handle: ServiceHandle) -> None:
-        await source.live.wait()
-        while len(handle.runner.queue):  # the catch-up backlog is still being processed
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        handle.runner.stats.packet_to_angle = LatencyRecorder()
-        handle.pipeline.latency_by_sensor.reset()
-
-    return reset
-
-
-def _print_urls(handle: ServiceHandle, t0_s: float, athletes: int) -> None:
-    urls = handle.urls()
-    print(f"sensorhub demo: {athletes} simulated athlete(s), dashboard ready in {time.time() - t0_s:.1f} s")
-    for name, url in urls.items():
-        print(f"  {name:<18} {url}")
-    if handle.policy.required:
-        print("  access token required (non-loopback bind): keep these links private")
-    print("Ctrl-C stops (ordered shutdown).", flush=True)
-
-
-async def run_demo(
-    config: Config,
-    athletes: int,
-    port: int,
-    host: str | None = None,
-    store_path: Path | None = None,
-    stop: asyncio.Event | None = None,
-    t0_s: float | None = None,
-    quiet: bool = False,
-) -> ServiceHandle:
-    t0_s = time.time() if t0_s is None else t0_s
-    source = SimulatorSource(config, athletes)
-    stop = stop if stop is not None else asyncio.Event()
-
-    def ready(handle: ServiceHandle) -> None:
-        if not quiet:
-            _print_urls(handle, t0_s, athletes)
-
-    return await serve(
-        config,
-        source,
-        source.sensors,
-        host=host,
-        port=port,
-        store_path=store_path,
-        drills=config.simulator.drills,
-        stop=stop,
-        on_ready=ready,
-        stages=[auto_sets(source), reset_latency_after_warmup(source)],
+    sim = config.simulator
+    unknown = [d for d in sim.drills if d not in DRILLS]
+    if unknown:
+        raise ConfigError(
+            f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; "
+            f"allowed: {', '.join(DRILLS)}"
+        )
+    # The configured athletes when there are any (their ids, sides and sensor ids), else `athletes`
+    # anonymous ones with both legs. The simulator names a sensor "{athlete}-{side}-{segment}".
+    configured = [a for a in config.athletes if a.sensors] if athletes is None else []
+    cast = [(a.id, tuple(sorted({s.side for s in a.sensors}))) for a in configured]
+    rename = {f"{a.id}-{s.side}-{s.segment}": s.id for a in configured for s in a.sensors}
+    if not configured:
+        n = athletes if athletes is not None else sim.athletes
+        cast = [(f"athlete{i + 1}", ("right", "left")) for i in range(n)]
+    faults = {"valgus": sim.fault_rate, "stiff_landing": sim.fault_rate, "fast_eccentric": sim.fault_rate}
+    plan = [(drill, 5) for drill in sim.drills]
+    sim_athletes = []
+    for i, (name, sides) in enumerate(cast):
+        motion = session(plan=plan, sides=sides, seed=sim.seed + i, faults=faults, min_duration_s=600.0)
+        sim_athletes.append(SimulatedAthlete(name, motion, errors=sim.errors, seed=sim.seed + i))
+    stream = config.stream
+    settings = StreamSettings(
+        rate_hz=stream.rate_hz,
+        acc_range_g=stream.acc_range_g,
+        gyr_range_dps=stream.gyr_range_dps,
+        samples_per_packet=stream.samples_per_packet,
     )
+    transport = InProcessTransport(sim_athletes, realtime=realtime, settings=settings, seed=sim.seed)
+    refs = transport.sensor_refs()
+    packets: AsyncIterator[RawPacket] = aiter(transport)
+    identity = set(rename) == {r["sensor_id"] for r in refs} and all(k == v for k, v in rename.items())
+    if rename and not identity:
+        refs = [{**r, "sensor_id": rename[r["sensor_id"]]} for r in refs if r["sensor_id"] in rename]
+        packets = _renamed(packets, rename)
+    sensors = [SensorRef.from_meta(r) for r in refs]
+    source = IteratorSource(packets, [s.sensor_id for s in sensors])
+    meta: dict[str, object] = {"source": "simulator", "sensors": refs, "rate_hz": stream.rate_hz}
+    return SourceSetup(source, sensors, {r["sensor_id"]: r["protocol"] for r in refs}, meta)
 
 
-def demo_main(config_path: str | Path | None, athletes: int | None = None, port: int | None = None) -> int:
-    t0_s = time.time()
-    config = load_config(config_path)
-    n = athletes if athletes is not None else config.simulator.athletes
-    if not 1 <= n <= 2000:
-        raise ConfigError(f"--athletes: {n} is out of range; allowed: 1 to 2000")
-    chosen_port = port if port is not None else config.service.port
-
-    async def main() -> ServiceHandle:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            return await run_demo(config, n, chosen_port, stop=stop, t0_s=t0_s)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-    handle = asyncio.run(main())
-    stats = handle.runner.stats
-    p = stats.packet_to_angle.percentiles_ms((50.0, 99.0))
-    p50, p99 = p["p50_ms"], p["p99_ms"]
-    lat = f"p50 {p50:.2f} ms, p99 {p99:.2f} ms" if math.isfinite(p99) else "no angles yet"
-    print(f"sensorhub demo: stopped cleanly; {stats.packets} packets, packet->angle {lat}", file=sys.stderr)
-    return 0
-
-
-@contextlib.contextmanager
-def background_demo(
-    config: Config,
-    athletes: int = 1,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    store_path: Path | None = None,
-    timeout_s: float = 60.0,
-) -> Iterator[ServiceHandle]:
-    """The demo service on its own event loop in a thread (tests, notebooks); stopped in order on exit.
-    Sets are left to the caller (no automatic sets)."""
-
-    def make() -> tuple[PacketSource, list[SensorRef], list[Stage]]:
-        source = SimulatorSource(config, athletes)
-        return source, source.sensors, [reset_latency_after_warmup(source)]
-
-    with serve_in_thread(config, make, host=host, port=port, store_path=store_path, timeout_s=timeout_s) as h:
-        yield h
+async def _renamed(packets: AsyncIterator[RawPacket], ids: dict[str, str]) -> AsyncIterator[RawPacket]:
+    """Simulated sensor names -> the configured ids; sensors the configuration lacks are left out."""
+    async for packet in packets:
+        sensor_id = ids.get(packet.sensor_id)
+        if sensor_id is not None:
+            yield RawPacket(sensor_id, packet.t_host_s, packet.payload)

@@ -25,13 +25,14 @@ from typing import Any
 
 import aiomqtt
 
-from sensorhub.config import BrokerConfig
-from sensorhub.errors import ProtocolError
+from sensorhub.config import BrokerConfig, Config
+from sensorhub.errors import ConfigError, ProtocolError
 from sensorhub.model import RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, WORKER_ONLINE, Claim, Offer
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, client_id, payload_bytes
 from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
+from sensorhub.sources.setup import SourceSetup, configured_sensors
 
 log = logging.getLogger(__name__)
 
@@ -237,3 +238,21 @@ class MqttSource:
                 with contextlib.suppress(TimeoutError, aiomqtt.MqttError, BrokerUnavailableError):
                     async with asyncio.timeout(RELEASE_TIMEOUT_S):
                         await self._release()
+
+
+def make_mqtt_source(config: Config) -> SourceSetup:
+    """``source.kind = "mqtt"``: a worker taking the configured athletes from the gateways."""
+    sensors = configured_sensors(config)
+    if not sensors:
+        raise ConfigError(
+            f"{config.source_file}: source.kind = 'mqtt' needs [[athletes]] with their sensors: a worker "
+            "only takes the athletes it is configured for"
+        )
+    configured = [s for a in config.athletes for s in a.sensors]
+    meta: dict[str, object] = {
+        "source": "mqtt",
+        "broker": f"{config.mqtt.host}:{config.mqtt.port}",
+        "sensors": [{"sensor_id": s.id, "protocol": s.protocol} for s in configured],
+    }
+    protocols: dict[str, str] = {s.id: s.protocol for s in configured}
+    return SourceSetup(MqttSource(config.mqtt, sensors), sensors, protocols, meta)
