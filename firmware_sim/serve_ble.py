@@ -81,9 +81,9 @@ def _body_devices(
     """Devices driven by the biomechanical body model (one session per athlete), keyed by sensor id."""
     from .athletes import SimulatedAthlete
     from .body import session
+    from .body.drills import FAULTS
 
-    rate = config.simulator.fault_rate
-    faults = {"valgus": rate, "stiff_landing": rate, "fast_eccentric": rate}
+    faults = dict.fromkeys(FAULTS, config.simulator.fault_rate)
     devices: dict[str, SimulatedDevice] = {}
     for i, athlete in enumerate(config.athletes):
         sides = tuple(sorted({s.side for s in athlete.sensors}))

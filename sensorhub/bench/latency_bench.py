@@ -40,11 +40,12 @@ async def _run(
     from firmware_sim.athletes import SimulatedAthlete
     from firmware_sim.body import simulate
     from firmware_sim.transports.inprocess import InProcessTransport
+    from sensorhub.demo.simulator import fault_rates
     from sensorhub.runtime.live import LiveRunner
     from sensorhub.runtime.pipeline import sensor_refs_from_meta
     from sensorhub.sources.base import IteratorSource
 
-    faults = {"valgus": 0.4, "stiff_landing": 0.4, "fast_eccentric": 0.4}
+    faults = fault_rates(0.4)
     athletes = []
     for k in range(n_athletes):
         drill = DRILL_CYCLE[k % len(DRILL_CYCLE)]

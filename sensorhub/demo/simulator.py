@@ -24,13 +24,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sensorhub.config import Config
+from sensorhub.config import Config, SimulatorConfig, StreamConfig
 from sensorhub.errors import ConfigError, SourceError
 from sensorhub.model import RawPacket, Segment, SensorRef, Side
 from sensorhub.sources.base import IteratorSource, LinkState, PacketQueue, SensorLink
 from sensorhub.sources.setup import SourceSetup
+
+if TYPE_CHECKING:
+    from firmware_sim.device import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,55 +75,67 @@ def drill_blocks(events: Sequence[dict[str, Any]]) -> list[DrillBlock]:
     return blocks
 
 
+def check_drills(config: Config) -> None:
+    """``simulator.drills`` must be drills the body model has: a ConfigError naming the key otherwise."""
+    from firmware_sim.body import DRILLS
+
+    unknown = [d for d in config.simulator.drills if d not in DRILLS]
+    if unknown:
+        raise ConfigError(
+            f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; "
+            f"allowed: {', '.join(DRILLS)}"
+        )
+
+
+def drill_plan(drills: Sequence[str]) -> list[tuple[str, int]]:
+    """The plan every simulated athlete loops: ``REPS_PER_DRILL`` of each drill, in order."""
+    return [(drill, REPS_PER_DRILL) for drill in drills]
+
+
+def fault_rates(rate: float) -> dict[str, float]:
+    """Every fault the body model can show (valgus, stiff landing, fast eccentric), each at ``rate``."""
+    from firmware_sim.body.drills import FAULTS
+
+    return dict.fromkeys(FAULTS, rate)
+
+
+def stream_settings(stream: StreamConfig) -> StreamSettings:
+    """The configured ``[stream]`` as the simulated devices' ``StreamSettings``."""
+    from firmware_sim.device import StreamSettings
+
+    return StreamSettings(
+        rate_hz=stream.rate_hz,
+        acc_range_g=stream.acc_range_g,
+        gyr_range_dps=stream.gyr_range_dps,
+        samples_per_packet=stream.samples_per_packet,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SimSpec:
     """Everything needed to rebuild the same simulated athletes anywhere (thread or worker process)."""
 
     athletes: int
-    drills: tuple[str, ...]
-    fault_rate: float
-    errors: str
-    seed: int
-    rate_hz: int
-    acc_range_g: int
-    gyr_range_dps: int
-    samples_per_packet: int
-
-    @classmethod
-    def from_config(cls, config: Config, athletes: int) -> SimSpec:
-        sim, stream = config.simulator, config.stream
-        return cls(
-            athletes,
-            tuple(sim.drills),
-            sim.fault_rate,
-            sim.errors,
-            sim.seed,
-            stream.rate_hz,
-            stream.acc_range_g,
-            stream.gyr_range_dps,
-            stream.samples_per_packet,
-        )
+    simulator: SimulatorConfig
+    stream: StreamConfig
 
     def build(self) -> list[Any]:
         """The simulated athletes (``firmware_sim.athletes.SimulatedAthlete``), deterministic."""
         from firmware_sim.athletes import SimulatedAthlete
         from firmware_sim.body import session
 
-        faults = {
-            "valgus": self.fault_rate,
-            "stiff_landing": self.fault_rate,
-            "fast_eccentric": self.fault_rate,
-        }
-        plan = [(drill, REPS_PER_DRILL) for drill in self.drills]
+        sim = self.simulator
+        faults = fault_rates(sim.fault_rate)
+        plan = drill_plan(sim.drills)
         motions = [
             session(
-                plan=plan, sides=("right", "left"), seed=self.seed + k, faults=faults, standing_s=STANDING_S
+                plan=plan, sides=("right", "left"), seed=sim.seed + k, faults=faults, standing_s=STANDING_S
             )
             for k in range(min(self.athletes, MAX_DISTINCT_MOTIONS))
         ]
         return [
             SimulatedAthlete(
-                f"athlete{i + 1}", motions[i % len(motions)], errors=self.errors, seed=self.seed + i
+                f"athlete{i + 1}", motions[i % len(motions)], errors=sim.errors, seed=sim.seed + i
             )
             for i in range(self.athletes)
         ]
@@ -136,15 +151,9 @@ def simulate_laps(
     """Laps of simulated sessions, computed at most ``SIM_LEAD_S`` ahead of the wall clock.
     ``emit(kind, data)``: ``("lap", epoch_s)``, ``("packets", [_Arrival, ...])`` per step,
     ``("battery", {sensor_id: pct})``. ``should_stop(wait_s)`` waits up to ``wait_s``, True to stop."""
-    from firmware_sim.device import StreamSettings
     from firmware_sim.transports.inprocess import SimSession
 
-    settings = StreamSettings(
-        rate_hz=spec.rate_hz,
-        acc_range_g=spec.acc_range_g,
-        gyr_range_dps=spec.gyr_range_dps,
-        samples_per_packet=spec.samples_per_packet,
-    )
+    settings = stream_settings(spec.stream)
     lap = 0
     epoch_s = first_epoch_s
     while not should_stop(0.0):
@@ -152,7 +161,7 @@ def simulate_laps(
         session = SimSession(
             athletes,
             settings=settings,
-            seed=spec.seed + lap,
+            seed=spec.simulator.seed + lap,
             host_epoch_s=epoch_s,
             step_s=SIM_STEP_S,
             prefetch_s=SIM_PREFETCH_S,
@@ -205,15 +214,8 @@ class SimulatorSource:
     def __init__(
         self, config: Config, athletes: int, warmup_s: float = WARMUP_S, worker: bool | None = None
     ) -> None:
-        from firmware_sim.body import DRILLS
-
-        unknown = [d for d in config.simulator.drills if d not in DRILLS]
-        if unknown:
-            raise ConfigError(
-                f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; "
-                f"allowed: {', '.join(DRILLS)}"
-            )
-        self.spec = SimSpec.from_config(config, athletes)
+        check_drills(config)
+        self.spec = SimSpec(athletes, config.simulator, config.stream)
         self.worker = athletes > IN_THREAD_MAX_ATHLETES if worker is None else worker
         self.athletes = self.spec.build()
         self.blocks = {a.name: drill_blocks(a.motion.events) for a in self.athletes}
@@ -323,17 +325,11 @@ def simulated_source(config: Config, athletes: int | None = None, realtime: bool
     (their sensors) unless ``athletes`` is given, else ``athletes`` (default ``simulator.athletes``)
     athletes with both legs instrumented."""
     from firmware_sim.athletes import SimulatedAthlete
-    from firmware_sim.body import DRILLS, session
-    from firmware_sim.device import StreamSettings
+    from firmware_sim.body import session
     from firmware_sim.transports.inprocess import InProcessTransport
 
+    check_drills(config)
     sim = config.simulator
-    unknown = [d for d in sim.drills if d not in DRILLS]
-    if unknown:
-        raise ConfigError(
-            f"{config.source_file}: simulator.drills: unknown drill {unknown[0]!r}; "
-            f"allowed: {', '.join(DRILLS)}"
-        )
     # The configured athletes when there are any (their ids, sides and sensor ids), else `athletes`
     # anonymous ones with both legs. The simulator names a sensor "{athlete}-{side}-{segment}".
     configured = [a for a in config.athletes if a.sensors] if athletes is None else []
@@ -342,19 +338,13 @@ def simulated_source(config: Config, athletes: int | None = None, realtime: bool
     if not configured:
         n = athletes if athletes is not None else sim.athletes
         cast = [(f"athlete{i + 1}", ("right", "left")) for i in range(n)]
-    faults = {"valgus": sim.fault_rate, "stiff_landing": sim.fault_rate, "fast_eccentric": sim.fault_rate}
-    plan = [(drill, 5) for drill in sim.drills]
+    faults = fault_rates(sim.fault_rate)
+    plan = drill_plan(sim.drills)
     sim_athletes = []
     for i, (name, sides) in enumerate(cast):
         motion = session(plan=plan, sides=sides, seed=sim.seed + i, faults=faults, min_duration_s=600.0)
         sim_athletes.append(SimulatedAthlete(name, motion, errors=sim.errors, seed=sim.seed + i))
-    stream = config.stream
-    settings = StreamSettings(
-        rate_hz=stream.rate_hz,
-        acc_range_g=stream.acc_range_g,
-        gyr_range_dps=stream.gyr_range_dps,
-        samples_per_packet=stream.samples_per_packet,
-    )
+    settings = stream_settings(config.stream)
     transport = InProcessTransport(sim_athletes, realtime=realtime, settings=settings, seed=sim.seed)
     refs = transport.sensor_refs()
     packets: AsyncIterator[RawPacket] = aiter(transport)
@@ -364,7 +354,7 @@ def simulated_source(config: Config, athletes: int | None = None, realtime: bool
         packets = _renamed(packets, rename)
     sensors = [SensorRef.from_meta(r) for r in refs]
     source = IteratorSource(packets, [s.sensor_id for s in sensors])
-    meta: dict[str, object] = {"source": "simulator", "sensors": refs, "rate_hz": stream.rate_hz}
+    meta: dict[str, object] = {"source": "simulator", "sensors": refs, "rate_hz": config.stream.rate_hz}
     return SourceSetup(source, sensors, {r["sensor_id"]: r["protocol"] for r in refs}, meta)
 
 
