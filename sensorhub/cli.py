@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from firmware_sim.exceptions import FirmwareSimError
 from sensorhub import __version__
 from sensorhub.config import history_path, load_config
 from sensorhub.errors import SensorhubError
@@ -303,10 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        # One line for the user (the traceback with -v); a SensorhubError is a user-fixable error (2),
-        # anything else a failure the service could not survive (1).
+        # One line for the user (the traceback with -v); a SensorhubError (or the simulator's own
+        # FirmwareSimError) is a user-fixable error (2), anything else a failure the service could not
+        # survive (1).
         root = _root_cause(exc)
-        if isinstance(root, SensorhubError):
+        if isinstance(root, SensorhubError | FirmwareSimError):
             print(f"sensorhub: error: {root}", file=sys.stderr)
             return 2
         log.debug("unrecoverable error", exc_info=exc)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sensorhub.errors import SensorhubError
+from firmware_sim.exceptions import FirmwareSimError
 from sensorhub.kinematics import QUALITY_MISSING_INPUT, QUALITY_RECOVERING, estimate_knee_angles
 from sensorhub.kinematics.joint_angles import quat_to_matrix
 from sensorhub.model import FloatArray, KneeAngles, LegSamples
@@ -24,7 +24,7 @@ def _arrays(drill: str, side: str, seed: int, errors: str, **kwargs: Any) -> Any
     try:
         return firmware_sim.make_leg_csv_arrays(drill, side=side, seed=seed, errors=errors,
                                                 mount_max_deg=30.0, **kwargs)
-    except SensorhubError as exc:
+    except FirmwareSimError as exc:
         if "not implemented" in str(exc):
             pytest.skip(f"firmware_sim does not simulate {drill!r} yet")
         raise

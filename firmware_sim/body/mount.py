@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensorhub.conventions import SEGMENTS, SIDE_SIGN
-from sensorhub.errors import SensorhubError
 
+from ..exceptions import FirmwareSimError
 from .jets import FloatArray
 from .rotations import matrix_to_quat, quat_from_axis_angle, quat_multiply
 
 
-class MountError(SensorhubError):
+class MountError(FirmwareSimError):
     """Unknown side or segment for a mount (use 'left'/'right' and 'thigh'/'shank')."""
 
 
