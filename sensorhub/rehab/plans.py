@@ -21,12 +21,10 @@ from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import (
     DEFAULT_MAX_WEEKLY_INCREASE_PCT,
     PROGRAMS_DIR,
-    MetricTarget,
     Program,
     find_program,
 )
 from sensorhub.rehab.progression import gather_history, load_side
-from sensorhub.rehab.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +167,6 @@ def _find(name: str) -> Program:
         if name.endswith(".toml") or "/" in name:
             raise
         raise InputError(f"{exc}; programs: {', '.join(program_names()) or 'none'}") from None
-
-
-def target_of(t: MetricTarget) -> Target | None:
-    """A program's metric target as a dashboard target (one bound; a two-sided one shows its max)."""
-    if t.max is not None:
-        return Target("max", float(t.max))
-    if t.min is not None:
-        return Target("min", float(t.min))
-    return None
 
 
 def plan_json(plan: AthletePlan, program: Program, phases: Sequence[PhaseChange] = ()) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from sensorhub.analysis.score import Target
 from sensorhub.analysis.symmetry import limb_symmetry
 from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import ConfigError, InputError, SinkError
@@ -197,19 +198,16 @@ def target_band(metric: str, drill: str | None, d: ReportData) -> Band | None:
                     continue
                 for t in plan.targets:
                     if t.metric == metric:
-                        lo, hi = t.bounds(d.thresholds.get(metric))
-                        label = " and ".join(
-                            x for x in (f">= {lo:g}" if lo is not None else "",
-                                        f"<= {hi:g}" if hi is not None else "") if x
-                        )
-                        return Band(lo, hi, f"target {label} ({program.name}, phase {i + 1})")
+                        return _band(t, d.thresholds.get(metric), f" ({program.name}, phase {i + 1})")
     target = DEFAULT_TARGETS.get(metric)
-    if target is None:
-        return None
-    value = d.thresholds.get(metric, target.value)
-    if target.bound == "min":
-        return Band(value, None, f"target >= {value:g}")
-    return Band(None, value, f"target <= {value:g}")
+    return None if target is None else _band(target, d.thresholds.get(metric))
+
+
+def _band(target: Target, override: float | None, source: str = "") -> Band:
+    lo, hi = target.bounds(override)
+    sides = (f">= {lo:g}" if lo is not None else "", f"<= {hi:g}" if hi is not None else "")
+    label = " and ".join(x for x in sides if x)
+    return Band(lo, hi, f"target {label}{source}")
 
 
 def pain_threshold(data: ReportData) -> int:

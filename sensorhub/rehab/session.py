@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sensorhub.analysis.score import Target
 from sensorhub.analysis.symmetry import limb_symmetry
 from sensorhub.bus import Bus, Message
 from sensorhub.cues.rules import CueRuleSet
@@ -36,14 +37,14 @@ from sensorhub.history import (
 from sensorhub.model import Event, KneeAngles, LegCalibration
 from sensorhub.rehab.curves import AngleRing
 from sensorhub.rehab.fatigue import FatigueMonitor, FatigueStatus
-from sensorhub.rehab.plans import plan_json, target_of
+from sensorhub.rehab.plans import plan_json
 from sensorhub.rehab.program import Program
 from sensorhub.rehab.progression import (
     apply_decision,
     recommend_for,
     record_recommendation,
 )
-from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS, Target, grade, targets_with
+from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS, grade, targets_with
 
 LAST_CUES = 5
 PAIN_GUIDANCE = "Pain above threshold: reduce load and reassess before the next set."
@@ -184,9 +185,7 @@ class AthleteSession:
         if self.program is not None and self.plan is not None:
             drill = self.program.phase(self.plan.phase_index).drill(self.drill)
             for t in drill.targets if drill is not None else ():
-                target = target_of(t)
-                if target is not None:
-                    base[t.metric] = target
+                base[t.metric] = t
         return targets_with(self.thresholds, base)
 
     def snapshot(self) -> dict[str, Any]:
