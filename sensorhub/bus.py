@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["Bus", "Message", "Subscription"]
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

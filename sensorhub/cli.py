@@ -26,13 +26,13 @@ def _add_history(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from sensorhub.rehab.report import report_main
+    from sensorhub.rehab import report_main
 
     return report_main(args.athlete, args.out, args.since, args.csv, args.db, args.config)
 
 
 def _cmd_battery(args: argparse.Namespace) -> int:
-    from sensorhub.rehab.battery import battery_main
+    from sensorhub.rehab import battery_main
 
     return battery_main(args.athlete, args.session, args.db, args.config)
 
@@ -48,7 +48,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from sensorhub.offline.analyze import analyze_main
+    from sensorhub.offline import analyze_main
 
     history = args.history
     if history == "":  # --history without a path: the configured service's history database
@@ -57,7 +57,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.replay import replay_main
+    from sensorhub.runtime import replay_main
 
     speed = None if args.as_fast_as_possible else args.speed
     return replay_main(args.file, speed=speed, csv_dir=args.csv)
@@ -69,7 +69,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_record(args: argparse.Namespace) -> int:
     from sensorhub.demo import simulated_source
-    from sensorhub.runtime.record import record_main
+    from sensorhub.runtime import record_main
 
     return record_main(args.config, args.out, args.duration_s, simulator=simulated_source)
 
@@ -82,20 +82,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from sensorhub.demo import simulated_source
-    from sensorhub.runtime.run import run_main
+    from sensorhub.runtime import run_main
 
     return run_main(args.config, port=args.port, simulator=simulated_source)
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from sensorhub.demo import simulated_source
-    from sensorhub.runtime.gateway import gateway_main
+    from sensorhub.runtime import gateway_main
 
     return gateway_main(args.config, simulator=simulated_source)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from sensorhub.sources.ble_scan import scan_main
+    from sensorhub.sources import scan_main
 
     return scan_main(
         args.timeout_s,
@@ -107,7 +107,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from sensorhub.rehab.plans import plan_main
+    from sensorhub.rehab import plan_main
 
     return plan_main(
         args.athlete, args.program, args.phase, args.pain_threshold, args.side, args.db, args.config

@@ -39,6 +39,17 @@ from typing import IO, Any, BinaryIO
 from sensorhub.errors import RecordingError, SinkError
 from sensorhub.model import RawPacket, SensorRef
 
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "Recording",
+    "RecordingWriter",
+    "TailInfo",
+    "check_meta",
+    "read_recording",
+    "recording_meta",
+]
+
 MAGIC = b"SHRAWREC"
 FORMAT_VERSION = 1
 FILE_HEADER = struct.Struct("<8sHI")  # magic, version, meta_len

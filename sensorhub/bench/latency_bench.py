@@ -18,9 +18,7 @@ import numpy as np
 
 from sensorhub.bus import Bus
 from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
-from sensorhub.runtime.cueing import CueStage
-from sensorhub.runtime.pipeline import Pipeline
-from sensorhub.runtime.warmup import warmup
+from sensorhub.runtime import CueStage, Pipeline, warmup
 
 DRILL_CYCLE = ("squat", "cmj", "lunge", "step_down", "drop_jump")
 
@@ -40,10 +38,9 @@ async def _run(
     from firmware_sim.athletes import SimulatedAthlete
     from firmware_sim.body import simulate
     from firmware_sim.transports.inprocess import InProcessTransport
-    from sensorhub.demo.simulator import fault_rates
-    from sensorhub.runtime.live import LiveRunner
-    from sensorhub.runtime.pipeline import sensor_refs_from_meta
-    from sensorhub.sources.base import IteratorSource
+    from sensorhub.demo import fault_rates
+    from sensorhub.runtime import LiveRunner, sensor_refs_from_meta
+    from sensorhub.sources import IteratorSource
 
     faults = fault_rates(0.4)
     athletes = []

@@ -19,10 +19,9 @@ from sensorhub.config import Config, load_config
 from sensorhub.demo.simulator import SimulatorSource
 from sensorhub.errors import ConfigError
 from sensorhub.model import SensorRef
-from sensorhub.rehab.session import SessionError
-from sensorhub.runtime.pipeline import LatencyRecorder
-from sensorhub.runtime.service import ServiceHandle, Stage, serve, serve_in_thread
-from sensorhub.sources.base import PacketSource
+from sensorhub.rehab import SessionError
+from sensorhub.runtime import LatencyRecorder, ServiceHandle, Stage, serve, serve_in_thread
+from sensorhub.sources import PacketSource
 
 log = logging.getLogger(__name__)
 

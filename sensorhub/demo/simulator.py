@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sensorhub.config import Config, SimulatorConfig, StreamConfig
 from sensorhub.errors import ConfigError, SourceError
 from sensorhub.model import RawPacket, Segment, SensorRef, Side
-from sensorhub.sources.base import IteratorSource, LinkState, PacketQueue, SensorLink
-from sensorhub.sources.setup import SourceSetup
+from sensorhub.sources import IteratorSource, LinkState, PacketQueue, SensorLink, SourceSetup
 
 if TYPE_CHECKING:
     from firmware_sim.device import StreamSettings

@@ -32,7 +32,7 @@ from sensorhub.kinematics import concat_angles
 from sensorhub.model import KneeAngles
 from sensorhub.mqtt import payloads, topics
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
-from sensorhub.timing.decimate import Decimator
+from sensorhub.timing import Decimator
 
 log = logging.getLogger(__name__)
 

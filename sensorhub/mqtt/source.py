@@ -31,8 +31,7 @@ from sensorhub.model import RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, WORKER_ONLINE, Claim, Offer
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, client_id, payload_bytes
-from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
-from sensorhub.sources.setup import SourceSetup, configured_sensors
+from sensorhub.sources import LinkState, PacketQueue, SensorLink, SourceSetup, configured_sensors
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from sensorhub.conventions import ANALYZE_CSV_HEADER
 from sensorhub.errors import InputError
 from sensorhub.model import LegSamples, RawPacket
 from sensorhub.recording import Recording, read_recording
-from sensorhub.timing.front import Front, SensorStats
+from sensorhub.timing import Front, SensorStats
 
 
 def concat_legs(chunks: Iterable[LegSamples]) -> dict[str, LegSamples]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorhub.analysis.score import Target
-from sensorhub.cues.rules import DEFAULT_COOLDOWN_S, EVENT_METRICS, CueRule, CueRuleSet, parse_rule
+from sensorhub.analysis import Target
+from sensorhub.cues import DEFAULT_COOLDOWN_S, EVENT_METRICS, CueRule, CueRuleSet, parse_rule
 from sensorhub.errors import ConfigError
 
 DRILLS: Mapping[str, str | None] = {

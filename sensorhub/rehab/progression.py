@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.analysis import limb_symmetry
 from sensorhub.errors import ConfigError
 from sensorhub.history import AthletePlan, HistoryStore, PainEntry, PhaseChange, StoredEvent
 from sensorhub.model import Event, leg_side

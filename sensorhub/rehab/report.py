@@ -23,8 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from sensorhub.analysis.score import Target
-from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.analysis import Target, limb_symmetry
 from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import ConfigError, InputError, SinkError
 from sensorhub.history import (

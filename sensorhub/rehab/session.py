@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sensorhub.analysis.score import Target
-from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.analysis import Target, limb_symmetry
 from sensorhub.bus import Bus, Message
-from sensorhub.cues.rules import CueRuleSet
+from sensorhub.cues import CueRuleSet
 from sensorhub.errors import SensorhubError
 from sensorhub.history import (
     PAIN_CONTEXTS,

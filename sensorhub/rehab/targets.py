@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from sensorhub.analysis.score import Target
+from sensorhub.analysis import Target
 
 DEFAULT_TARGETS: dict[str, Target] = {
     t.metric: t

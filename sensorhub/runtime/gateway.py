@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sensorhub.config import load_config
 from sensorhub.errors import ConfigError
-from sensorhub.mqtt.gateway import Gateway
+from sensorhub.mqtt import Gateway
 from sensorhub.runtime.run import simulated_ble_peripherals
 from sensorhub.runtime.sources import make_source
-from sensorhub.sources.setup import SourceFactory
+from sensorhub.sources import SourceFactory
 
 log = logging.getLogger(__name__)
 

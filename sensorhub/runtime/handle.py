@@ -10,11 +10,10 @@ from typing import Any
 
 from sensorhub.bus import Bus
 from sensorhub.history import HistoryStore
-from sensorhub.rehab.session import SessionManager
+from sensorhub.rehab import SessionManager
 from sensorhub.runtime.health import HealthReporter, MeasuredPipeline
 from sensorhub.runtime.live import LiveRunner
-from sensorhub.web.auth import AccessPolicy
-from sensorhub.web.hub import Hub
+from sensorhub.web import AccessPolicy, Hub
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ import numpy as np
 from sensorhub.model import RawPacket, SensorRef
 from sensorhub.runtime.live import LiveStats
 from sensorhub.runtime.pipeline import LegOutput, Pipeline
-from sensorhub.sources.base import LinkState, SensorLink
+from sensorhub.sources import LinkState, SensorLink
 
 PER_SENSOR_LATENCY_SAMPLES = 1024  # ~40 s of packets per sensor: enough for a p99, cheap for /health
 STALE_AFTER_S = 2.0  # a streaming link with no packet for this long shows as not connected

@@ -21,7 +21,7 @@ from sensorhub.bus import Bus
 from sensorhub.model import RawPacket
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
-from sensorhub.sources.base import PacketQueue, PacketSource
+from sensorhub.sources import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
 

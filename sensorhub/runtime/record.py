@@ -14,7 +14,7 @@ from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.replay import ReplayResult, print_report
 from sensorhub.runtime.sources import make_source
-from sensorhub.sources.setup import SourceFactory
+from sensorhub.sources import SourceFactory
 
 
 def new_recording_path(directory: Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from sensorhub.config import Config, load_config
 from sensorhub.runtime.service import ServiceHandle, serve
 from sensorhub.runtime.sources import make_source
-from sensorhub.sources.setup import SourceFactory
+from sensorhub.sources import SourceFactory
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def simulated_ble_peripherals(
     if config.source.transport != "bumble" or target is None or config_path is None or _listening(*target):
         yield
         return
-    from sensorhub.sources.bumble_backend.simulator import serve_ble_process
+    from sensorhub.sources.bumble_backend import serve_ble_process
 
     log.info("starting simulated BLE peripherals (firmware-sim serve-ble) behind %s", spec)
     async with serve_ble_process(str(config_path), spec):

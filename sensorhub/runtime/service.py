@@ -25,8 +25,7 @@ from sensorhub.errors import SensorhubError
 from sensorhub.history import HistoryStore
 from sensorhub.model import SensorRef
 from sensorhub.recording import RecordingWriter, recording_meta
-from sensorhub.rehab.plans import program_phrases, saved_plans
-from sensorhub.rehab.session import SessionManager
+from sensorhub.rehab import SessionManager, program_phrases, saved_plans
 from sensorhub.runtime.cueing import CueStage, HostPlayer
 from sensorhub.runtime.handle import ServiceHandle, Stage
 from sensorhub.runtime.health import HealthReporter, MeasuredPipeline, ServiceState
@@ -34,11 +33,9 @@ from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.record import new_recording_path
 from sensorhub.runtime.stages import cue_control_stage, influx_stage, mqtt_stage
 from sensorhub.runtime.warmup import warmup
-from sensorhub.sinks.recorder import BackgroundRecorder
-from sensorhub.sources.base import PacketSource
-from sensorhub.web.app import WebContext, create_app
-from sensorhub.web.auth import AccessPolicy
-from sensorhub.web.hub import Hub
+from sensorhub.sinks import BackgroundRecorder
+from sensorhub.sources import PacketSource
+from sensorhub.web import AccessPolicy, Hub, WebContext, create_app
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sensorhub.config import Config
 from sensorhub.errors import ConfigError
-from sensorhub.sources.setup import SourceFactory, SourceSetup
+from sensorhub.sources import SourceFactory, SourceSetup
 
 
 def make_source(config: Config, simulator: SourceFactory | None = None) -> SourceSetup:
@@ -22,15 +22,15 @@ def make_source(config: Config, simulator: SourceFactory | None = None) -> Sourc
             )
         return simulator(config)
     if kind == "replay":
-        from sensorhub.sources.replay import make_replay_source
+        from sensorhub.sources import make_replay_source
 
         return make_replay_source(config)
     if kind == "ble":
-        from sensorhub.sources.ble import make_ble_source  # lazy: bleak only when used
+        from sensorhub.sources import make_ble_source
 
         return make_ble_source(config)
     if kind == "mqtt":
-        from sensorhub.mqtt.source import make_mqtt_source  # lazy: aiomqtt only when used
+        from sensorhub.mqtt import make_mqtt_source
 
         return make_mqtt_source(config)
     raise ConfigError(f"{config.source_file}: source.kind = {kind!r} is not available in this release yet")

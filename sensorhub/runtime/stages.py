@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sensorhub.config import Config
-from sensorhub.rehab.session import SessionManager
+from sensorhub.rehab import SessionManager
 from sensorhub.runtime.handle import ServiceHandle, Stage
 
 
@@ -66,7 +66,7 @@ async def influx_stage(config: Config) -> Stage:
     an unreachable URL, a wrong scheme or refused credentials stop start-up with a SinkError. The stage
     writes bus -> InfluxDB with the sessions' tags and /health's sensor status, reports its counters
     under /health ``sinks.influxdb`` and closes the sink when it ends."""
-    from sensorhub.sinks.influx import InfluxSink, spool_path  # lazy: influxdb-client only when used
+    from sensorhub.sinks import InfluxSink, spool_path
 
     sink = InfluxSink(config.sinks.influxdb, spool_path(config))
     try:
@@ -88,7 +88,7 @@ async def influx_stage(config: Config) -> Stage:
 def mqtt_stage(config: Config) -> Stage:
     """The MQTT result sink: bus -> broker with /health's leg status; counters under /health
     ``sinks.mqtt``."""
-    from sensorhub.mqtt.sink import MqttSink  # lazy: aiomqtt only when used
+    from sensorhub.mqtt import MqttSink
 
     sink = MqttSink(config)
 

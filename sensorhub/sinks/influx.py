@@ -57,7 +57,7 @@ from sensorhub.sinks.influx_schema import (
     status_lines,
 )
 from sensorhub.sinks.spool import Spool
-from sensorhub.timing.decimate import Decimator
+from sensorhub.timing import Decimator
 
 log = logging.getLogger(__name__)
 

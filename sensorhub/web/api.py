@@ -12,8 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sensorhub.errors import ConfigError, InputError, SinkError
-from sensorhub.rehab.plans import plan_edit, program_names, rehab_history, write_plan
-from sensorhub.rehab.session import SessionError
+from sensorhub.rehab import SessionError, plan_edit, program_names, rehab_history, write_plan
 from sensorhub.web.context import WebContext, context, json_body, session_error, unauthorized
 
 # Commands an athlete's own token may send (the athlete view): pain entries and home sets.

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from sensorhub.cues import CueAudio
 from sensorhub.history import HistoryStore
-from sensorhub.rehab.session import SessionError, SessionManager
+from sensorhub.rehab import SessionError, SessionManager
 from sensorhub.web.auth import AccessPolicy
 from sensorhub.web.hub import Hub
 

@@ -58,7 +58,7 @@ async def report(request: Request) -> Response:
         return unauthorized()
     if ctx.store is None:
         return JSONResponse({"error": "no history store"}, status_code=404)
-    from sensorhub.rehab.report import render_report  # lazy: the report's plotting code
+    from sensorhub.rehab import render_report
 
     store = ctx.store
 
@@ -78,7 +78,7 @@ async def export(request: Request) -> Response:
     athlete = request.path_params["athlete"]
     if ctx.store is None or athlete not in ctx.sessions.athletes:
         return JSONResponse({"error": f"unknown athlete {athlete!r}"}, status_code=404)
-    from sensorhub.rehab.export import events_csv
+    from sensorhub.rehab import events_csv
 
     store = ctx.store
 
