@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS
 
 from firmware_sim.athletes import make_leg_csv_arrays, simulate_motion
 from sensorhub.analysis import detect_events
@@ -30,6 +29,7 @@ from sensorhub.rehab.progression import (
     recommend_for,
     record_recommendation,
 )
+from tests.helpers import ARTIFACTS
 
 UTC = dt.UTC
 MONDAY_S = dt.datetime(2024, 1, 1, 9, 0, tzinfo=UTC).timestamp()  # 2024-01-01 is a Monday

@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp import web
-from conftest import IdleSource, leg_refs
-from services import VictoriaMetrics, free_port
 
 from sensorhub.analysis.metrics import LANDING_KEYS
 from sensorhub.bus import Bus
@@ -34,6 +32,8 @@ from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sinks.influx import InfluxSink
 from sensorhub.sinks.spool import Spool
 from sensorhub.sources.base import PacketSource
+from tests.helpers import IdleSource, leg_refs
+from tests.services import VictoriaMetrics, free_port
 
 T0_S = 1_767_225_600.0 + 0.0025  # 2026-01-01, half a 200 Hz sample off the 20 Hz slot edges
 RATE_HZ = 200.0

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from firmware_sim.cli import main as firmware_sim_main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 PROBE = """
 import sys

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import IdleSource, leg_refs
 
 from sensorhub.cli import main as cli_main
 from sensorhub.config import Config, ServiceConfig
@@ -26,6 +25,7 @@ from sensorhub.model import Event, KneeAngles, SensorRef
 from sensorhub.rehab.program import find_program
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import PacketSource
+from tests.helpers import IdleSource, leg_refs
 
 ATHLETES = ("ana", "ben")
 PROGRAM = find_program("pfp_default")

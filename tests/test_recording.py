@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +20,7 @@ from sensorhub.sinks.recorder import BackgroundRecorder
 from sensorhub.sources.base import PacketQueue
 from sensorhub.sources.replay import ReplaySource
 from sensorhub.timing import Front
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_timing import SENSORS, two_sensor_packets
+from tests.timing.test_timing import SENSORS, two_sensor_packets
 
 META = {
     "session": "s-001",

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from sensorhub.sinks.influx import SCHEMA
+from tests.helpers import ROOT
 
-GRAFANA = Path(__file__).resolve().parents[1] / "dashboards" / "grafana"
+GRAFANA = ROOT / "dashboards" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 DATASOURCE_UID = "sensorhub-influxdb"
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import websockets
-from conftest import ARTIFACTS, ROOT
 
 from sensorhub.config import load_config
 from sensorhub.demo import background_demo
 from sensorhub.kinematics import _kernels
 from sensorhub.runtime.service import ServiceHandle
+from tests.helpers import ARTIFACTS, ROOT
 
 FAILING_LEG = "athlete2/right"
 STREAM_S = 30.0

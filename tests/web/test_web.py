@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
-from conftest import IdleSource, leg_refs
 from websockets.exceptions import ConnectionClosed
 
 from sensorhub.config import Config, ServiceConfig
@@ -32,6 +31,7 @@ from sensorhub.runtime.health import SensorLatencies
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import PacketSource
 from sensorhub.web.hub import ClientChannel
+from tests.helpers import IdleSource, leg_refs
 
 ATHLETES = ("ana", "ben")
 TOKEN = "a-configured-token-of-32-chars!!"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from services import Mosquitto
 
 from sensorhub.bus import Bus
 from sensorhub.config import Config, load_config
@@ -27,6 +26,7 @@ from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.sources import make_source
 from sensorhub.runtime.warmup import warmup
+from tests.services import Mosquitto
 
 SEGMENTS = (("right", "thigh"), ("right", "shank"), ("left", "thigh"), ("left", "shank"))
 

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from test_kinematics_synth import RATE_HZ, SynthLeg, axis_angle_deg, make_leg, random_mounting
 
 from sensorhub.errors import CalibrationError
 from sensorhub.kinematics import (
@@ -21,6 +20,13 @@ from sensorhub.kinematics import (
 from sensorhub.kinematics.joint_angles import matrix_to_quat, quat_to_matrix, rot_z
 from sensorhub.kinematics.knee import OrientationStream, default_orientation_factory
 from sensorhub.model import FloatArray, KneeAngles, LegSamples
+from tests.kinematics.test_kinematics_synth import (
+    RATE_HZ,
+    SynthLeg,
+    axis_angle_deg,
+    make_leg,
+    random_mounting,
+)
 
 
 def _angles_deg(a: KneeAngles) -> FloatArray:

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ARTIFACTS, ROOT
 
 from sensorhub.config import load_config
 from sensorhub.cues import Cue, audio_id
 from sensorhub.demo import background_demo
 from sensorhub.runtime.service import ServiceHandle
+from tests.helpers import ARTIFACTS, ROOT
 
 ATHLETE = "athlete1"
 

@@ -41,8 +41,9 @@ from firmware_sim.errors_model import (
 )
 from firmware_sim.link import BleLink, LinkParams, link_preset
 from sensorhub.conventions import GRAVITY_M_S2, RAD_PER_DEG
+from tests.helpers import GOLDEN_DIR
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "protocol_v1.json").read_text())
+GOLDEN = json.loads((GOLDEN_DIR / "protocol_v1.json").read_text())
 
 
 # --- encoder -------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ARTIFACTS
 
 from firmware_sim.athletes import make_leg_csv_arrays, simulate_motion
 from sensorhub.analysis import EventDetector
@@ -28,6 +27,7 @@ from sensorhub.model import Event, KneeAngles, LegSamples
 from sensorhub.rehab.curves import CURVE_POINTS, AngleRing, Curve, curve_window, extract_curve
 from sensorhub.rehab.export import ID_COLUMNS, METRIC_COLUMNS, events_csv
 from sensorhub.rehab.report import render_report, report_main
+from tests.helpers import ARTIFACTS
 
 RATE_HZ = 200.0
 T0 = 1_767_000_000.0  # 2025-12-29 (a Monday, UTC): sessions fall into two ISO weeks

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +29,9 @@ from sensorhub.protocol import (
 )
 from sensorhub.protocol.decode import _REGISTRY
 from sensorhub.protocol.spec import DeviceState, encode_identify, encode_stop
+from tests.helpers import GOLDEN_DIR
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "protocol_v1.json").read_text())
+GOLDEN = json.loads((GOLDEN_DIR / "protocol_v1.json").read_text())
 G = 9.80665
 ACC_G = (2, 4, 8, 16, 32)
 GYR_DPS = (125, 250, 500, 1000, 2000, 4000)

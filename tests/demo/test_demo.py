@@ -20,8 +20,7 @@ import websockets
 from sensorhub.bench.services import free_port
 from sensorhub.history import HistoryStore
 from sensorhub.recording import read_recording
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 @pytest.mark.slow

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_kinematics_synth import SynthLeg, make_leg
 
 from sensorhub.cli import main
 from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, GRAVITY_M_S2
 from sensorhub.errors import CalibrationError, InputError, SensorhubError
 from sensorhub.history import HistoryStore
 from sensorhub.offline.analyze import analyze_main
+from tests.kinematics.test_kinematics_synth import SynthLeg, make_leg
 
 
 def _write(path: Path, leg: SynthLeg, header: str = ANALYZE_CSV_HEADER, acc_scale: float = 1.0,

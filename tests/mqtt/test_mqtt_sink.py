@@ -22,7 +22,6 @@ from typing import Any
 
 import aiomqtt
 import numpy as np
-from services import Mosquitto, free_port
 
 from firmware_sim.athletes import SimulatedAthlete
 from firmware_sim.body import simulate
@@ -43,6 +42,7 @@ from sensorhub.mqtt.sink import MqttSink
 from sensorhub.runtime.pipeline import sensor_refs_from_meta
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
 from sensorhub.sources.base import IteratorSource, PacketSource
+from tests.services import Mosquitto, free_port
 
 PREFIX = "sensorhub/v1"
 CLIENT_ID = "test-svc"
