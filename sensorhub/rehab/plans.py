@@ -1,9 +1,9 @@
-"""The rehab workflow's side of the dashboard and of ``sensorhub plan``: per-athlete plans (program, phase,
-pain threshold, involved side), their JSON views, and the rehab part of the history page (sessions with
-their kind, phase history, recommendations with the coach's decisions, weekly load, set fatigue).
+"""Plan services for the dashboard and ``sensorhub plan``: per-athlete plans (program, phase, pain
+threshold, involved side), their JSON views, and the rehab part of the history page (sessions with their
+kind, phase history, recommendations with the coach's decisions, weekly load, set fatigue).
 
 Every function here reads or writes the store and may read program files: blocking, so the dashboard
-calls them through ``asyncio.to_thread``. The rules themselves live in ``sensorhub.rehab``.
+calls them through ``asyncio.to_thread``. The rules themselves live in ``program`` and ``progression``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from sensorhub.rehab.program import (
 from sensorhub.rehab.progression import gather_history, load_side
 
 log = logging.getLogger(__name__)
-
-# Without a plan the weekly load is still shown, flagged at the default program's limit.
-HISTORY_FILE = "history.sqlite3"  # in service.data_dir, as the service names it
 
 
 def program_names(search: Sequence[Path] = (PROGRAMS_DIR,)) -> list[str]:
@@ -283,9 +280,9 @@ def plan_main(
     set the given options and print the plan; without options print it. A running service picks up a
     plan edited here at its next start (edits from the dashboard apply at once)."""
     if db is None:
-        from sensorhub.config import data_dir, load_config
+        from sensorhub.config import history_path, load_config
 
-        db = data_dir(load_config(config)) / HISTORY_FILE
+        db = history_path(load_config(config))
     editing = any(v is not None for v in (program, phase, pain_threshold, side))
     if not editing and not Path(db).is_file():
         raise InputError(f"{db}: no history database (give --db PATH or --config with service.data_dir)")
