@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from sensorhub.bus import Bus
 from sensorhub.config import Config, data_dir, history_path
@@ -91,25 +92,9 @@ async def serve(
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
     pipeline = MeasuredPipeline(sensor_refs)
-    cue_stage = None
     audio = CueAudio()
-    if cues and config.cues is not None:
-        # Every phrase is rendered once before the first packet (espeak-ng can take ~100 ms a phrase).
-        # With the phrases of the rehab programs, whose phases bring their own rules.
-        phrases = sorted({*config.cues.phrases, *await asyncio.to_thread(program_phrases)})
-        await asyncio.to_thread(audio.render_all, phrases)
-        player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
-        cue_stage = CueStage(bus, CueEngine(config.cues), play_on_host=player)
-    recorder = None
-    if config.sinks.recorder.enabled:
-        # Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where.
-        rec_dir = data_dir(config) / config.sinks.recorder.dir
-        recorder = BackgroundRecorder(
-            RecordingWriter(
-                new_recording_path(rec_dir),
-                recording_meta(sensor_refs, {}, {"source": "sensorhub service"}),
-            )
-        )
+    cue_stage = await _cue_stage(config, bus, audio) if cues and config.cues is not None else None
+    recorder = _recorder(config, sensor_refs) if config.sinks.recorder.enabled else None
     runner = LiveRunner(source, pipeline, bus, recorder=recorder, cues=cue_stage)
     store: HistoryStore | None = None
     path = store_path if store_path is not None else history_path(config)
@@ -152,7 +137,38 @@ async def serve(
         loop=asyncio.get_running_loop(),
     )
     app = create_app(WebContext(hub, sessions, health.report, policy, store, audio))
-    server = _Server(
+    server = _web_server(app, host, port)
+    try:
+        await _run_in_order(handle, server, stages, stop if stop is not None else asyncio.Event(), on_ready)
+    finally:
+        # 4: history - everything queued is committed before we return.
+        health.state = ServiceState.STOPPED
+        await asyncio.to_thread(store.close)
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)
+    return handle
+
+
+async def _cue_stage(config: Config, bus: Bus, audio: CueAudio) -> CueStage:
+    """The live cue stage, with every phrase rendered once before the first packet (espeak-ng can take
+    ~100 ms a phrase): the configured ones and those of the rehab programs, whose phases bring their own
+    rules."""
+    assert config.cues is not None
+    phrases = sorted({*config.cues.phrases, *await asyncio.to_thread(program_phrases)})
+    await asyncio.to_thread(audio.render_all, phrases)
+    player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
+    return CueStage(bus, CueEngine(config.cues), play_on_host=player)
+
+
+def _recorder(config: Config, sensor_refs: Sequence[SensorRef]) -> BackgroundRecorder:
+    """Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where."""
+    rec_dir = data_dir(config) / config.sinks.recorder.dir
+    meta = recording_meta(sensor_refs, {}, {"source": "sensorhub service"})
+    return BackgroundRecorder(RecordingWriter(new_recording_path(rec_dir), meta))
+
+
+def _web_server(app: Starlette, host: str, port: int) -> _Server:
+    return _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -166,52 +182,55 @@ async def serve(
             timeout_graceful_shutdown=int(SERVER_STOP_TIMEOUT_S),
         )
     )
-    stop = stop if stop is not None else asyncio.Event()
-    try:
-        async with asyncio.TaskGroup() as tg:
-            consumers = [
-                tg.create_task(hub.run(), name="hub"),
-                tg.create_task(sessions.run(), name="sessions"),
-            ]
-            server_task = tg.create_task(server.serve(), name="web")
-            while not server.started:
-                if server_task.done():
-                    break  # the bind failed: the TaskGroup raises its error
-                await asyncio.sleep(0.01)
-            else:
-                sockets = server.servers[0].sockets if server.servers else []
-                if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
-                    handle.port = int(sockets[0].getsockname()[1])
-            runner_task = tg.create_task(runner.run(), name="live")
-            extra = [
-                tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
-            ]
-            health.state = ServiceState.RUNNING
-            if on_ready is not None:
-                on_ready(handle)
-            stop_task = tg.create_task(stop.wait(), name="stop")
-            await asyncio.wait({stop_task, runner_task}, return_when=asyncio.FIRST_COMPLETED)
 
-            # Ordered shutdown. 1: dashboards - close streams, stop accepting, drain connections.
-            health.state = ServiceState.STOPPING
-            for channel in list(hub.clients):
-                channel.close()
-            server.should_exit = True
-            await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
-            server.force_exit = True
-            # 2: source and pipeline - the runner processes what was received, then flushes its tail.
-            runner_task.cancel()
-            await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
-            # 3: bus consumers and extra stages.
-            for task in (*extra, *consumers, stop_task):
-                task.cancel()
-    finally:
-        # 4: history - everything queued is committed before we return.
-        health.state = ServiceState.STOPPED
-        await asyncio.to_thread(store.close)
-        if recorder is not None:
-            await asyncio.to_thread(recorder.close)
-    return handle
+
+async def _run_in_order(
+    handle: ServiceHandle,
+    server: _Server,
+    stages: Sequence[Stage],
+    stop: asyncio.Event,
+    on_ready: Callable[[ServiceHandle], None] | None,
+) -> None:
+    """Every task of the service in one TaskGroup until ``stop`` (or the source's end), then the ordered
+    shutdown's first three steps; the caller flushes the history (step 4) whatever happens."""
+    hub, sessions, runner, health = handle.hub, handle.sessions, handle.runner, handle.health
+    async with asyncio.TaskGroup() as tg:
+        consumers = [
+            tg.create_task(hub.run(), name="hub"),
+            tg.create_task(sessions.run(), name="sessions"),
+        ]
+        server_task = tg.create_task(server.serve(), name="web")
+        while not server.started:
+            if server_task.done():
+                break  # the bind failed: the TaskGroup raises its error
+            await asyncio.sleep(0.01)
+        else:
+            sockets = server.servers[0].sockets if server.servers else []
+            if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
+                handle.port = int(sockets[0].getsockname()[1])
+        runner_task = tg.create_task(runner.run(), name="live")
+        extra = [
+            tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
+        ]
+        health.state = ServiceState.RUNNING
+        if on_ready is not None:
+            on_ready(handle)
+        stop_task = tg.create_task(stop.wait(), name="stop")
+        await asyncio.wait({stop_task, runner_task}, return_when=asyncio.FIRST_COMPLETED)
+
+        # Ordered shutdown. 1: dashboards - close streams, stop accepting, drain connections.
+        health.state = ServiceState.STOPPING
+        for channel in list(hub.clients):
+            channel.close()
+        server.should_exit = True
+        await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
+        server.force_exit = True
+        # 2: source and pipeline - the runner processes what was received, then flushes its tail.
+        runner_task.cancel()
+        await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+        # 3: bus consumers and extra stages.
+        for task in (*extra, *consumers, stop_task):
+            task.cancel()
 
 
 @contextlib.contextmanager
