@@ -4,6 +4,8 @@ A face names what callers use (``from sensorhub.sinks import InfluxSink``) witho
 optional back-ends (influxdb-client, aiomqtt, bleak, Bumble, uvicorn) until a name is touched, so that
 ``sensorhub demo`` starts without the InfluxDB client and ``sensorhub replay`` without the web server.
 Each face lists its names twice: under ``TYPE_CHECKING`` (for mypy and readers) and in ``lazy_exports``.
+A face never exports a name that is also one of its submodules: once that submodule is imported, Python
+binds the package attribute to the module and ``__getattr__`` is no longer asked.
 """
 
 from __future__ import annotations

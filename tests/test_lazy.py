@@ -4,8 +4,10 @@ face does not import it."""
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import subprocess
 import sys
+from types import ModuleType
 
 import pytest
 
@@ -24,8 +26,13 @@ LAZY_FACES = (
 @pytest.mark.parametrize("face", LAZY_FACES)
 def test_every_public_name_of_a_face_resolves(face: str) -> None:
     module = importlib.import_module(face)
+    submodules = [m.name for m in pkgutil.iter_modules(module.__path__)]
+    # An exported name that is also a submodule's would resolve to that module once it is imported.
+    assert not set(module.__all__) & set(submodules)
+    for name in submodules:
+        importlib.import_module(f"{face}.{name}")
     for name in module.__all__:
-        getattr(module, name)  # imports the module that defines it (an AttributeError if it does not)
+        assert not isinstance(getattr(module, name), ModuleType), f"{face}.{name}"
     with pytest.raises(AttributeError, match="no attribute 'not_there'"):
         module.not_there  # noqa: B018
 

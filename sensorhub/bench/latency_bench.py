@@ -18,7 +18,8 @@ import numpy as np
 
 from sensorhub.bus import Bus
 from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
-from sensorhub.runtime import CueStage, Pipeline, warmup
+from sensorhub.runtime import CueStage, Pipeline
+from sensorhub.runtime.warmup import warmup
 
 DRILL_CYCLE = ("squat", "cmj", "lunge", "step_down", "drop_jump")
 

@@ -71,7 +71,8 @@ def _worker_process(
 ) -> None:
     from sensorhub.bus import Bus
     from sensorhub.mqtt import MqttSource
-    from sensorhub.runtime import LiveRunner, Pipeline, warmup
+    from sensorhub.runtime import LiveRunner, Pipeline
+    from sensorhub.runtime.warmup import warmup
 
     warmup()
 

@@ -1,7 +1,9 @@
 """The composition root: the one package that knows everyone. It wires a source, the processing core
 (``Pipeline``), the live loop (``LiveRunner``), the cue stage, the sinks and the dashboard into one
 service (``serve``: one TaskGroup, ordered shutdown), and runs the ``run``, ``record``, ``replay`` and
-``gateway`` commands. Modules are imported on first use (the web server only when a service runs)."""
+``gateway`` commands. Modules are imported on first use (the web server only when a service runs);
+``sensorhub.runtime.warmup.warmup()`` is reached through its module (a lazy face cannot export a name
+that is also a submodule's: once imported, the submodule shadows it)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ if TYPE_CHECKING:
     from sensorhub.runtime.run import run_main
     from sensorhub.runtime.service import serve, serve_in_thread
     from sensorhub.runtime.sources import make_source
-    from sensorhub.runtime.warmup import warmup
 
 __all__ = [
     "CueStage",
@@ -44,7 +45,6 @@ __all__ = [
     "sensor_refs_from_meta",
     "serve",
     "serve_in_thread",
-    "warmup",
 ]
 
 __getattr__ = lazy_exports(
@@ -70,6 +70,5 @@ __getattr__ = lazy_exports(
         "serve": "service",
         "serve_in_thread": "service",
         "make_source": "sources",
-        "warmup": "warmup",
     },
 )
