@@ -13,11 +13,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from sensorhub.conventions import ANALYZE_CSV_HEADER, SEGMENTS, SIDES
-from sensorhub.errors import SensorhubError
 from sensorhub.model import FloatArray
 
 from .device import SensorClock, SimulatedDevice, StreamSettings
 from .errors_model import ImuErrorModel, ImuErrorParams, finish, preset, sensor_seed
+from .exceptions import FirmwareSimError
 from .link import BleLink, LinkParams, link_preset
 
 PROTOCOL_NAME = "sensorhub-v1"
@@ -25,7 +25,7 @@ DEFAULT_MOUNT_MAX_DEG = 20.0
 DEFAULT_MAX_DRIFT_PPM = 50.0
 
 
-class AthleteError(SensorhubError):
+class AthleteError(FirmwareSimError):
     """A simulated athlete was configured with an unknown side or an inconsistent motion."""
 
 

@@ -14,6 +14,7 @@ from .athletes import DEFAULT_MOUNT_MAX_DEG, SimulatedAthlete, make_leg_csv_arra
 from .device import StreamSettings
 from .encoder import ACC_RANGES_G, GYR_RANGES_DPS, MAX_SAMPLES_PER_PACKET, RATES_HZ
 from .errors_model import PRESETS
+from .exceptions import FirmwareSimError
 from .link import LINK_PRESETS
 from .transports.inprocess import SimSession
 from .transports.recording import write_recording
@@ -25,7 +26,7 @@ RECORD_PREFETCH_S = 5.0
 DEFAULT_HOST_EPOCH_S = 1_767_225_600.0  # 2026-01-01T00:00:00Z: recordings are reproducible by seed
 
 
-class CliError(SensorhubError):
+class CliError(FirmwareSimError):
     """Bad command-line input; the message says which option and what is allowed."""
 
 
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "population":
             return _population(args)
         return _record(args)
-    except SensorhubError as exc:
+    except (FirmwareSimError, SensorhubError) as exc:  # sensorhub's: its config and recording format
         print(f"firmware-sim: error: {exc}", file=sys.stderr)
         return 2
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.errors import SensorhubError
 from sensorhub.model import FloatArray
 
 from .encoder import (
@@ -31,6 +30,7 @@ from .encoder import (
     parse_command,
 )
 from .errors_model import ImuErrorModel, to_raw
+from .exceptions import FirmwareSimError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ FIRMWARE_LATENCY_S = 0.0003  # sample of the last tick -> notification queued to
 SENSOR_CLOCK_WRAP_US = 2**32
 
 
-class DeviceError(SensorhubError):
+class DeviceError(FirmwareSimError):
     """The simulated device was driven wrongly (time going backwards)."""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from sensorhub.errors import SensorhubError
+from .exceptions import FirmwareSimError
 
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 14
@@ -44,11 +44,11 @@ _START_PAYLOAD = struct.Struct("<HBHB")  # rate_hz, acc_range_g, gyr_range_dps, 
 _INFO = struct.Struct("<BBHBHB")
 
 
-class EncodeError(SensorhubError):
+class EncodeError(FirmwareSimError):
     """The simulator asked for a packet the protocol cannot carry (a bug in the caller)."""
 
 
-class CommandRejected(SensorhubError):  # noqa: N818 - named for the ATT outcome
+class CommandRejected(FirmwareSimError):  # noqa: N818 - named for the ATT outcome
     """A control write the device refuses; a GATT server answers it with ``att_error``."""
 
     att_error = ATT_APPLICATION_ERROR

@@ -38,15 +38,15 @@ from typing import Any
 import numpy as np
 
 from sensorhub.conventions import GRAVITY_M_S2, RAD_PER_DEG
-from sensorhub.errors import SensorhubError
 from sensorhub.model import FloatArray
 
 from .encoder import RAW_MAX, RAW_MIN
+from .exceptions import FirmwareSimError
 
 MICRO_G_M_S2 = 1e-6 * GRAVITY_M_S2
 
 
-class ErrorModelError(SensorhubError):
+class ErrorModelError(FirmwareSimError):
     """Unknown preset or invalid error-model input."""
 
 

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.errors import SensorhubError
-
 from .device import DevicePacket
+from .exceptions import FirmwareSimError
 
 
-class LinkError(SensorhubError):
+class LinkError(FirmwareSimError):
     """Invalid link parameters or packets handed over out of order."""
 
 

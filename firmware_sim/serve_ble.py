@@ -28,6 +28,7 @@ from sensorhub.model import FloatArray
 
 from .device import SensorClock, SignalFn, SimulatedDevice
 from .errors_model import ImuErrorModel, preset, sensor_seed
+from .exceptions import FirmwareSimError
 from .transports.ble_peripheral import BlePeripheral, serve_peripherals
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ READY_LINE = "serve-ble: ready"
 """Printed (flushed) once every peripheral advertises; scripts and tests wait for it."""
 
 
-class ServeError(SensorhubError):
+class ServeError(FirmwareSimError):
     """The simulator cannot serve what was asked (no sensors configured, one dongle for many sensors)."""
 
 
@@ -81,9 +82,9 @@ def _body_devices(
     """Devices driven by the biomechanical body model (one session per athlete), keyed by sensor id."""
     from .athletes import SimulatedAthlete
     from .body import session
+    from .body.drills import FAULTS
 
-    rate = config.simulator.fault_rate
-    faults = {"valgus": rate, "stiff_landing": rate, "fast_eccentric": rate}
+    faults = dict.fromkeys(FAULTS, config.simulator.fault_rate)
     devices: dict[str, SimulatedDevice] = {}
     for i, athlete in enumerate(config.athletes):
         sides = tuple(sorted({s.side for s in athlete.sensors}))
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("bumble.controller").setLevel(logging.ERROR)
     try:
         return serve_ble_main(args)
-    except SensorhubError as exc:
+    except (FirmwareSimError, SensorhubError) as exc:  # sensorhub's: a configuration it cannot load
         print(f"firmware-sim serve-ble: {exc}", file=sys.stderr)
         return 2
 

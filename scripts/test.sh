@@ -37,4 +37,5 @@ fi
 
 .venv/bin/ruff check sensorhub firmware_sim tests
 .venv/bin/mypy
+.venv/bin/lint-imports  # the import rules in pyproject.toml: layers, no cycles, the simulator outside
 .venv/bin/python -m pytest -q -ra "$@"

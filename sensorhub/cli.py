@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from firmware_sim.exceptions import FirmwareSimError
 from sensorhub import __version__
 from sensorhub.config import history_path, load_config
 from sensorhub.errors import SensorhubError
@@ -25,13 +26,13 @@ def _add_history(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from sensorhub.rehab.report import report_main
+    from sensorhub.rehab import report_main
 
     return report_main(args.athlete, args.out, args.since, args.csv, args.db, args.config)
 
 
 def _cmd_battery(args: argparse.Namespace) -> int:
-    from sensorhub.rehab.battery import battery_main
+    from sensorhub.rehab import battery_main
 
     return battery_main(args.athlete, args.session, args.db, args.config)
 
@@ -47,7 +48,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from sensorhub.offline.analyze import analyze_main
+    from sensorhub.offline import analyze_main
 
     history = args.history
     if history == "":  # --history without a path: the configured service's history database
@@ -56,38 +57,45 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.replay import replay_main
+    from sensorhub.runtime import replay_main
 
     speed = None if args.as_fast_as_possible else args.speed
     return replay_main(args.file, speed=speed, csv_dir=args.csv)
 
 
-def _cmd_record(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.record import record_main
+# The faces compose the simulator with the runtime (which never imports it): `run`, `record` and
+# `gateway` hand it over for ``[source] kind = "simulator"``.
 
-    return record_main(args.config, args.out, args.duration_s)
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from sensorhub.demo import simulated_source
+    from sensorhub.runtime import record_main
+
+    return record_main(args.config, args.out, args.duration_s, simulator=simulated_source)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.demo import demo_main
+    from sensorhub.demo import demo_main
 
     return demo_main(args.config, athletes=args.athletes, port=args.port)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.run import run_main
+    from sensorhub.demo import simulated_source
+    from sensorhub.runtime import run_main
 
-    return run_main(args.config, port=args.port)
+    return run_main(args.config, port=args.port, simulator=simulated_source)
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    from sensorhub.runtime.gateway import gateway_main
+    from sensorhub.demo import simulated_source
+    from sensorhub.runtime import gateway_main
 
-    return gateway_main(args.config)
+    return gateway_main(args.config, simulator=simulated_source)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from sensorhub.sources.ble_scan import scan_main
+    from sensorhub.sources import scan_main
 
     return scan_main(
         args.timeout_s,
@@ -99,7 +107,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from sensorhub.web.rehab import plan_main
+    from sensorhub.rehab import plan_main
 
     return plan_main(
         args.athlete, args.program, args.phase, args.pain_threshold, args.side, args.db, args.config
@@ -296,10 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        # One line for the user (the traceback with -v); a SensorhubError is a user-fixable error (2),
-        # anything else a failure the service could not survive (1).
+        # One line for the user (the traceback with -v); a SensorhubError (or the simulator's own
+        # FirmwareSimError) is a user-fixable error (2), anything else a failure the service could not
+        # survive (1).
         root = _root_cause(exc)
-        if isinstance(root, SensorhubError):
+        if isinstance(root, SensorhubError | FirmwareSimError):
             print(f"sensorhub: error: {root}", file=sys.stderr)
             return 2
         log.debug("unrecoverable error", exc_info=exc)

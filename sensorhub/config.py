@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sensorhub.cues.rules import DEFAULT_RULES, CueRuleSet, parse_rules
+from sensorhub.cues import DEFAULT_RULES, CueRuleSet, parse_rules
 from sensorhub.errors import ConfigError
 
 ENV_PREFIX = "SENSORHUB_"

@@ -1,22 +1,17 @@
-"""Shared by the test modules: Debian's Chromium driven by Playwright (pages and reports), and a silent
-source for services whose tests publish on the bus themselves."""
+"""Fixtures shared by every test folder: Debian's Chromium driven by Playwright (pages and reports).
+Helpers the test modules import live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sensorhub.model import Segment, SensorRef, Side
-from sensorhub.sources.base import PacketQueue, SensorLink
+from tests.helpers import ARTIFACTS
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "web"  # screenshots kept by CI as test artefacts
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +36,3 @@ def browser() -> Iterator[Any]:
         )
         yield b
         b.close()
-
-
-class IdleSource:
-    """Configured but silent sensors: the tests publish angles, events and cues on the bus themselves."""
-
-    async def run(self, out: PacketQueue) -> None:
-        await asyncio.Event().wait()
-
-    def links(self) -> dict[str, SensorLink]:
-        return {}
-
-
-def leg_refs(athletes: Sequence[str], sides: Sequence[str] = ("right", "left")) -> list[SensorRef]:
-    """Thigh and shank sensors ``{athlete}-{side}-{segment}`` of each athlete's legs."""
-    return [
-        SensorRef(f"{a}-{side}-{seg}", a, Side(side), Segment(seg))
-        for a in athletes
-        for side in sides
-        for seg in ("thigh", "shank")
-    ]

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from sensorhub.conventions import DEG_PER_RAD, GRAVITY_M_S2, SEGMENTS, SIDES
-from sensorhub.errors import SensorhubError
 
+from ..exceptions import FirmwareSimError
 from . import drills as dr
 from . import jets as jt
 from .contact import Air, Stance
@@ -51,7 +51,7 @@ CALIBRATIONS = ("bends", "walk", "jog")
 QUIET_START_S = 3.0  # the recording's first seconds are quiet standing (the analyze input contract)
 
 
-class SimulationError(SensorhubError):
+class SimulationError(FirmwareSimError):
     """Bad simulate()/session() arguments (the message lists the allowed values)."""
 
 

@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 
 from sensorhub.conventions import SEGMENTS, SIDE_SIGN
-from sensorhub.errors import SensorhubError
 
+from ..exceptions import FirmwareSimError
 from .jets import FloatArray
 from .rotations import matrix_to_quat, quat_from_axis_angle, quat_multiply
 from .skeleton import Geometry
 from .wobble import SoftTissue, Wobble
 
 
-class MountError(SensorhubError):
+class MountError(FirmwareSimError):
     """Unknown side or segment for a mount (use 'left'/'right' and 'thigh'/'shank')."""
 
 

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensorhub.errors import SensorhubError
-
+from ..exceptions import FirmwareSimError
 from ._kernels import eval_quintic, quintic_coefficients
 from .jets import FloatArray, Jet
 
 
-class TrajectoryError(SensorhubError):
+class TrajectoryError(FirmwareSimError):
     """A drill design produced keyframes out of order (a bug in the drill, not in the caller's input)."""
 
 

@@ -26,14 +26,13 @@ Every event has ``side``, ``exercise``, ``faults`` (list) and ``fault`` (names j
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from sensorhub.conventions import GRAVITY_M_S2
 
-if TYPE_CHECKING:
-    from .motion import Motion
+from .motion_view import MotionView
 
 GRID_S = 0.0005
 LANDING_WINDOW_S = 0.8
@@ -43,7 +42,7 @@ def _grid(t0: float, t1: float) -> np.ndarray:
     return np.linspace(t0, t1, max(round((t1 - t0) / GRID_S) + 1, 2))
 
 
-def complete_events(motion: Motion, skeletons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def complete_events(motion: MotionView, skeletons: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for ev in skeletons:
         ev = dict(ev)
@@ -59,7 +58,7 @@ def complete_events(motion: Motion, skeletons: list[dict[str, Any]]) -> list[dic
     return out
 
 
-def _landing(motion: Motion, ev: dict[str, Any]) -> None:
+def _landing(motion: MotionView, ev: dict[str, Any]) -> None:
     side, t_c = ev["side"], ev["t_s"]
     t_end = ev.get("t_takeoff_s") or t_c + LANDING_WINDOW_S
     t = _grid(t_c, t_end)
@@ -80,7 +79,7 @@ def _landing(motion: Motion, ev: dict[str, Any]) -> None:
     ev["peak_shank_accel_g"] = float(np.linalg.norm(acc, axis=1).max() / GRAVITY_M_S2)
 
 
-def _rep(motion: Motion, ev: dict[str, Any]) -> None:
+def _rep(motion: MotionView, ev: dict[str, Any]) -> None:
     side = ev["side"]
     t = _grid(ev["t_s"], ev["t_end_s"])
     ang = motion.truth_angles_deg(side, t)
@@ -92,7 +91,7 @@ def _rep(motion: Motion, ev: dict[str, Any]) -> None:
     ev["valgus_excursion_deg"] = float(ang[:, 1].max() - ang[0, 1])
 
 
-def _cut(motion: Motion, ev: dict[str, Any]) -> None:
+def _cut(motion: MotionView, ev: dict[str, Any]) -> None:
     side, t_c, t_off = ev["side"], ev["t_s"], ev["t_takeoff_s"]
     t = _grid(t_c, t_off)
     ang = motion.truth_angles_deg(side, t)

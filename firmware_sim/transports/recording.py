@@ -31,7 +31,7 @@ def write_recording(
     path: Path | str, session: SimSession, extra_meta: Mapping[str, Any] | None = None
 ) -> int:
     """Run ``session`` to its end and write every packet the host receives; returns the packet count."""
-    from sensorhub.sinks.recorder import RecordingWriter  # the recorder sink owns the file format
+    from sensorhub.recording import RecordingWriter
 
     count = 0
     with RecordingWriter(Path(path), recording_meta(session, extra_meta)) as writer:

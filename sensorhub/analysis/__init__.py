@@ -19,16 +19,17 @@ from sensorhub.analysis.detector import (
     warmup,
 )
 from sensorhub.analysis.metrics import MetricWindows
-from sensorhub.analysis.score import TARGETS, Target, control_score
+from sensorhub.analysis.score import SCORE_TERMS, ScoreTerm, Target, control_score
 from sensorhub.analysis.symmetry import SymmetryEntry, limb_symmetry
 
 __all__ = [
-    "TARGETS",
+    "SCORE_TERMS",
     "AnalysisParams",
     "DetectorOutput",
     "EventDetector",
     "LivePhase",
     "MetricWindows",
+    "ScoreTerm",
     "SymmetryEntry",
     "Target",
     "control_score",

@@ -224,8 +224,8 @@ def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray
         out[i, F_FT] = ax
         out[i, F_FT + 1] = ay
         out[i, F_FT + 2] = az
-        _lever_operator(vx, vy, vz, (state[now + 3] - state[old + 3]) * kd,
-                        (state[now + 4] - state[old + 4]) * kd, (state[now + 5] - state[old + 5]) * kd, out, i, F_LS)
+        _lever_operator(vx, vy, vz, (state[now + 3] - state[old + 3]) * kd, (state[now + 4] - state[old + 4]) * kd,
+                        (state[now + 5] - state[old + 5]) * kd, out, i, F_LS)
         u20, u21, u22 = _rows(state, mid + 16)[6:]  # earth up in the shank sensor frame (third row)
         out[i, F_SE] = sx - g_m_s2 * u20
         out[i, F_SE + 1] = sy - g_m_s2 * u21
@@ -414,7 +414,8 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                             k = s[S_CAND]
                             while k <= gf:
                                 at = S_RING_FL + 12 * (int(k) % ROWS_KEPT)
-                                if (not math.isnan(s[at]) and _unexplained(s[at : at + 3], s[at + 3 : at + 12], hip)
+                                if (not math.isnan(s[at])
+                                        and _unexplained(s[at : at + 3], s[at + 3 : at + 12], hip)
                                         < p[P_FREE_FALL_G] * g_m_s2):
                                     n_free += 1.0
                                 k += 1.0
@@ -438,7 +439,7 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                                     to -= 1.0
                                 s[S_TAKEOFF] = to
                                 if s[S_HELD] > 0.0:
-                                    s[S_HELD + 3] = to  # the held landing's contact ends here; its flight decides
+                                    s[S_HELD + 3] = to  # the held landing's contact ends here
                                 if s[S_LAND_OPEN] > 0.0:  # rebound: the ground contact ends at this take-off
                                     n_out = _emit(out, n_out, K_LANDING, s[S_LAND_CONTACT], s[S_LAND_TAKEOFF],
                                                   to, to, s[S_LAND_GAP_LO])
@@ -488,7 +489,7 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
                     stride = (flight_s < p[P_STRIDE_FLIGHT_S]
                               and (s[S_TAKEOFF] - s[S_PREV_FLIGHT_END]) * dt < p[P_STRIDE_STANCE_S])
                     s[S_PREV_FLIGHT_END] = contact
-                    if s[S_HELD] > 0.0:  # the landing before this flight: a run's first stride if it was short
+                    if s[S_HELD] > 0.0:  # the landing before this flight: a stride if this flight is short
                         if flight_s >= p[P_STRIDE_FLIGHT_S]:
                             n_out = _emit(out, n_out, K_LANDING, s[S_HELD + 1], s[S_HELD + 2], s[S_HELD + 3],
                                           s[S_HELD + 3], s[S_HELD + 4])

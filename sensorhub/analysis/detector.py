@@ -71,8 +71,8 @@ class AnalysisParams:
     stride_stance_s: float = 0.4  # ... this long of the previous flight's end is a running stride (floats of
     # fast or long-striding running reach 0.2-0.25 s; a stance between two of them lasts 0.15-0.3 s)
     float_min_s: float = 0.02  # a running float lasts 30-200 ms; an impact rings through 0 g for a few ms
-    landing_min_yield_deg: float = 5.0  # a landing leg absorbs the fall by bending its knee (10-60 deg even in
-    # a stiff landing); the free leg of a single-leg hop feels the same jolt through the hip but barely bends
+    landing_min_yield_deg: float = 5.0  # a landing leg absorbs the fall by bending its knee (10-60 deg even
+    # in a stiff landing); the free leg of a single-leg hop feels the jolt through the hip, barely bending
     landing_impulse_frac: float = 0.5  # the landing must stop at least this share of the fall's velocity
     max_flight_s: float = 1.5
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
@@ -352,7 +352,7 @@ class EventDetector:
                     continue  # no fall was stopped: the "flight" was a lighter stance (gait), not one
                 metrics = landing_metrics(sig, ia, ib, ic, id_, w)
                 if not metrics["flexion_excursion_deg"] >= self.params.landing_min_yield_deg:
-                    continue  # the knee did not bend under the landing: this leg was carried (a hop's free leg)
+                    continue  # the knee did not bend under it: this leg was carried (a hop's free leg)
                 etype, t_s = "landing", sig.t(ia)
             elif kind == kern.K_REP:
                 shank = sig.as_g[sig.sl(ia, ib)]

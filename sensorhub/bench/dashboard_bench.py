@@ -15,11 +15,9 @@ import time
 import websockets
 
 from sensorhub.config import load_config
-from sensorhub.runtime.demo import background_demo
-from sensorhub.runtime.pipeline import LatencyRecorder
-from sensorhub.runtime.service import ServiceHandle
-from sensorhub.web.hub import FRAME_PERIOD_S
-from sensorhub.web.protocol import WS_PATH
+from sensorhub.demo import background_demo
+from sensorhub.runtime import LatencyRecorder, ServiceHandle
+from sensorhub.web import FRAME_PERIOD_S, WS_PATH
 
 QS = (50.0, 99.0, 99.9)
 

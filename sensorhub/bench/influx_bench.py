@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from sensorhub.bench.services import VictoriaMetrics
+from sensorhub.bus import Bus
 from sensorhub.config import InfluxConfig
 from sensorhub.errors import SensorhubError
 from sensorhub.model import KneeAngles
-from sensorhub.runtime.bus import Bus
-from sensorhub.sinks.influx import InfluxSink
-from sensorhub.sinks.influx_schema import angle_lines
-from sensorhub.timing.decimate import Decimator
+from sensorhub.sinks import InfluxSink, angle_lines
+from sensorhub.timing import Decimator
 
 T0_S = 1_767_225_600.0  # 2026-01-01: synthetic data time
 RATE_HZ = 200.0

@@ -16,10 +16,9 @@ import time
 
 import numpy as np
 
+from sensorhub.bus import Bus
 from sensorhub.cues import DEFAULT_RULES, CueEngine, parse_rules
-from sensorhub.runtime.bus import Bus
-from sensorhub.runtime.cueing import CueStage
-from sensorhub.runtime.pipeline import Pipeline
+from sensorhub.runtime import CueStage, Pipeline
 from sensorhub.runtime.warmup import warmup
 
 DRILL_CYCLE = ("squat", "cmj", "lunge", "step_down", "drop_jump")
@@ -40,11 +39,11 @@ async def _run(
     from firmware_sim.athletes import SimulatedAthlete
     from firmware_sim.body import simulate
     from firmware_sim.transports.inprocess import InProcessTransport
-    from sensorhub.runtime.live import LiveRunner
-    from sensorhub.runtime.pipeline import sensor_refs_from_meta
-    from sensorhub.sources.base import IteratorSource
+    from sensorhub.demo import fault_rates
+    from sensorhub.runtime import LiveRunner, sensor_refs_from_meta
+    from sensorhub.sources import IteratorSource
 
-    faults = {"valgus": 0.4, "stiff_landing": 0.4, "fast_eccentric": 0.4}
+    faults = fault_rates(0.4)
     athletes = []
     for k in range(n_athletes):
         drill = DRILL_CYCLE[k % len(DRILL_CYCLE)]

@@ -22,7 +22,7 @@ from typing import Any
 from sensorhub.bench.services import Mosquitto
 from sensorhub.config import BrokerConfig
 from sensorhub.model import RawPacket, SensorRef
-from sensorhub.sources.base import PacketQueue, SensorLink
+from sensorhub.sources import PacketQueue, SensorLink
 
 DRILLS = ("squat", "drop_jump", "cut_45", "step_down")
 TIMEOUT_S = 120.0
@@ -40,7 +40,7 @@ def simulated_packets(n_athletes: int, reps: int) -> tuple[list[RawPacket], list
     """Every packet of ``n_athletes`` simulated athletes (one drill each), in host arrival order."""
     from firmware_sim.athletes import SimulatedAthlete, simulate_motion
     from firmware_sim.transports.inprocess import SimSession, raw_packet
-    from sensorhub.runtime.pipeline import sensor_refs_from_meta
+    from sensorhub.runtime import sensor_refs_from_meta
 
     athletes = [
         SimulatedAthlete(
@@ -69,11 +69,10 @@ def _worker_process(
     reports: mp.Queue[Any],
     stop: Any,  # multiprocessing Event
 ) -> None:
-    from sensorhub.runtime.bus import Bus
-    from sensorhub.runtime.live import LiveRunner
-    from sensorhub.runtime.pipeline import Pipeline
+    from sensorhub.bus import Bus
+    from sensorhub.mqtt import MqttSource
+    from sensorhub.runtime import LiveRunner, Pipeline
     from sensorhub.runtime.warmup import warmup
-    from sensorhub.sources.mqtt import MqttSource
 
     warmup()
 
@@ -133,7 +132,7 @@ class _ListSource:
 def _gateway_process(
     port: int, packets: list[RawPacket], sensors: list[SensorRef], qos: int, reports: mp.Queue[Any]
 ) -> None:
-    from sensorhub.mqtt.gateway import Gateway, GatewayTiming
+    from sensorhub.mqtt import Gateway, GatewayTiming
 
     async def main() -> None:
         go = asyncio.Event()
@@ -238,11 +237,10 @@ def measure_result_events(port: int, n_events: int) -> float:
 
     import aiomqtt
 
+    from sensorhub.bus import Bus
     from sensorhub.config import Config, MqttConfig, SinksConfig
     from sensorhub.model import Event
-    from sensorhub.mqtt import topics
-    from sensorhub.mqtt.sink import MqttSink
-    from sensorhub.runtime.bus import Bus
+    from sensorhub.mqtt import MqttSink, topics
 
     config = replace(
         Config(),

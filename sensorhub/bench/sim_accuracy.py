@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from firmware_sim.exceptions import FirmwareSimError
 from sensorhub.errors import SensorhubError
 from sensorhub.model import FloatArray
 
@@ -81,7 +82,7 @@ def run_drill(drill: str, errors: str, seeds: int, workdir: Path, received_only:
         side = ("right", "left")[seed % 2]
         try:
             arrays = _leg_arrays(drill, side, 1000 + seed, errors, **kwargs)
-        except SensorhubError as exc:  # e.g. a drill the simulator does not provide
+        except FirmwareSimError as exc:  # e.g. a drill the simulator does not provide
             print(f"  {drill}/{errors}: not simulated: {exc}")
             return DrillResult(drill, errors, np.full(3, np.nan), np.full(3, np.nan), 0, 0)
         try:
@@ -108,7 +109,7 @@ def run_session(workdir: Path, seed: int = 7, link: str = "typical") -> tuple[Fl
     for drill, reps in DEFAULT_SESSION:
         try:
             simulate(drill=drill, reps=1, sides=("right",), seed=seed)
-        except SensorhubError:
+        except FirmwareSimError:
             continue  # a drill this simulator version does not provide
         middle.append((drill, reps))
     block = [("calibration_bends", 3), ("squat", 5)]

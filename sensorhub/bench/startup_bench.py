@@ -18,7 +18,7 @@ import websockets
 
 from sensorhub.bench.services import free_port
 from sensorhub.errors import SensorhubError
-from sensorhub.web.protocol import WS_PATH
+from sensorhub.web import WS_PATH
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,10 +8,22 @@ Public API: ``parse_rules(table, where) -> CueRuleSet``, ``DEFAULT_RULES``, ``Cu
 
 from sensorhub.cues.audio import Clip, CueAudio, audio_id, play, tone_clip
 from sensorhub.cues.engine import Cue, CueEngine, athlete_of
-from sensorhub.cues.rules import DEFAULT_RULES, Condition, CueRule, CueRuleSet, parse_condition, parse_rules
+from sensorhub.cues.rules import (
+    DEFAULT_COOLDOWN_S,
+    DEFAULT_RULES,
+    EVENT_METRICS,
+    Condition,
+    CueRule,
+    CueRuleSet,
+    parse_condition,
+    parse_rule,
+    parse_rules,
+)
 
 __all__ = [
+    "DEFAULT_COOLDOWN_S",
     "DEFAULT_RULES",
+    "EVENT_METRICS",
     "Clip",
     "Condition",
     "Cue",
@@ -22,6 +34,7 @@ __all__ = [
     "athlete_of",
     "audio_id",
     "parse_condition",
+    "parse_rule",
     "parse_rules",
     "play",
     "tone_clip",

@@ -34,7 +34,7 @@ from sensorhub.model import RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, Claim, Offer
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, payload_bytes
-from sensorhub.sources.base import PacketQueue, PacketSource
+from sensorhub.sources import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
 

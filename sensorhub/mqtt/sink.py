@@ -22,20 +22,17 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiomqtt
 
+from sensorhub.bus import Bus, Message, Subscription
 from sensorhub.config import Config
 from sensorhub.kinematics import concat_angles
 from sensorhub.model import KneeAngles
 from sensorhub.mqtt import payloads, topics
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection
-from sensorhub.runtime.bus import Bus, Message, Subscription
-from sensorhub.timing.decimate import Decimator
-
-if TYPE_CHECKING:
-    from sensorhub.runtime.service import ServiceHandle
+from sensorhub.timing import Decimator
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +168,8 @@ class AngleDecimator:
 
 
 class MqttSink:
-    """Publishes a service's results to the ``[mqtt]`` broker. A ``Stage`` for ``serve()``:
-    ``await sink(handle)`` runs until cancelled, then flushes for at most ``flush_timeout_s``."""
+    """Publishes a service's results to the ``[mqtt]`` broker: ``await sink.run(bus, health)`` runs until
+    cancelled, then flushes for at most ``flush_timeout_s``; ``counters()`` feeds /health."""
 
     def __init__(self, config: Config, *, flush_timeout_s: float = FLUSH_TIMEOUT_S) -> None:
         self.prefix = config.mqtt.topic_prefix
@@ -189,10 +186,6 @@ class MqttSink:
         self.flush_dropped = 0  # left in the outbox when the shutdown flush timed out
         self._sub: Subscription | None = None
         self._in_hand: OutMessage | None = None
-
-    async def __call__(self, handle: ServiceHandle) -> None:
-        handle.sink_stats["mqtt"] = self.counters  # /health: "sinks": {"mqtt": ...}
-        await self.run(handle.bus, handle.health.report)
 
     def counters(self) -> dict[str, Any]:
         """For /health: outbox and delivery counts, drops by kind, connection state."""
@@ -320,8 +313,3 @@ class MqttSink:
                     self.connection.publish(self.status_topic, payloads.SERVICE_OFFLINE, 1, retain=True),
                     self.flush_timeout_s,
                 )
-
-
-def mqtt_sink_stage(config: Config) -> MqttSink:
-    """The sink as a ``serve()`` stage (``Stage``); ``counters()`` feeds /health."""
-    return MqttSink(config)

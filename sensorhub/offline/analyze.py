@@ -111,9 +111,9 @@ def read_analyze_csv(path: Path, side: str = "right") -> AnalyzeInput:
 def read_recording_legs(path: Path, side: str | None) -> list[AnalyzeInput]:
     """The legs of a sensorhub raw recording, through the live pipeline's own front (decode, clock
     mapping, thigh + shank on one grid). ``side`` keeps only legs of that side."""
-    from sensorhub.sources.replay import read_recording
+    from sensorhub.offline.export import run_front
+    from sensorhub.recording import read_recording
     from sensorhub.timing import Front
-    from sensorhub.timing.export import run_front
 
     rec = read_recording(path)
     refs = [r for r in rec.sensors if side is None or r.side == side]
@@ -191,7 +191,7 @@ def store_analysis(history: Path, athlete: str, inputs: list[tuple[AnalyzeInput,
     import time
     import uuid
 
-    from sensorhub.sinks.store import HistoryStore
+    from sensorhub.history import HistoryStore
 
     now_s = time.time()
     session_id = uuid.uuid4().hex[:16]

@@ -30,8 +30,8 @@ from typing import Any, Literal
 from sensorhub.analysis.symmetry import lsi_pct
 from sensorhub.conventions import GRAVITY_M_S2
 from sensorhub.errors import InputError
+from sensorhub.history import HistoryStore, StoredEvent
 from sensorhub.model import leg_side
-from sensorhub.sinks.store import HistoryStore, StoredEvent
 
 HOP_DISTANCE_PROXY = "hop_distance_proxy_m"
 LSI_GOOD_PCT = 90.0

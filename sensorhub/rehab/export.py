@@ -19,8 +19,8 @@ from typing import Any
 
 from sensorhub.conventions import EVENT_METRIC_KEYS, REP_TIME_KEYS
 from sensorhub.errors import SinkError
+from sensorhub.history import HistoryStore, StoredEvent, StoredSession, StoredSet
 from sensorhub.model import leg_side
-from sensorhub.sinks.store import HistoryStore, StoredEvent, StoredSession, StoredSet
 
 # In the design card's order: landing, cut, rep metrics, then the rep's bottom and end times.
 METRIC_COLUMNS = (

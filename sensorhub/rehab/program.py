@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorhub.cues.rules import DEFAULT_COOLDOWN_S, EVENT_METRICS, CueRule, CueRuleSet, parse_rule
+from sensorhub.analysis import Target
+from sensorhub.cues import DEFAULT_COOLDOWN_S, EVENT_METRICS, CueRule, CueRuleSet, parse_rule
 from sensorhub.errors import ConfigError
 
 DRILLS: Mapping[str, str | None] = {
@@ -66,43 +67,13 @@ DEFAULT_MAX_WEEKLY_INCREASE_PCT = 20.0  # a program without its own limit (tendo
 
 
 @dataclass(frozen=True, slots=True)
-class MetricTarget:
-    """A bound on one metric: ``min`` <= value <= ``max`` (either may be None)."""
-
-    metric: str
-    min: float | None
-    max: float | None
-
-    def bounds(self, override: float | None = None) -> tuple[float | None, float | None]:
-        """(min, max): ``override`` (an athlete's own threshold for this metric) replaces the single
-        bound; a two-sided target keeps its range."""
-        lo, hi = self.min, self.max
-        if override is not None and (lo is None) != (hi is None):
-            lo, hi = (override, None) if lo is not None else (None, override)
-        return lo, hi
-
-    def met(self, value: float, override: float | None = None) -> bool:
-        if not math.isfinite(value):
-            return False
-        lo, hi = self.bounds(override)
-        return (lo is None or value >= lo) and (hi is None or value <= hi)
-
-    def describe(self) -> str:
-        if self.min is not None and self.max is not None:
-            return f"{self.min:g} <= {self.metric} <= {self.max:g}"
-        if self.min is not None:
-            return f"{self.metric} >= {self.min:g}"
-        return f"{self.metric} <= {self.max:g}"
-
-
-@dataclass(frozen=True, slots=True)
 class DrillPlan:
     drill: str
     event_type: str | None  # None: logged without sensors
     sets: int
     reps: int
     tempo_eccentric_s: float | None
-    targets: tuple[MetricTarget, ...]
+    targets: tuple[Target, ...]
     cues: tuple[CueRule, ...]
     note: str
 
@@ -221,7 +192,7 @@ def _num(value: Any, where: _Where, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _target(metric: str, value: Any, event_type: str, where: _Where) -> MetricTarget:
+def _target(metric: str, value: Any, event_type: str, where: _Where) -> Target:
     if metric not in TARGET_METRICS[event_type]:
         raise where.error(
             f"unknown metric for a {event_type} drill; known: {', '.join(sorted(TARGET_METRICS[event_type]))}"
@@ -233,7 +204,7 @@ def _target(metric: str, value: Any, event_type: str, where: _Where) -> MetricTa
         raise where.error("give min, max or both, e.g. { max = 6.0 }")
     if lo is not None and hi is not None and lo > hi:
         raise where.error(f"min {lo:g} > max {hi:g}")
-    return MetricTarget(metric, lo, hi)
+    return Target(metric, lo, hi)
 
 
 def _drill(value: Any, where: _Where) -> DrillPlan:
@@ -251,7 +222,7 @@ def _drill(value: Any, where: _Where) -> DrillPlan:
                 f"a tempo applies to rep drills, not {event_type} drills"
             )
         tempo = _num(tempo, where.key("tempo_eccentric_s"), 0.1, 20.0)
-    targets: list[MetricTarget] = []
+    targets: list[Target] = []
     cues: list[CueRule] = []
     if event_type is None:
         for key in ("targets", "cues"):

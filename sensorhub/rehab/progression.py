@@ -24,12 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.analysis import limb_symmetry
 from sensorhub.errors import ConfigError
+from sensorhub.history import AthletePlan, HistoryStore, PainEntry, PhaseChange, StoredEvent
 from sensorhub.model import Event, leg_side
 from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import Phase, Program
-from sensorhub.sinks.store import AthletePlan, HistoryStore, PainEntry, PhaseChange, StoredEvent
 
 IN_SESSION = ("during", "after")
 REDUCE_ADVICE = "pain above threshold: reduce intensity or volume for the next sets and reassess"

@@ -23,18 +23,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from sensorhub.analysis.symmetry import limb_symmetry
+from sensorhub.analysis import Target, limb_symmetry
 from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import ConfigError, InputError, SinkError
-from sensorhub.model import Event
-from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
-from sensorhub.rehab.curves import CURVE_POINTS, Curve
-from sensorhub.rehab.export import leg_side, write_events_csv
-from sensorhub.rehab.load import weekly_loads
-from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
-from sensorhub.rehab.progression import load_side
-from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
-from sensorhub.sinks.store import (
+from sensorhub.history import (
     AthletePlan,
     HistoryStore,
     PainEntry,
@@ -44,7 +36,15 @@ from sensorhub.sinks.store import (
     StoredSession,
     StoredSet,
 )
-from sensorhub.web.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
+from sensorhub.model import Event
+from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
+from sensorhub.rehab.curves import CURVE_POINTS, Curve
+from sensorhub.rehab.export import leg_side, write_events_csv
+from sensorhub.rehab.load import weekly_loads
+from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
+from sensorhub.rehab.progression import load_side
+from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
+from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
 
 # The metric that picks an event type's representative curve (the event with its median value).
 REPRESENTATIVE_METRIC = {"rep": "depth_deg", "landing": "peak_flexion_deg", "cut": "flexion_at_plant_deg"}
@@ -197,19 +197,16 @@ def target_band(metric: str, drill: str | None, d: ReportData) -> Band | None:
                     continue
                 for t in plan.targets:
                     if t.metric == metric:
-                        lo, hi = t.bounds(d.thresholds.get(metric))
-                        label = " and ".join(
-                            x for x in (f">= {lo:g}" if lo is not None else "",
-                                        f"<= {hi:g}" if hi is not None else "") if x
-                        )
-                        return Band(lo, hi, f"target {label} ({program.name}, phase {i + 1})")
+                        return _band(t, d.thresholds.get(metric), f" ({program.name}, phase {i + 1})")
     target = DEFAULT_TARGETS.get(metric)
-    if target is None:
-        return None
-    value = d.thresholds.get(metric, target.value)
-    if target.bound == "min":
-        return Band(value, None, f"target >= {value:g}")
-    return Band(None, value, f"target <= {value:g}")
+    return None if target is None else _band(target, d.thresholds.get(metric))
+
+
+def _band(target: Target, override: float | None, source: str = "") -> Band:
+    lo, hi = target.bounds(override)
+    sides = (f">= {lo:g}" if lo is not None else "", f"<= {hi:g}" if hi is not None else "")
+    label = " and ".join(x for x in sides if x)
+    return Band(lo, hi, f"target {label}{source}")
 
 
 def pain_threshold(data: ReportData) -> int:

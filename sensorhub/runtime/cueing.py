@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from sensorhub.bus import Bus
 from sensorhub.cues import DEFAULT_RULES, Clip, Cue, CueAudio, CueEngine, parse_rules, play
 from sensorhub.errors import SinkError
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
 
 # When a leg's calibration completes, the buffered seconds come out in one burst: events found in

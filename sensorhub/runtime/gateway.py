@@ -10,9 +10,10 @@ from pathlib import Path
 
 from sensorhub.config import load_config
 from sensorhub.errors import ConfigError
-from sensorhub.mqtt.gateway import Gateway
+from sensorhub.mqtt import Gateway
 from sensorhub.runtime.run import simulated_ble_peripherals
 from sensorhub.runtime.sources import make_source
+from sensorhub.sources import SourceFactory
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,15 @@ async def _report(gateway: Gateway) -> None:
         previous = stats["published"]
 
 
-async def gateway_async(config_path: Path | None) -> Gateway:
+async def gateway_async(config_path: Path | None, simulator: SourceFactory | None = None) -> Gateway:
     config = load_config(config_path)
     if config.source.kind not in ("ble", "simulator"):
         raise ConfigError(
             f"{config.source_file}: source.kind: a gateway publishes sensors, so 'ble' or 'simulator', "
             f"not {config.source.kind!r}"
         )
-    setup = await asyncio.to_thread(make_source, config)  # building simulated athletes takes seconds
+    # Off the loop: building simulated athletes takes seconds.
+    setup = await asyncio.to_thread(make_source, config, simulator)
     gateway = Gateway(config.mqtt, setup.source, setup.sensors)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,7 +67,7 @@ async def gateway_async(config_path: Path | None) -> Gateway:
     return gateway
 
 
-def gateway_main(config_path: Path | None) -> int:
-    gateway = asyncio.run(gateway_async(config_path))
+def gateway_main(config_path: Path | None, simulator: SourceFactory | None = None) -> int:
+    gateway = asyncio.run(gateway_async(config_path, simulator))
     print(f"sensorhub gateway stopped: {gateway.stats.as_dict()}")
     return 0

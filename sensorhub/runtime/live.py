@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sensorhub.bus import Bus
 from sensorhub.model import RawPacket
-from sensorhub.runtime.bus import Bus
 from sensorhub.runtime.cueing import CueStage
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
-from sensorhub.sources.base import PacketQueue, PacketSource
+from sensorhub.sources import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
 

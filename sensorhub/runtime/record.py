@@ -5,36 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sensorhub.bus import Bus
 from sensorhub.config import load_config
-from sensorhub.model import SensorRef
-from sensorhub.runtime.bus import Bus
+from sensorhub.recording import RecordingWriter, recording_meta
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
 from sensorhub.runtime.replay import ReplayResult, print_report
 from sensorhub.runtime.sources import make_source
-from sensorhub.sinks.recorder import RecordingWriter
-
-
-def recording_meta(
-    sensors: Sequence[SensorRef], protocols: Mapping[str, str], extra: Mapping[str, object] | None = None
-) -> dict[str, object]:
-    """Metadata of a raw recording: the sensors with their placement and protocol, and when."""
-    meta = dict(extra or {})
-    meta["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    meta["sensors"] = [
-        {
-            "sensor_id": s.sensor_id,
-            "athlete": s.athlete,
-            "side": str(s.side),
-            "segment": str(s.segment),
-            "protocol": protocols.get(s.sensor_id, "sensorhub-v1"),
-        }
-        for s in sensors
-    ]
-    return meta
+from sensorhub.sources import SourceFactory
 
 
 def new_recording_path(directory: Path) -> Path:
@@ -49,9 +29,11 @@ def new_recording_path(directory: Path) -> Path:
     return path
 
 
-async def record_async(config_path: Path | None, out: Path, duration_s: float | None) -> ReplayResult:
+async def record_async(
+    config_path: Path | None, out: Path, duration_s: float | None, simulator: SourceFactory | None = None
+) -> ReplayResult:
     config = load_config(config_path)
-    setup = make_source(config)
+    setup = make_source(config, simulator)
     pipeline = Pipeline(setup.sensors)
     with RecordingWriter(out, recording_meta(setup.sensors, setup.protocols, setup.meta)) as writer:
         runner = LiveRunner(setup.source, pipeline, Bus(), recorder=writer)
@@ -71,9 +53,11 @@ async def record_async(config_path: Path | None, out: Path, duration_s: float | 
     return ReplayResult(sensors=pipeline.stats(), packets=runner.stats.packets)
 
 
-def record_main(config_path: Path | None, out: Path, duration_s: float | None) -> int:
+def record_main(
+    config_path: Path | None, out: Path, duration_s: float | None, simulator: SourceFactory | None = None
+) -> int:
     try:
-        result = asyncio.run(record_async(config_path, out, duration_s))
+        result = asyncio.run(record_async(config_path, out, duration_s, simulator))
     except KeyboardInterrupt:
         print(f"stopped; everything received so far is in {out}")
         return 0

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from sensorhub.bus import Bus
 from sensorhub.model import KneeAngles
-from sensorhub.runtime.bus import Bus
+from sensorhub.recording import read_recording
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import Pipeline
-from sensorhub.sources.replay import ReplaySource, read_recording
+from sensorhub.sources import ReplaySource
 from sensorhub.timing import SensorStats
 
 
@@ -119,7 +120,7 @@ def replay_main(
     if json_out is not None:
         json_out.write_text(json.dumps(result.summary(), indent=1, default=float))
     if csv_dir is not None:
-        from sensorhub.timing.export import export_recording_csv
+        from sensorhub.offline import export_recording_csv
 
         for leg, file in export_recording_csv(path, csv_dir).items():
             print(f"{leg}: {file}")

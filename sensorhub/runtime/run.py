@@ -13,6 +13,7 @@ from pathlib import Path
 from sensorhub.config import Config, load_config
 from sensorhub.runtime.service import ServiceHandle, serve
 from sensorhub.runtime.sources import make_source
+from sensorhub.sources import SourceFactory
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,18 @@ async def simulated_ble_peripherals(
     if config.source.transport != "bumble" or target is None or config_path is None or _listening(*target):
         yield
         return
-    from sensorhub.sources.bumble_backend.simulator import serve_ble_process
+    from sensorhub.sources.bumble_backend import serve_ble_process
 
     log.info("starting simulated BLE peripherals (firmware-sim serve-ble) behind %s", spec)
     async with serve_ble_process(str(config_path), spec):
         yield
 
 
-async def run_service(config_path: Path | None, port: int | None) -> ServiceHandle:
+async def run_service(
+    config_path: Path | None, port: int | None, simulator: SourceFactory | None = None
+) -> ServiceHandle:
     config = load_config(config_path)
-    setup = make_source(config)
+    setup = make_source(config, simulator)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,6 +69,8 @@ async def run_service(config_path: Path | None, port: int | None) -> ServiceHand
         return await serve(config, setup.source, setup.sensors, port=port, stop=stop, on_ready=ready)
 
 
-def run_main(config_path: Path | None, port: int | None = None) -> int:
-    asyncio.run(run_service(config_path, port))
+def run_main(
+    config_path: Path | None, port: int | None = None, simulator: SourceFactory | None = None
+) -> int:
+    asyncio.run(run_service(config_path, port, simulator))
     return 0

@@ -13,32 +13,30 @@ import logging
 import queue
 import socket
 import threading
-import time
-from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
+from sensorhub.bus import Bus
 from sensorhub.config import Config, data_dir, history_path
 from sensorhub.cues import CueAudio, CueEngine
 from sensorhub.errors import SensorhubError
+from sensorhub.history import HistoryStore
 from sensorhub.model import SensorRef
-from sensorhub.runtime.bus import Bus
+from sensorhub.recording import RecordingWriter, recording_meta
+from sensorhub.rehab import SessionManager, program_phrases, saved_plans
 from sensorhub.runtime.cueing import CueStage, HostPlayer
+from sensorhub.runtime.handle import ServiceHandle, Stage
+from sensorhub.runtime.health import HealthReporter, MeasuredPipeline, ServiceState
 from sensorhub.runtime.live import LiveRunner
-from sensorhub.runtime.record import new_recording_path, recording_meta
+from sensorhub.runtime.record import new_recording_path
+from sensorhub.runtime.stages import cue_control_stage, influx_stage, mqtt_stage
 from sensorhub.runtime.warmup import warmup
-from sensorhub.sinks.recorder import BackgroundRecorder, RecordingWriter
-from sensorhub.sinks.store import HistoryStore
-from sensorhub.sources.base import PacketSource
-from sensorhub.web.app import WebContext, create_app
-from sensorhub.web.auth import AccessPolicy
-from sensorhub.web.health import HealthReporter, MeasuredPipeline, ServiceState
-from sensorhub.web.hub import Hub
-from sensorhub.web.rehab import program_phrases, saved_plans
-from sensorhub.web.session import SessionManager
+from sensorhub.sinks import BackgroundRecorder
+from sensorhub.sources import PacketSource
+from sensorhub.web import AccessPolicy, Hub, WebContext, create_app
 
 log = logging.getLogger(__name__)
 
@@ -52,81 +50,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
-
-
-@dataclass(slots=True)
-class ServiceHandle:
-    """What a running service exposes to its caller (URLs, bus, state) and to extra stages."""
-
-    bus: Bus
-    runner: LiveRunner
-    pipeline: MeasuredPipeline
-    hub: Hub
-    sessions: SessionManager
-    health: HealthReporter
-    policy: AccessPolicy
-    store: HistoryStore | None
-    host: str
-    port: int = 0
-    started_s: float = field(default_factory=time.time)
-    loop: asyncio.AbstractEventLoop | None = None
-    # Counters of sink stages (name -> stats()), shown in /health under "sinks".
-    sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def urls(self) -> dict[str, str]:
-        token = self.policy.token
-        q = f"?token={token}" if token else ""
-        out = {
-            "coach": f"{self.base_url}/{q}",
-            "history": f"{self.base_url}/history{q}",
-            "health": f"{self.base_url}/health{q}",
-        }
-        for athlete in self.sessions.athletes:
-            t = f"&token={self.policy.athlete_token(athlete)}" if token else ""
-            out[f"athlete {athlete}"] = f"{self.base_url}/athlete?athlete={athlete}{t}"
-        return out
-
-
-Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]
-
-
-def cue_control_stage() -> Stage:
-    """Keeps the live cue stage in step with the coach: the drill chosen for a set, each athlete's
-    edited thresholds (bus topic ``thresholds``) and mute (``mute``) decide which rules fire, at what
-    limits, and whether anything is said."""
-
-    async def follow(handle: ServiceHandle) -> None:
-        cues = handle.runner.cues
-        if cues is None:
-            return
-
-        def follow_drill(kind: str, athlete: str, fields: dict[str, Any]) -> None:
-            if kind == "state" and fields.get("drill"):
-                cues.set_drill(athlete, str(fields["drill"]))
-
-        handle.sessions.add_listener(follow_drill)
-        for athlete, values in handle.sessions.all_thresholds().items():
-            cues.set_thresholds(athlete, values)
-        for athlete, rules in handle.sessions.all_rules().items():
-            cues.engine.set_rules(athlete, rules)  # a rehab plan's phase brings its own rules
-        sub = handle.bus.subscribe(["thresholds", "mute", "plan"], maxsize=1000)
-        try:
-            async for message in sub:
-                if message.topic == "mute":
-                    cues.mute(message.key, bool(message.payload["muted"]))
-                elif message.topic == "plan":
-                    cues.engine.set_rules(message.key, message.payload["rules"])
-                else:
-                    cues.set_thresholds(message.key, dict(message.payload["values"]))
-        finally:
-            sub.close()
-
-    return follow
 
 
 def _athlete_names(config: Config, sensor_refs: Sequence[SensorRef]) -> list[tuple[str, str]]:
@@ -158,13 +81,9 @@ async def serve(
         stages = [cue_control_stage(), *stages]
     if config.sinks.influxdb.enabled:
         # Checked before anything starts: an unreachable server or a bad token is a SinkError here.
-        from sensorhub.sinks.influx import open_influx_stage  # lazy: influxdb-client only when used
-
-        stages = [*stages, await open_influx_stage(config)]
+        stages = [*stages, await influx_stage(config)]
     if config.sinks.mqtt.enabled:
-        from sensorhub.mqtt.sink import mqtt_sink_stage  # lazy: aiomqtt only when used
-
-        stages = [*stages, mqtt_sink_stage(config)]
+        stages = [*stages, mqtt_stage(config)]
     # Compile (or load from numba's cache) every kernel before anything listens or the first packet
     # arrives: a broken install fails here, before the URLs are printed, and the loop never waits on JIT.
     await asyncio.to_thread(warmup)
@@ -173,25 +92,9 @@ async def serve(
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
     pipeline = MeasuredPipeline(sensor_refs)
-    cue_stage = None
     audio = CueAudio()
-    if cues and config.cues is not None:
-        # Every phrase is rendered once before the first packet (espeak-ng can take ~100 ms a phrase).
-        # With the phrases of the rehab programs, whose phases bring their own rules.
-        phrases = sorted({*config.cues.phrases, *await asyncio.to_thread(program_phrases)})
-        await asyncio.to_thread(audio.render_all, phrases)
-        player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
-        cue_stage = CueStage(bus, CueEngine(config.cues), play_on_host=player)
-    recorder = None
-    if config.sinks.recorder.enabled:
-        # Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where.
-        rec_dir = data_dir(config) / config.sinks.recorder.dir
-        recorder = BackgroundRecorder(
-            RecordingWriter(
-                new_recording_path(rec_dir),
-                recording_meta(sensor_refs, {}, {"source": "sensorhub service"}),
-            )
-        )
+    cue_stage = await _cue_stage(config, bus, audio) if cues and config.cues is not None else None
+    recorder = _recorder(config, sensor_refs) if config.sinks.recorder.enabled else None
     runner = LiveRunner(source, pipeline, bus, recorder=recorder, cues=cue_stage)
     store: HistoryStore | None = None
     path = store_path if store_path is not None else history_path(config)
@@ -233,8 +136,39 @@ async def serve(
         host,
         loop=asyncio.get_running_loop(),
     )
-    app = create_app(WebContext(hub, sessions, health, policy, store, audio))
-    server = _Server(
+    app = create_app(WebContext(hub, sessions, health.report, policy, store, audio))
+    server = _web_server(app, host, port)
+    try:
+        await _run_in_order(handle, server, stages, stop if stop is not None else asyncio.Event(), on_ready)
+    finally:
+        # 4: history - everything queued is committed before we return.
+        health.state = ServiceState.STOPPED
+        await asyncio.to_thread(store.close)
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)
+    return handle
+
+
+async def _cue_stage(config: Config, bus: Bus, audio: CueAudio) -> CueStage:
+    """The live cue stage, with every phrase rendered once before the first packet (espeak-ng can take
+    ~100 ms a phrase): the configured ones and those of the rehab programs, whose phases bring their own
+    rules."""
+    assert config.cues is not None
+    phrases = sorted({*config.cues.phrases, *await asyncio.to_thread(program_phrases)})
+    await asyncio.to_thread(audio.render_all, phrases)
+    player = HostPlayer(audio, phrases) if config.service.cue_audio_on_host else None
+    return CueStage(bus, CueEngine(config.cues), play_on_host=player)
+
+
+def _recorder(config: Config, sensor_refs: Sequence[SensorRef]) -> BackgroundRecorder:
+    """Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where."""
+    rec_dir = data_dir(config) / config.sinks.recorder.dir
+    meta = recording_meta(sensor_refs, {}, {"source": "sensorhub service"})
+    return BackgroundRecorder(RecordingWriter(new_recording_path(rec_dir), meta))
+
+
+def _web_server(app: Starlette, host: str, port: int) -> _Server:
+    return _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -248,52 +182,55 @@ async def serve(
             timeout_graceful_shutdown=int(SERVER_STOP_TIMEOUT_S),
         )
     )
-    stop = stop if stop is not None else asyncio.Event()
-    try:
-        async with asyncio.TaskGroup() as tg:
-            consumers = [
-                tg.create_task(hub.run(), name="hub"),
-                tg.create_task(sessions.run(), name="sessions"),
-            ]
-            server_task = tg.create_task(server.serve(), name="web")
-            while not server.started:
-                if server_task.done():
-                    break  # the bind failed: the TaskGroup raises its error
-                await asyncio.sleep(0.01)
-            else:
-                sockets = server.servers[0].sockets if server.servers else []
-                if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
-                    handle.port = int(sockets[0].getsockname()[1])
-            runner_task = tg.create_task(runner.run(), name="live")
-            extra = [
-                tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
-            ]
-            health.state = ServiceState.RUNNING
-            if on_ready is not None:
-                on_ready(handle)
-            stop_task = tg.create_task(stop.wait(), name="stop")
-            await asyncio.wait({stop_task, runner_task}, return_when=asyncio.FIRST_COMPLETED)
 
-            # Ordered shutdown. 1: dashboards - close streams, stop accepting, drain connections.
-            health.state = ServiceState.STOPPING
-            for channel in list(hub.clients):
-                channel.close()
-            server.should_exit = True
-            await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
-            server.force_exit = True
-            # 2: source and pipeline - the runner processes what was received, then flushes its tail.
-            runner_task.cancel()
-            await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
-            # 3: bus consumers and extra stages.
-            for task in (*extra, *consumers, stop_task):
-                task.cancel()
-    finally:
-        # 4: history - everything queued is committed before we return.
-        health.state = ServiceState.STOPPED
-        await asyncio.to_thread(store.close)
-        if recorder is not None:
-            await asyncio.to_thread(recorder.close)
-    return handle
+
+async def _run_in_order(
+    handle: ServiceHandle,
+    server: _Server,
+    stages: Sequence[Stage],
+    stop: asyncio.Event,
+    on_ready: Callable[[ServiceHandle], None] | None,
+) -> None:
+    """Every task of the service in one TaskGroup until ``stop`` (or the source's end), then the ordered
+    shutdown's first three steps; the caller flushes the history (step 4) whatever happens."""
+    hub, sessions, runner, health = handle.hub, handle.sessions, handle.runner, handle.health
+    async with asyncio.TaskGroup() as tg:
+        consumers = [
+            tg.create_task(hub.run(), name="hub"),
+            tg.create_task(sessions.run(), name="sessions"),
+        ]
+        server_task = tg.create_task(server.serve(), name="web")
+        while not server.started:
+            if server_task.done():
+                break  # the bind failed: the TaskGroup raises its error
+            await asyncio.sleep(0.01)
+        else:
+            sockets = server.servers[0].sockets if server.servers else []
+            if sockets and sockets[0].family in (socket.AF_INET, socket.AF_INET6):
+                handle.port = int(sockets[0].getsockname()[1])
+        runner_task = tg.create_task(runner.run(), name="live")
+        extra = [
+            tg.create_task(stage(handle), name=getattr(stage, "__name__", "stage")) for stage in stages
+        ]
+        health.state = ServiceState.RUNNING
+        if on_ready is not None:
+            on_ready(handle)
+        stop_task = tg.create_task(stop.wait(), name="stop")
+        await asyncio.wait({stop_task, runner_task}, return_when=asyncio.FIRST_COMPLETED)
+
+        # Ordered shutdown. 1: dashboards - close streams, stop accepting, drain connections.
+        health.state = ServiceState.STOPPING
+        for channel in list(hub.clients):
+            channel.close()
+        server.should_exit = True
+        await asyncio.wait({server_task}, timeout=SERVER_STOP_TIMEOUT_S + 1.0)
+        server.force_exit = True
+        # 2: source and pipeline - the runner processes what was received, then flushes its tail.
+        runner_task.cancel()
+        await asyncio.wait({runner_task}, timeout=RUNNER_STOP_TIMEOUT_S)
+        # 3: bus consumers and extra stages.
+        for task in (*extra, *consumers, stop_task):
+            task.cancel()
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,10 +43,10 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 from influxdb_client.service.write_service import WriteService
 
+from sensorhub.bus import Bus, Message, Subscription
 from sensorhub.config import Config, InfluxConfig, data_dir
 from sensorhub.errors import SinkError
 from sensorhub.model import Event, KneeAngles
-from sensorhub.runtime.bus import Bus, Message, Subscription
 from sensorhub.sinks.influx_schema import (
     SCHEMA,
     TagSource,
@@ -57,18 +57,14 @@ from sensorhub.sinks.influx_schema import (
     status_lines,
 )
 from sensorhub.sinks.spool import Spool
-from sensorhub.timing.decimate import Decimator
-
-if TYPE_CHECKING:
-    from sensorhub.runtime.service import ServiceHandle, Stage
-    from sensorhub.web.session import SessionManager
+from sensorhub.timing import Decimator
 
 log = logging.getLogger(__name__)
 
 BUS_QUEUE = 100_000  # bus mailbox (drop-oldest, counted): ~5 s of 1000 legs at 20 Hz
 
 
-__all__ = ["SCHEMA", "InfluxSink", "InfluxStats", "influx_sink_stage", "open_influx_stage"]
+__all__ = ["SCHEMA", "InfluxSink", "InfluxStats", "spool_path"]
 
 # --------------------------------------------------------------------------------------------------
 # Failure classes
@@ -418,48 +414,6 @@ def _chunks(lines: list[bytes], size: int) -> Iterable[tuple[list[int], list[byt
         yield seqs, chunk
 
 
-# --------------------------------------------------------------------------------------------------
-# Service wiring
-
-
 def spool_path(config: Config) -> Path:
     path = Path(os.path.expanduser(config.sinks.influxdb.spool_dir))
     return path if path.is_absolute() else data_dir(config) / path
-
-
-def session_tags(sessions: SessionManager) -> TagSource:
-    """drill and session of the athlete's running set; none between sets."""
-
-    def tags(athlete: str) -> Mapping[str, str]:
-        s = sessions.athletes.get(athlete)
-        if s is None or s.set_id is None:
-            return {}
-        return {"drill": s.drill, "session": s.session_id}
-
-    return tags
-
-
-def influx_sink_stage(sink: InfluxSink) -> Stage:
-    """The service stage of a started sink: bus -> InfluxDB with the sessions' tags and /health's
-    sensor status; its counters under /health ``sinks.influxdb``. Closes the sink when it ends."""
-
-    async def influx_sink(handle: ServiceHandle) -> None:
-        handle.sink_stats["influxdb"] = sink.stats_dict
-        try:
-            await sink.run(handle.bus, tags=session_tags(handle.sessions), status=handle.health.report)
-        finally:
-            await sink.close()
-
-    return influx_sink
-
-
-async def open_influx_stage(config: Config) -> Stage:
-    """Start the sink (spool opened, server checked) before the service starts anything else: an
-    unreachable URL, a wrong scheme or refused credentials stop start-up with a SinkError."""
-    sink = InfluxSink(config.sinks.influxdb, spool_path(config))
-    try:
-        await sink.start()
-    except BaseException:
-        await sink.close()
-        raise
-    return influx_sink_stage(sink)

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -48,9 +48,7 @@ from sensorhub.model import RawPacket
 from sensorhub.protocol import spec, witmotion
 from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
 from sensorhub.sources.bumble_backend.specs import DEFAULT_TCP_SPEC, ENV_TRANSPORT
-
-if TYPE_CHECKING:
-    from sensorhub.runtime.sources import SourceSetup
+from sensorhub.sources.setup import SourceSetup, configured_sensors
 
 log = logging.getLogger(__name__)
 
@@ -541,9 +539,7 @@ class BleSource:
 
 
 def make_ble_source(config: Config, *, bumble_transport: str | None = None) -> SourceSetup:
-    """The composition root's factory for ``source.kind = "ble"`` (``sensorhub.runtime.sources``)."""
-    from sensorhub.runtime.sources import SourceSetup, configured_sensors  # the caller's types, lazily
-
+    """``source.kind = "ble"``: every configured sensor over bleak (or Bumble)."""
     source = BleSource(config, bumble_transport=bumble_transport)
     sensors = [s for a in config.athletes for s in a.sensors]
     meta: dict[str, object] = {

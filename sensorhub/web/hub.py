@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from sensorhub.bus import Bus, Message
 from sensorhub.model import KneeAngles
-from sensorhub.runtime.bus import Bus, Message
-from sensorhub.timing.decimate import Decimator
+from sensorhub.timing import Decimator
 from sensorhub.web.protocol import PROTOCOL_VERSION
 
 DISPLAY_RATE_HZ = 50.0

@@ -9,8 +9,9 @@ Names are imported lazily: importing :mod:`.specs` (as the BLE source always doe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sensorhub.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from sensorhub.sources.bumble_backend.client import BumbleClient
@@ -21,16 +22,7 @@ if TYPE_CHECKING:
         local_link,
     )
     from sensorhub.sources.bumble_backend.scanner import BumbleDeviceDetails, BumbleScanner
-
-_EXPORTS = {
-    "BumbleClient": "client",
-    "BumbleScanner": "scanner",
-    "BumbleDeviceDetails": "scanner",
-    "BumbleTransportError": "links",
-    "close_adapters": "links",
-    "forget_local_link": "links",
-    "local_link": "links",
-}
+    from sensorhub.sources.bumble_backend.simulator import serve_ble_process
 
 __all__ = [
     "BumbleClient",
@@ -40,11 +32,19 @@ __all__ = [
     "close_adapters",
     "forget_local_link",
     "local_link",
+    "serve_ble_process",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "BumbleClient": "client",
+        "BumbleScanner": "scanner",
+        "BumbleDeviceDetails": "scanner",
+        "BumbleTransportError": "links",
+        "close_adapters": "links",
+        "forget_local_link": "links",
+        "local_link": "links",
+        "serve_ble_process": "simulator",
+    },
+)

@@ -1,0 +1,58 @@
+"""``WS /ws/v1[?athlete=ID]``: the live stream (protocol v1, see ``sensorhub.web.protocol``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from sensorhub.web.context import context
+from sensorhub.web.hub import encode
+
+# Close codes: 4401 = token missing or wrong (mirrors HTTP 401), 4404 = unknown athlete.
+WS_UNAUTHORIZED = 4401
+WS_UNKNOWN_ATHLETE = 4404
+
+
+async def live_stream(websocket: WebSocket) -> None:
+    ctx = context(websocket)
+    athlete = websocket.query_params.get("athlete") or None
+    allowed = ctx.policy.is_coach(websocket) if athlete is None else ctx.policy.may_watch(websocket, athlete)
+    if not allowed:
+        await websocket.close(code=WS_UNAUTHORIZED)
+        return
+    if athlete is not None and athlete not in ctx.sessions.athletes:
+        await websocket.close(code=WS_UNKNOWN_ATHLETE)
+        return
+    await websocket.accept()
+    visible = [s for s in ctx.sessions.athletes.values() if athlete is None or s.athlete_id == athlete]
+    channel = ctx.hub.connect(athlete)
+    try:
+        await websocket.send_text(
+            encode(ctx.hub.hello(athlete, [s.snapshot() for s in visible], list(ctx.sessions.drills)))
+        )
+
+        backlog = ctx.hub.backlog_text(athlete)
+        if backlog is not None:
+            await websocket.send_text(backlog)
+
+        async def pump() -> None:
+            while True:
+                await websocket.send_text(await channel.get())
+
+        async def listen() -> None:
+            while True:
+                text = await websocket.receive_text()
+                with contextlib.suppress(json.JSONDecodeError):
+                    if json.loads(text).get("type") == "ping":
+                        channel.offer(encode({"type": "pong"}))
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(pump())
+            tg.create_task(listen())
+    except* (WebSocketDisconnect, ConnectionResetError, RuntimeError):
+        pass  # the client went away (or the server is closing it): nothing to clean beyond the channel
+    finally:
+        ctx.hub.disconnect(channel)

@@ -1,0 +1,51 @@
+"""The cue stage after the pipeline: live cues with latency, none from a calibration backlog, host audio."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from sensorhub.bus import Bus
+from sensorhub.cues import Clip, CueAudio
+from sensorhub.model import Event, KneeAngles
+from sensorhub.runtime import cueing
+from sensorhub.runtime.cueing import CueStage, HostPlayer
+from sensorhub.runtime.pipeline import LegOutput
+
+
+def _output(t0_s: float, n: int, valgus_deg: float) -> LegOutput:
+    t_s = t0_s + np.arange(n) / 200.0
+    zeros = np.zeros(n)
+    angles = KneeAngles("ana/right", t_s, zeros, zeros, zeros, np.zeros(n, dtype=np.uint8))
+    event = Event("rep", "ana/right", t0_s, {"peak_valgus_deg": valgus_deg, "eccentric_s": 2.0}, 60.0)
+    return LegOutput("ana/right", angles, [event])
+
+
+def test_live_event_gives_a_cue_with_latency_but_a_backlog_does_not() -> None:
+    bus = Bus()
+    sub = bus.subscribe(["cues"])
+    stage = CueStage(bus, clock=lambda: 100.010)
+    assert stage.process([_output(10.0, 2000, valgus_deg=12.0)], packet_host_s=100.0) == []  # 10 s backlog
+    cues = stage.process([_output(20.0, 8, valgus_deg=12.0)], packet_host_s=100.0)
+    assert [c.phrase for c in cues] == ["knees out"]
+    assert cues[0].latency_s == pytest.approx(0.010)
+    assert cues[0].audio_id == "knees-out"
+    assert sub.get_nowait() is not None and stage.latency.count == 1
+
+
+def test_host_player_plays_the_rendered_clip_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    played: list[Clip] = []
+    done = threading.Event()
+
+    def fake_play(clip: Clip) -> None:  # the audio device is the one thing that cannot exist here
+        played.append(clip)
+        done.set()
+
+    monkeypatch.setattr(cueing, "play", fake_play)
+    player = HostPlayer(CueAudio(prefer_speech=False), ["knees out", "slower"])
+    stage = CueStage(Bus(), clock=lambda: 0.0, play_on_host=player)
+    stage.process([_output(5.0, 8, valgus_deg=12.0)], packet_host_s=0.0)
+    assert done.wait(5.0)
+    assert played[0].phrase == "knees out" and 0.1 < played[0].duration_s < 1.0
