@@ -83,7 +83,9 @@ P_FREE_FALL_G = 39  # a flight candidate's samples count as free fall within thi
 P_STRIDE_FLIGHT_S = 40  # a flight shorter than this ...
 P_STRIDE_STANCE_S = 41  # ... taking off within this long of the previous flight's end is a running stride
 P_FLOAT_MIN_S = 42  # an unloading shorter than this is an impact's ringing, not a float of gait
-P_SIZE = 43
+P_REST_BAND_DEG = 43  # a knee at rest wanders within this of where it came to rest
+P_SETTLE_S = 44  # ... and settles at a new rest level once it stays this long within half that
+P_SIZE = 45
 
 # ---- state ----------------------------------------------------------------------------------------------
 S_N = 0  # samples seen (global index of the next sample)
@@ -118,8 +120,12 @@ S_FREE_RUN = 27  # (airborne, the same slot) consecutive free-fall samples since
 S_PENDING = 28  # airborne: onset of a return of support waiting for the shank to plant (-1: none)
 S_NOISE = 29  # mean unexplained force^2 over the flight so far (g^2)
 S_PREV_FLIGHT_END = 30  # the end of the last flight of any length (a running stride's float too)
+S_SETTLE_REF = 31  # flexion where the knee last settled (stays within half the rest band) ...
+S_SETTLE_N = 32  # ... and for how many samples
+S_MOVE_RUN = 33  # consecutive samples with the knee turning faster than the quiet rate
+S_MOVED = 34  # 1 once such a run lasted the quiet time: a real movement, not a noise spike
 SUMS = 14  # a block of least-squares sums of a lever fit: n, f.f, L^T f (3), L^T L (9)
-S_FIT = 31  # the current flight's (or candidate's) sums
+S_FIT = 35  # the current flight's (or candidate's) sums
 S_LEVER = S_FIT + SUMS  # every confirmed flight's sums: the mounting's lever does not change
 S_ANKLE = S_LEVER + SUMS  # planted, turning samples' sums of the ankle lever
 S_HELD = S_ANKLE + SUMS  # a landing held until the next flight says whether it was a stride: 1, record (4)
@@ -146,6 +152,7 @@ def new_state() -> FloatArray:
     for k in (S_CAND, S_LAST_AIR, S_ONSET, S_LAST_CONTACT, S_LAND_GAP_LO, S_LAST_VALID, S_TAKEOFF, S_PENDING):
         s[k] = -1.0
     s[S_PREV_FLIGHT_END] = -1e9
+    s[S_ONSET_FLEX] = np.nan  # no resting knee yet
     s[S_PREV_SUPPORT] = 1.0
     s[S_RING_F:S_SIZE] = np.nan
     return s
@@ -224,8 +231,9 @@ def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray
         out[i, F_FT] = ax
         out[i, F_FT + 1] = ay
         out[i, F_FT + 2] = az
-        _lever_operator(vx, vy, vz, (state[now + 3] - state[old + 3]) * kd, (state[now + 4] - state[old + 4]) * kd,
-                        (state[now + 5] - state[old + 5]) * kd, out, i, F_LS)
+        _lever_operator(vx, vy, vz, (state[now + 3] - state[old + 3]) * kd,
+                        (state[now + 4] - state[old + 4]) * kd, (state[now + 5] - state[old + 5]) * kd,
+                        out, i, F_LS)
         u20, u21, u22 = _rows(state, mid + 16)[6:]  # earth up in the shank sensor frame (third row)
         out[i, F_SE] = sx - g_m_s2 * u20
         out[i, F_SE + 1] = sy - g_m_s2 * u21
@@ -329,7 +337,9 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
     confirm_n = max(2.0, p[P_CONFIRM_S] * rate)
     plant_n = max(2.0, p[P_PLANT_CONFIRM_S] * rate)
     lag = max(1, int(p[P_RATE_LAG_S] * rate + 0.5))
-    quiet_min_n = p[P_QUIET_MIN_S] * rate
+    quiet_min_n = float(math.ceil(p[P_QUIET_MIN_S] * rate))
+    band = p[P_REST_BAND_DEG]
+    settle_n = p[P_SETTLE_S] * rate
     win_n = p[P_LANDING_WINDOW_S] * rate
     lag_f = p[P_FEAT_LAG]
     hip = np.empty(3)
@@ -542,19 +552,37 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
         else:
             rate_deg_s = 0.0
         quiet = abs(rate_deg_s) < p[P_QUIET_RATE_DEG_S]
-        if quiet:
-            s[S_QUIET_RUN] += 1.0
-            if s[S_QUIET_RUN] >= quiet_min_n:
-                s[S_ONSET] = g
-                s[S_ONSET_FLEX] = fl
+        s[S_QUIET_RUN] = s[S_QUIET_RUN] + 1.0 if quiet else 0.0
+        s[S_MOVE_RUN] = 0.0 if quiet else s[S_MOVE_RUN] + 1.0
+        if s[S_MOVE_RUN] >= quiet_min_n:
+            s[S_MOVED] = 1.0
+        if abs(fl - s[S_SETTLE_REF]) < 0.5 * band:
+            s[S_SETTLE_N] += 1.0
         else:
-            s[S_QUIET_RUN] = 0.0
+            s[S_SETTLE_REF] = fl
+            s[S_SETTLE_N] = 0.0
+        # the resting knee (S_ONSET_FLEX) and the last moment at rest (S_ONSET): at rest is within the band
+        # above the resting flexion, whatever the rate (a slow tempo descent leaves it, sensor noise does
+        # not). The rest level is where the knee came to rest after a movement (a lunge's step); it follows
+        # the knee down, and moves up where the knee settles for a while (a slow change of posture)
+        if s[S_QUIET_RUN] >= quiet_min_n and (math.isnan(s[S_ONSET_FLEX]) or s[S_MOVED] > 0.0):
+            s[S_MOVED] = 0.0
+            if s[S_REP] == 0.0:
+                s[S_ONSET_FLEX] = fl
+                s[S_ONSET] = g
+        elif fl < s[S_ONSET_FLEX] + band:
+            s[S_ONSET] = g
+            s[S_ONSET_FLEX] = min(s[S_ONSET_FLEX], fl)
+        elif s[S_SETTLE_N] >= settle_n and s[S_REP] == 0.0:
+            s[S_ONSET_FLEX] = s[S_SETTLE_REF]
+            s[S_ONSET] = g
         state = s[S_REP]
         if state == 3.0:
             if s[S_LAST_CONTACT] >= s[S_REP_START]:
                 s[S_REP] = 0.0  # the dip of a jump or a landing's absorption, not a rep
             elif g >= s[S_REP_END] + p[P_REP_HOLDOFF_S] * rate:
-                n_out = _emit(out, n_out, K_REP, s[S_REP_START], s[S_REP_PEAK_IDX], s[S_REP_END], 0.0)
+                n_out = _emit(out, n_out, K_REP, s[S_REP_START], s[S_REP_PEAK_IDX], s[S_REP_END],
+                              s[S_REP_START_FLEX])
                 s[S_REP] = 0.0
             state = s[S_REP]
         if state == 0.0:

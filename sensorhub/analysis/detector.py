@@ -78,9 +78,11 @@ class AnalysisParams:
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
     quiet_rate_deg_s: float = 15.0  # the knee is "quiet" below this flexion rate ...
     quiet_min_s: float = 0.1  # ... for at least this long before a rep's descent
+    rest_band_deg: float = 2.0  # at rest: within this above the resting flexion (a tempo descent leaves it) ...
+    settle_s: float = 0.3  # ... which moves up where the knee stays this long within half the band
     rate_lag_s: float = 0.03  # flexion rate = difference over this lag
-    rep_enter_deg: float = 15.0  # a descent is entered this far above the quiet flexion
-    rep_min_excursion_deg: float = 25.0
+    rep_enter_deg: float = 10.0  # a descent is entered this far above the quiet flexion
+    rep_min_excursion_deg: float = 15.0
     rep_min_eccentric_s: float = 0.28  # faster flexions are swing phases of gait, not controlled lowering
     rep_min_concentric_s: float = 0.5  # a faster extension is a push-off or a step, not a controlled rise
     rep_ascent_frac: float = 0.25  # ascent once flexion fell this fraction of the excursion from the peak
@@ -137,6 +139,8 @@ class AnalysisParams:
         p[kern.P_LANDING_WINDOW_S] = self.landing_window_s
         p[kern.P_QUIET_RATE_DEG_S] = self.quiet_rate_deg_s
         p[kern.P_QUIET_MIN_S] = self.quiet_min_s
+        p[kern.P_REST_BAND_DEG] = self.rest_band_deg
+        p[kern.P_SETTLE_S] = self.settle_s
         p[kern.P_RATE_LAG_S] = self.rate_lag_s
         p[kern.P_REP_ENTER_DEG] = self.rep_enter_deg
         p[kern.P_REP_MIN_EXC_DEG] = self.rep_min_excursion_deg
@@ -359,8 +363,9 @@ class EventDetector:
                 lo, hi = self.params.rep_shank_range_g
                 if np.isfinite(shank).any() and (np.nanmin(shank) < lo or np.nanmax(shank) > hi):
                     continue
-                metrics = rep_metrics(sig, ia, ib, ic)
-                etype, t_s = "rep", sig.t(refine_rep_start(sig, ia, ib))
+                start = refine_rep_start(sig, ia, ib, d, self.params.rest_band_deg)
+                metrics = rep_metrics(sig, start, ib, ic)
+                etype, t_s = "rep", sig.t(start)
             else:
                 self._strikes.append(ia)  # judged once the turn after it is known
                 continue

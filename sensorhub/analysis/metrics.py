@@ -15,8 +15,6 @@ from sensorhub.conventions import GRAVITY_M_S2, LANDING_KEYS
 from sensorhub.model import FloatArray
 
 NAN = float("nan")
-QUIET_RATE_DEG_S = 15.0  # the knee at rest turns slower than this (the detector's quiet threshold) ...
-RATE_LAG_S = 0.03  # ... over this lag
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,38 +142,32 @@ def _time_to_stabilization(s: Signals, contact: int, end: int, w: MetricWindows)
     return float(s.t_s[sl][first] - s.t(contact))
 
 
-def refine_rep_start(s: Signals, start: int, bottom: int, lookback_s: float = 2.0) -> int:
+def refine_rep_start(s: Signals, start: int, bottom: int, rest_deg: float, band_deg: float,
+                     lookback_s: float = 2.0) -> int:
     """The instant the knee leaves rest, found by looking back from the descent.
 
-    The state machine's start is where the flexion rate first exceeded the quiet threshold, well after a
-    smooth lowering has begun (a movement from rest accelerates from zero: its first degrees take a
-    large share of the eccentric time). The resting level is the flexion over the quiet stretch before the
-    descent; the excursion above it rises from zero as a power of the time since onset, e(t) = c (t -
-    t0)^k with k about 2-3 for a jerk-limited start (Flash & Hogan's minimum-jerk movement: k = 3). t0 is
-    fitted to the excursion's first part (from a few noise levels above rest to a third of the depth),
-    k free in [1.5, 4]; the state machine's start is kept when the fit has too little to go on."""
+    The state machine's start is the last sample within ``band_deg`` of the resting flexion ``rest_deg``,
+    after a smooth lowering has begun (a movement from rest accelerates from zero: its first degrees take
+    a large share of the eccentric time). The excursion above rest rises from zero as a power of the time
+    since onset, e(t) = c (t - t0)^k with k about 2-3 for a jerk-limited start (Flash & Hogan's
+    minimum-jerk movement: k = 3). t0 is fitted to the excursion's first part (from a few noise levels
+    above rest to a third of the depth), k free in [1.5, 4]; the state machine's start is kept when the
+    fit has too little to go on."""
     dt = _dt(s)
-    n_back = max(8, round(lookback_s / dt))
-    lo = max(start - n_back, s.base)
+    lo = max(start - max(8, round(lookback_s / dt)), s.base)
     pre = s.flex_deg[s.sl(lo, start)]
     if pre.shape[0] < 8 or not np.isfinite(pre).all():
         return start
-    # the quiet stretch before the descent, pre[q0:j]: back from the start over the samples already
-    # moving faster than the quiet threshold (over RATE_LAG_S, as the state machine), then the quiet ones
-    lag = max(1, round(RATE_LAG_S / dt))
-    moving = np.abs(pre[lag:] - pre[:-lag]) / (lag * dt) > QUIET_RATE_DEG_S  # moving[k]: pre[k + lag]
-    j = moving.shape[0]
-    while j > 0 and moving[j - 1]:
-        j -= 1
-    q1 = j + lag  # first sample of the crossing at the start
-    while j > 0 and not moving[j - 1]:
-        j -= 1
-    q0 = j + lag if j > 0 else 0
-    if q1 - q0 < 4:
+    # the stretch at rest before the descent: back from the start while within the band
+    at_rest = np.abs(pre - rest_deg) < band_deg
+    q0 = pre.shape[0]
+    while q0 > 0 and at_rest[q0 - 1]:
+        q0 -= 1
+    quiet = pre[q0:]
+    if quiet.shape[0] < 4:
         return start
-    quiet = pre[q0 : q0 + max(2, (q1 - q0) // 2)]
-    rest = float(np.median(quiet))
-    noise = max(float(np.median(np.abs(np.diff(quiet)))) if quiet.shape[0] > 2 else 0.0, 0.02)
+    noise = max(float(np.median(np.abs(np.diff(quiet)))), 0.02)
+    rest = float(np.median(quiet[: max(2, quiet.shape[0] // 2)]))
     rise = s.flex_deg[s.sl(lo, bottom)] - rest
     t = s.t_s[s.sl(lo, bottom)]
     if rise.shape[0] < 8 or not np.isfinite(rise).all():
@@ -183,10 +175,11 @@ def refine_rep_start(s: Signals, start: int, bottom: int, lookback_s: float = 2.
     depth = float(rise.max())
     e_lo = max(4.0 * noise, 0.5)
     e_hi = max(e_lo * 4.0, depth / 3.0)
-    above = np.flatnonzero(rise[q0:] > e_lo)
-    if not above.size or depth < 3.0 * e_lo:
+    # the last time the knee was at rest before the descent: the rise is fitted from there on
+    below = np.flatnonzero(rise[: start - lo + 1] <= e_lo)
+    if not below.size or depth < 3.0 * e_lo:
         return start
-    first = q0 + int(above[0])
+    first = int(below[-1]) + 1
     use = first + np.flatnonzero(rise[first:] < e_hi)
     use = use[rise[use] > e_lo]
     if use.size < 5:
@@ -214,7 +207,7 @@ def refine_rep_start(s: Signals, start: int, bottom: int, lookback_s: float = 2.
 
 
 def rep_metrics(s: Signals, start: int, bottom: int, end: int) -> dict[str, float]:
-    start = refine_rep_start(s, start, bottom)
+    """``start``: the refined start of descent (``refine_rep_start``)."""
     sl = s.sl(start, end)
     valg = s.valg_deg[sl]
     t0, tb, te = s.t(start), s.t(bottom), s.t(end)
