@@ -524,10 +524,13 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
             s[S_LAST_VALID] = gf
         s[S_PREV_VALID] = 1.0 if valid else 0.0
 
+        if math.isnan(fl):
+            continue  # a flexion the estimator could not measure (lost rows): the knee patterns wait
+
         # ---- foot strikes of running (candidates for a cut plant, judged in Python): the knee extends
         # from a swing peak to a minimum at initial contact, then flexes again in the loading response
         if s[S_SW] == 0.0:
-            if fl > p[P_SWING_MIN_DEG] and s[S_AIR] < 2.0:
+            if fl > p[P_SWING_MIN_DEG]:
                 s[S_SW] = 1.0
                 s[S_SW_MIN] = fl  # the swing peak while in state 1
         elif s[S_SW] == 1.0:

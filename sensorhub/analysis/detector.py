@@ -276,7 +276,9 @@ class EventDetector:
         n = flex.shape[0]
         if self._out.shape[0] < n // 8 + MAX_RECORDS:  # records are >= 0.15 s apart: never overflows
             self._out = np.zeros((n // 8 + MAX_RECORDS, kern.OUT_COLS))
-        n_out = kern.detect(f, flex, self._p, self._state, self._out)
+        # the knee patterns (strikes, reps) only read measured flexion: rows bridged over lost samples are NaN
+        measured = (np.asarray(angles.quality).astype(np.int64) & UNRELIABLE_ANGLE) == 0
+        n_out = kern.detect(f, np.where(measured, flex, np.nan), self._p, self._state, self._out)
         events = self._events(self._out[:n_out].copy())
         events += self._judge_strikes()
         self._trim()
