@@ -10,11 +10,13 @@ The logger stamps each sample when it receives it:
   them has been taken, plus jitter; a batch's stamps are its arrival time plus a few microseconds each.
 
 Stamps never go backwards (the logger receives in order), are rounded to ``time_resolution_s`` (a
-clock in microseconds, or a phone's milliseconds) and are shifted by the mean latency, which no logger
-knows and which would shift data and truth alike. Lost samples come as independent drops
-(``drop_prob``) and loss bursts (``bursts_per_min``, lengths uniform in ``burst_s``); the logger writes
-them as NaN rows (``drop_rows`` = "nan": it knew a sample was due) or leaves them out ("missing": a gap
-in the time column).
+clock in microseconds, or a phone's milliseconds) and are shifted by the smallest delay of the recording
+(the transport latency, which no logger knows and which would shift data and truth alike): no sample is
+stamped before it was taken, the fastest arrival is stamped at its instant, and a batch's earlier samples
+keep their wait for the last one (a delay that is not constant, so it is not removed). Lost samples come
+as independent drops (``drop_prob``) and loss bursts (``bursts_per_min``, lengths uniform in ``burst_s``);
+the logger writes them as NaN rows (``drop_rows`` = "nan": it knew a sample was due) or leaves them out
+("missing": a gap in the time column).
 """
 
 from __future__ import annotations
@@ -97,6 +99,6 @@ def time_column(spec: LoggerSpec, t_s: FloatArray, rng: np.random.Generator) -> 
         rng.normal(0.0, spec.jitter_sigma_s, batch[-1] + 1), -spec.jitter_max_s, spec.jitter_max_s
     )
     stamp = t_s[last] + jitter[batch] + (np.arange(n) - batch * b) * (PARSE_STEP_S if b > 1 else 0.0)
-    stamp -= float(np.mean(stamp - t_s))
+    stamp -= float(np.min(stamp - t_s))
     stamp = np.maximum.accumulate(stamp)
     return np.asarray(np.round(stamp / spec.time_resolution_s) * spec.time_resolution_s, dtype=np.float64)

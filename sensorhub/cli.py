@@ -126,11 +126,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.broad is not None:
             from sensorhub.bench.broad_bench import run_broad
 
-            code |= run_broad(args.broad, args.per_trial)
+            code |= run_broad(Path(args.broad), args.per_trial)
         if args.sim:
-            from sensorhub.bench.sim_accuracy import run_sim_accuracy
+            from sensorhub.bench import sim_accuracy
 
-            code |= run_sim_accuracy(quick=args.quick, seeds=args.seeds)
+            code |= sim_accuracy.run(args)
         return code
     if args.bench == "latency":
         from sensorhub.bench import latency_bench
@@ -153,9 +153,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         return mqtt_bench.run(args)
     if args.bench == "events":
-        from sensorhub.bench.events_accuracy import run_events_accuracy
+        from sensorhub.bench import events_accuracy
 
-        return run_events_accuracy(quick=args.quick)
+        return events_accuracy.run(args)
     raise SensorhubError(f"unknown benchmark {args.bench!r}")
 
 
@@ -215,12 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.filter_bench import add_arguments
 
     add_arguments(b)
-    b = bench.add_parser("accuracy", help="accuracy on BROAD (real data) and/or the simulator")
-    b.add_argument("--broad", type=Path, default=None, help="BROAD dataset directory (.npz trials)")
-    b.add_argument("--per-trial", action="store_true", help="print every BROAD trial")
-    b.add_argument("--sim", action="store_true", help="knee angles vs firmware_sim truth, every drill")
-    b.add_argument("--quick", action="store_true", help="--sim: fewer mountings, no 10-minute session")
-    b.add_argument("--seeds", type=int, default=3, help="--sim: random mountings per drill")
+    b = bench.add_parser("accuracy", help="accuracy on BROAD (real data) and/or the simulator population")
+    from sensorhub.bench.sim_accuracy import add_arguments as add_accuracy_arguments
+
+    add_accuracy_arguments(b)
     b = bench.add_parser("latency", help="packet -> angle and condition -> cue latency, live pipeline")
     from sensorhub.bench.latency_bench import add_arguments as add_latency_arguments
 
@@ -241,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.mqtt_bench import add_arguments as add_mqtt_arguments
 
     add_mqtt_arguments(b)
-    b = bench.add_parser("events", help="landing/cut/rep detection F1, metric errors and cues vs truth")
-    b.add_argument("--quick", action="store_true", help="fewer seeds")
+    b = bench.add_parser("events", help="landing/cut/rep F1, timing, metric errors and cues vs truth")
+    from sensorhub.bench.events_accuracy import add_arguments as add_events_arguments
+
+    add_events_arguments(b)
 
     p = sub.add_parser("gateway", help="BLE/simulated sensors -> raw packets on MQTT for `run` workers")
     _add_config(p)

@@ -78,7 +78,7 @@ class AnalysisParams:
     landing_window_s: float = 0.8  # peak flexion / valgus window after contact (ended by a rebound)
     quiet_rate_deg_s: float = 15.0  # the knee is "quiet" below this flexion rate ...
     quiet_min_s: float = 0.1  # ... for at least this long before a rep's descent
-    rest_band_deg: float = 2.0  # at rest: within this above the resting flexion (a tempo descent leaves it) ...
+    rest_band_deg: float = 2.0  # at rest: within this above the resting flexion (a tempo descent leaves it)
     settle_s: float = 0.3  # ... which moves up where the knee stays this long within half the band
     rate_lag_s: float = 0.03  # flexion rate = difference over this lag
     rep_enter_deg: float = 10.0  # a descent is entered this far above the quiet flexion

@@ -1,186 +1,154 @@
-"""``sensorhub bench accuracy --sim``: knee-angle accuracy of ``sensorhub analyze`` against firmware_sim.
+"""``sensorhub bench accuracy --sim``: knee angles of ``sensorhub analyze`` on the simulator population.
 
-Every drill is simulated with unknown sensor mountings (up to 30 deg off the nominal placement), clean and
-realistic IMU error settings (noise, bias, scale, soft-tissue wobble; lossless and the typical BLE link),
-written as an analyze CSV, run through ``analyze_main`` exactly as a user would, and compared with the
-simulator's truth (over the typical link: on the received rows).
-A 10-minute session checks that the error of the last minute is no larger than that of the first.
-firmware_sim is imported lazily: the sensorhub pipeline never depends on it.
+Recordings come from the population's **test** seeds (``firmware_sim.population``; the tuning seeds are
+for development and are never reported): every family, bodies, landing styles, sensor sites and
+mountings up to 45 deg, rates 100-800 Hz, IMU front-ends, loggers with jittered and batched time, loss
+bursts. Each is analysed as a user's CSV would be (``sensorhub.bench.population_runs``) and compared
+with the truth at the samples' true instants:
+
+- RMSE per angle over the samples the logger delivered (a lost sample's angle is the estimator's bridge
+  over what was never transmitted; the RMSE over every sample is printed alongside);
+- flexion RMSE in -100..+400 ms around every true landing (impact and absorption);
+- the 10-minute mixed session (``mixed`` family): RMSE of the first and of the last minute;
+- the lag (within +-30 ms) that would minimise the flexion RMSE: the sensor's own output delay (its
+  low-pass filter and sampling) shows there, since the estimator cannot know it.
+Bounds: flexion and valgus <= 2 deg, rotation <= 4 deg per recording; <= 3 deg flexion around landings.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import tempfile
+import argparse
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections import defaultdict
 
 import numpy as np
 
-from firmware_sim.exceptions import FirmwareSimError
-from sensorhub.errors import SensorhubError
+from sensorhub.bench.population_runs import RecordingRun, plan, run_population
 from sensorhub.model import FloatArray
 
-MOUNT_MAX_DEG = 30.0
 BOUNDS_RMSE_DEG = (2.0, 2.0, 4.0)  # flexion, valgus, rotation
-SESSION_S = 600.0
-ALL_DRILLS = ("standing", "calibration_bends", "squat", "step_down", "lunge", "cmj", "drop_jump", "cut_45",
-              "cut_90", "walk", "jog")
-QUICK_DRILLS = ("squat", "drop_jump", "cut_90", "walk")
+LANDING_WINDOW_S = (-0.1, 0.4)
+LANDING_BOUND_DEG = 3.0
+DRIFT_TOLERANCE_DEG = 0.25
+LAG_SEARCH_S = 0.03
 
 
-@dataclass(frozen=True, slots=True)
-class DrillResult:
-    drill: str
-    errors: str
-    rmse_deg: FloatArray  # (3,) worst run
-    max_deg: FloatArray  # (3,) worst run
-    runs: int
-    failed: int
-    rmse_all_deg: FloatArray | None = None  # (3,) worst run over all rows, when rmse_deg skips lost rows
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broad", type=str, default=None, help="BROAD dataset directory (.npz trials)")
+    p.add_argument("--per-trial", action="store_true", help="print every BROAD trial")
+    p.add_argument("--sim", action="store_true", help="knee angles vs the simulator population's truth")
+    p.add_argument("--split", choices=("test", "tuning"), default="test",
+                   help="--sim: population seeds (figures are reported on the test split)")
+    p.add_argument("--per-family", type=int, default=3, help="--sim: recordings per family")
+    p.add_argument("--quick", action="store_true", help="--sim: one recording per family")
+    p.add_argument("--workers", type=int, default=None, help="--sim: processes (default: one per core)")
 
 
-def _analyze(t_s: FloatArray, data: FloatArray, side: str, workdir: Path) -> FloatArray:
-    """Write the analyze CSV, run ``analyze_main`` on it, read angles.csv back: (N, 3) degrees."""
-    from firmware_sim.athletes import write_analyze_csv
-    from sensorhub.offline.analyze import analyze_main
-
-    csv_path = workdir / "imu.csv"
-    out_dir = workdir / "out"
-    write_analyze_csv(csv_path, t_s, data)
-    with contextlib.redirect_stdout(io.StringIO()):
-        analyze_main(csv_path, out_dir, side)
-    table = np.loadtxt(out_dir / "angles.csv", delimiter=",", skiprows=1, ndmin=2)
-    return np.asarray(table[:, 1:4])
+def rmse(err: FloatArray) -> FloatArray:
+    return np.asarray(np.sqrt(np.nanmean(err**2, axis=0)) if err.size else np.full(3, np.nan))
 
 
-def _errors(est_deg: FloatArray, truth_deg: FloatArray) -> tuple[FloatArray, FloatArray]:
-    err = est_deg - truth_deg
-    return np.sqrt(np.nanmean(err**2, axis=0)), np.nanmax(np.abs(err), axis=0)
+def recording_rmse(run: RecordingRun) -> tuple[FloatArray, FloatArray]:
+    """(RMSE over delivered samples, RMSE over every sample), (3,) each."""
+    assert run.est_deg is not None
+    err = run.est_deg - run.truth_deg
+    return rmse(err[run.received]), rmse(err)
 
 
-def _leg_arrays(drill: str, side: str, seed: int, errors: str, **kwargs: Any) -> Any:
-    from firmware_sim import make_leg_csv_arrays
-
-    return make_leg_csv_arrays(drill, side=side, seed=seed, errors=errors, mount_max_deg=MOUNT_MAX_DEG,
-                               **kwargs)
-
-
-def run_drill(drill: str, errors: str, seeds: int, workdir: Path, received_only: bool = False,
-              **kwargs: Any) -> DrillResult:
-    """Worst run over ``seeds`` random mounts. ``received_only``: score only the rows the link delivered
-    (rows inside a loss burst are an interpolation of what was never transmitted; analyze interpolates
-    them and the estimator flags them QUALITY_MISSING_INPUT); the RMSE over all rows is kept alongside."""
-    rmse = np.zeros(3)
-    rmse_all = np.zeros(3)
-    worst = np.zeros(3)
-    failed = 0
-    for seed in range(seeds):
-        side = ("right", "left")[seed % 2]
-        try:
-            arrays = _leg_arrays(drill, side, 1000 + seed, errors, **kwargs)
-        except FirmwareSimError as exc:  # e.g. a drill the simulator does not provide
-            print(f"  {drill}/{errors}: not simulated: {exc}")
-            return DrillResult(drill, errors, np.full(3, np.nan), np.full(3, np.nan), 0, 0)
-        try:
-            est = _analyze(arrays.t_s, arrays.data, side, workdir)
-        except SensorhubError as exc:
-            print(f"  {drill}/{errors}/seed {1000 + seed}: analyze refused: {exc}")
-            failed += 1
-            continue
-        received = np.all(np.isfinite(arrays.data), axis=1) if received_only else np.ones(len(est), bool)
-        r, m = _errors(est[received], arrays.truth_deg[received])
-        rmse = np.maximum(rmse, r)
-        worst = np.maximum(worst, m)
-        rmse_all = np.maximum(rmse_all, _errors(est, arrays.truth_deg)[0])
-    return DrillResult(drill, errors, rmse, worst, seeds, failed, rmse_all if received_only else None)
+def landing_window_rmse(run: RecordingRun) -> float:
+    """Flexion RMSE over the delivered samples within the landing windows of the recording (NaN: none)."""
+    assert run.est_deg is not None
+    inside = np.zeros(run.true_t_s.shape[0], dtype=bool)
+    for e in run.truth_events:
+        if e["type"] == "landing":
+            inside |= (run.true_t_s >= e["t_s"] + LANDING_WINDOW_S[0]) & (
+                run.true_t_s <= e["t_s"] + LANDING_WINDOW_S[1])
+    inside &= run.received
+    if not inside.any():
+        return float("nan")
+    return float(rmse((run.est_deg[:, 0] - run.truth_deg[:, 0])[inside, None])[0])
 
 
-def run_session(workdir: Path, seed: int = 7, link: str = "typical") -> tuple[FloatArray, FloatArray, float]:
-    """A >= 10-minute session (realistic errors): every drill back to back, repeated, framed by the same
-    opening block (standing, calibration bends, squats) at the start and at the end, so that the first and
-    the last minute hold the same movements: RMSE of the first and of the last minute."""
-    from firmware_sim.body import DEFAULT_SESSION, session, simulate
-
-    middle = []
-    for drill, reps in DEFAULT_SESSION:
-        try:
-            simulate(drill=drill, reps=1, sides=("right",), seed=seed)
-        except FirmwareSimError:
-            continue  # a drill this simulator version does not provide
-        middle.append((drill, reps))
-    block = [("calibration_bends", 3), ("squat", 5)]
-    plan = list(block)
-    motion = session(plan + middle + block, sides=("right",), seed=seed)
-    while motion.duration_s < SESSION_S:
-        plan += middle
-        motion = session(plan + block, sides=("right",), seed=seed)
-    arrays = _leg_arrays("session", "right", seed, "realistic", motion=motion, link=link)
-    est = _analyze(arrays.t_s, arrays.data, "right", workdir)
-    rate_hz = 1.0 / float(np.median(np.diff(arrays.t_s)))
-    minute = int(60 * rate_hz)
-    first, _ = _errors(est[:minute], arrays.truth_deg[:minute])
-    last, _ = _errors(est[-minute:], arrays.truth_deg[-minute:])
-    return first, last, float(arrays.t_s[-1] - arrays.t_s[0])
+def best_lag(run: RecordingRun) -> tuple[float, float]:
+    """(lag s, flexion RMSE) of the constant time shift of the estimate that fits the truth best."""
+    assert run.est_deg is not None
+    t, m = run.true_t_s, run.received
+    best = (0.0, float("inf"))
+    for lag in np.arange(-LAG_SEARCH_S, LAG_SEARCH_S + 1e-9, 0.0025):
+        y = np.interp(t + lag, t, run.est_deg[:, 0])
+        e = float(np.sqrt(np.nanmean((y[m] - run.truth_deg[m, 0]) ** 2)))
+        if e < best[1]:
+            best = (float(lag), e)
+    return best
 
 
-def _row(label: str, rmse: FloatArray, mx: FloatArray, note: str = "") -> str:
-    return (f"{label:<28} {rmse[0]:6.2f} {rmse[1]:6.2f} {rmse[2]:6.2f}   "
-            f"{mx[0]:6.2f} {mx[1]:6.2f} {mx[2]:6.2f}  {note}")
+def minute_rmse(run: RecordingRun) -> tuple[FloatArray, FloatArray]:
+    """RMSE of the first and of the last minute (delivered samples)."""
+    assert run.est_deg is not None
+    t = run.true_t_s
+    err = run.est_deg - run.truth_deg
+    first = (t < t[0] + 60.0) & run.received
+    last = (t > t[-1] - 60.0) & run.received
+    return rmse(err[first]), rmse(err[last])
 
 
-def run_sim_accuracy(quick: bool, seeds: int) -> int:
-    """Print the accuracy table; 0 when every bound holds, 1 otherwise."""
-    drills = QUICK_DRILLS if quick else ALL_DRILLS
-    seeds = max(1, seeds)
-    ok = True
+def run(args: argparse.Namespace) -> int:
+    """Print the tables; 0 when every bound holds on every recording."""
+    per_family = 1 if args.quick else max(1, args.per_family)
+    pairs = plan(args.split, per_family)
     t0 = time.perf_counter()
-    print(f"knee angles vs firmware_sim truth: mounts up to {MOUNT_MAX_DEG:.0f} deg, {seeds} random mount(s) "
-          "per row (sides alternate), worst run shown")
-    print(f"bounds: RMSE flexion <= {BOUNDS_RMSE_DEG[0]}, valgus <= {BOUNDS_RMSE_DEG[1]}, "
-          f"rotation <= {BOUNDS_RMSE_DEG[2]} deg")
-    print("rows: clean = ideal sensors; realistic = noise, bias, scale, wobble; +link = typical BLE loss,\n"
-          "  scored on the received rows (rows inside a burst were never transmitted; all-rows RMSE noted)")
-    print(f"{'drill / errors':<28} {'RMSE flex':>6} {'valg':>6} {'rot':>6}   "
-          f"{'max flex':>6} {'valg':>6} {'rot':>6}")
-    with tempfile.TemporaryDirectory(prefix="sensorhub-bench-") as tmp:
-        workdir = Path(tmp)
-        # clean: ideal sensors, lossless link; realistic: the error model with a lossless link, then also
-        # with the simulator's typical BLE link (loss bursts of ~0.3 s: the gaps dominate the error)
-        rows: list[tuple[str, str, dict[str, Any]]] = []
-        for d in drills:
-            rows += [(d, "clean", {"link": "lossless"}), (d, "realistic", {"link": "lossless"}),
-                     (d, "realistic", {"link": "typical"})]
-        # calibration from gait alone: no knee bends after the standing period
-        rows += [(d, "realistic", {"calibration_bends": False, "link": "lossless"}) for d in ("walk", "jog")
-                 if d in drills]
-        for drill, errors, kwargs in rows:
-            lossy = kwargs.get("link") == "typical"
-            res = run_drill(drill, errors, seeds, workdir, received_only=lossy, **kwargs)
-            if res.runs == 0:
-                continue
-            within = bool(np.all(res.rmse_deg <= BOUNDS_RMSE_DEG)) and res.failed == 0
-            ok &= within
-            label = f"{drill}/{errors}" + ("+link" if lossy else "") + (
-                " (gait calib)" if "calibration_bends" in kwargs else "")
-            note = "ok" if within else "OVER BOUND"
-            if res.rmse_all_deg is not None:
-                note += " (all rows {:.2f}/{:.2f}/{:.2f})".format(*res.rmse_all_deg)
-            if res.failed:
-                note += f", {res.failed} refused"
-            print(_row(label, res.rmse_deg, res.max_deg, note))
-        if not quick:
-            for link in ("lossless", "typical"):
-                first, last, dur_s = run_session(workdir, link=link)
-                held = bool(np.all(last <= first + 0.25)) and bool(np.all(last <= BOUNDS_RMSE_DEG))
-                if link == "lossless":  # with loss bursts the two minutes differ by where the gaps fell
-                    ok &= held
-                print(f"session {dur_s / 60:.1f} min, all drills, realistic, {link} link: RMSE first minute "
-                      f"{first[0]:.2f}/{first[1]:.2f}/{first[2]:.2f}, last minute "
-                      f"{last[0]:.2f}/{last[1]:.2f}/{last[2]:.2f} deg (flex/valg/rot) -> "
-                      + ("no drift" if held else "DRIFT" if link == "lossless" else "gaps differ"))
+    print(f"knee angles vs the simulator population's truth: {args.split} split, {per_family} "
+          f"recording(s) per family ({len(pairs)} recordings), analysed as a user's CSV")
+    print(f"bounds per recording: RMSE flexion <= {BOUNDS_RMSE_DEG[0]}, valgus <= {BOUNDS_RMSE_DEG[1]}, "
+          f"rotation <= {BOUNDS_RMSE_DEG[2]} deg (delivered samples); flexion <= {LANDING_BOUND_DEG} deg in "
+          f"{LANDING_WINDOW_S[0] * 1e3:+.0f}..{LANDING_WINDOW_S[1] * 1e3:+.0f} ms around landings")
+    print(f"{'recording':<20} {'flex':>5} {'valg':>5} {'rot':>5}  {'all rows':>17}  {'landing':>7}  "
+          f"{'lag ms':>6} {'flex@lag':>8}  setup")
+    ok = True
+    by_family: dict[str, list[FloatArray]] = defaultdict(list)
+    landing: list[float] = []
+    refused: list[str] = []
+    for r in run_population(pairs, args.workers):
+        if r.est_deg is None:
+            ok = False
+            refused.append(f"{r.name}: {r.refused}")
+            print(f"{r.name:<20} REFUSED: {r.refused}   ({r.describe})")
+            continue
+        recv, every = recording_rmse(r)
+        lw = landing_window_rmse(r)
+        lag_s, lag_rmse = best_lag(r)
+        within = bool(np.all(recv <= BOUNDS_RMSE_DEG)) and not lw > LANDING_BOUND_DEG
+        ok &= within
+        by_family[r.family].append(recv)
+        if np.isfinite(lw):
+            landing.append(lw)
+        lw_txt = f"{lw:7.2f}" if np.isfinite(lw) else "      -"
+        print(f"{r.name:<20} {recv[0]:5.2f} {recv[1]:5.2f} {recv[2]:5.2f}  "
+              f"{every[0]:5.2f} {every[1]:5.2f} {every[2]:5.2f}  {lw_txt}  "
+              f"{lag_s * 1e3:+6.1f} {lag_rmse:8.2f}  "
+              f"{r.describe}{'' if within else '   OVER BOUND'}")
+        if r.family == "mixed":
+            first, last = minute_rmse(r)
+            held = bool(np.all(last <= np.maximum(first, BOUNDS_RMSE_DEG) + DRIFT_TOLERANCE_DEG))
+            ok &= held
+            print(f"  {r.true_t_s[-1] - r.true_t_s[0]:.0f} s session: first minute "
+                  f"{first[0]:.2f}/{first[1]:.2f}/{first[2]:.2f}, last minute "
+                  f"{last[0]:.2f}/{last[1]:.2f}/{last[2]:.2f} deg -> "
+                  + ("no drift" if held else "DRIFT"))
+    print("per family (worst recording): flex / valg / rot")
+    for fam, rows in by_family.items():
+        w = np.max(np.array(rows), axis=0)
+        print(f"  {fam:<12} {w[0]:5.2f} {w[1]:5.2f} {w[2]:5.2f}  ({len(rows)} recordings)")
+    if by_family:
+        allr = np.array([x for rows in by_family.values() for x in rows])
+        print(f"all {allr.shape[0]} recordings: median {np.median(allr[:, 0]):.2f}/"
+              f"{np.median(allr[:, 1]):.2f}/{np.median(allr[:, 2]):.2f}, worst "
+              f"{allr[:, 0].max():.2f}/{allr[:, 1].max():.2f}/{allr[:, 2].max():.2f} deg; within bounds: "
+              f"{int(np.sum(np.all(allr <= BOUNDS_RMSE_DEG, axis=1)))}/{allr.shape[0]}")
+    if landing:
+        print(f"landing windows: median {np.median(landing):.2f}, worst {max(landing):.2f} deg flexion RMSE "
+              f"({len(landing)} recordings with landings)")
+    if refused:
+        print(f"refused by analyze: {len(refused)}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0 if ok else 1

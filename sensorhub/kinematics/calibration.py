@@ -41,8 +41,7 @@ class CalibrationParams:
     still_gyr_rad_s: float = 0.35  # above this either sensor is moving (bias of cheap gyros stays below)
     still_acc_dev_m_s2: float = 1.5  # | |acc| - g | above this: moving
     motion_min_gyr_rad_s: float = 0.25  # samples quieter than this carry no axis information
-    cycle_rise_deg: float = 20.0  # a flexion cycle rises this far above the running minimum...
-    cycle_fall_deg: float = 8.0  # ...after having come back within this of it
+    cycle_rise_deg: float = 20.0  # a flexion cycle swings up this far from its low point and back down
     min_flexion_cycles: int = 3
     max_axis_spread_deg: float = 6.0  # agreement of the axes fitted on separate thirds of the motion
     max_axis_disagreement_deg: float = 15.0  # gyroscope vs inclination flexion axis, per segment
@@ -289,29 +288,25 @@ def pitch_deg(up_sensor: FloatArray, frame: FloatArray) -> FloatArray:
     return np.asarray(np.degrees(np.arctan2(-up[:, 0], up[:, 2])), dtype=np.float64)
 
 
-def _running_min(x: FloatArray, win: int) -> FloatArray:
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = x[max(0, i - win):i + 1].min()
-    return out
-
-
 def count_flexion_cycles(flexion_rad: FloatArray, rate_hz: float, params: CalibrationParams) -> int:
-    """Bends / strides: rises of >= cycle_rise_deg above a trailing 4 s minimum (robust to slow drift)."""
-    if flexion_rad.size == 0:
-        return 0
+    """Bends / strides: swings of the flexion up by >= cycle_rise_deg from the lowest point since the last
+    swing, each counted once it has come back down by as much (hysteresis on the swing itself: a running
+    stride never returns to the standing knee, and slow drift does not add cycles)."""
+    f = flexion_rad[np.isfinite(flexion_rad)] * DEG_PER_RAD
     step = max(1, int(rate_hz // 50))  # 50 Hz is plenty to count cycles
-    f = flexion_rad[::step] * DEG_PER_RAD
-    base = _running_min(f, int(4.0 * rate_hz / step))
-    rel = f - base
     n = 0
-    armed = True
-    for v in rel:
-        if armed and v > params.cycle_rise_deg:
-            n += 1
-            armed = False
-        elif not armed and v < params.cycle_fall_deg:
-            armed = True
+    rising = True
+    lo = hi = float(f[0]) if f.size else 0.0
+    for v in f[::step]:
+        if rising:
+            lo = min(lo, v)
+            if v - lo >= params.cycle_rise_deg:
+                rising, hi = False, v
+        else:
+            hi = max(hi, v)
+            if hi - v >= params.cycle_rise_deg:
+                n += 1
+                rising, lo = True, v
     return n
 
 

@@ -39,7 +39,7 @@ def test_landings_found_and_timed(drill: str) -> None:
     res = _score(drill)
     t = res.tallies["landing"]
     assert t.fn <= 1 and t.fp == 0, (t, res.false_in)
-    assert float(np.median(np.abs(res.contact_err_s))) <= 0.010
+    assert float(np.median(np.abs(res.timing_s["landing"]))) <= 0.010
     for name, bound in (
         ("flexion_at_contact_deg", 3.0),
         ("peak_flexion_deg", 3.0),
