@@ -612,7 +612,7 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
             if (
                 s[S_REP] == 2.0
                 and s[S_QUIET_RUN] >= p[P_REP_END_QUIET_S] * rate
-                and fl < s[S_REP_START_FLEX] + p[P_REP_END_FRAC] * exc
+                and abs(fl - s[S_REP_START_FLEX]) < p[P_REP_END_FRAC] * exc  # back where it started
             ):
                 end = g - s[S_QUIET_RUN] + 1.0  # the rep ended where the knee became quiet
                 ecc_s = (s[S_REP_PEAK_IDX] - s[S_REP_START]) * dt
