@@ -151,7 +151,7 @@ def refine_rep_start(s: Signals, start: int, bottom: int, rest_deg: float, band_
     a large share of the eccentric time). The excursion above rest rises from zero as a power of the time
     since onset, e(t) = c (t - t0)^k with k about 2-3 for a jerk-limited start (Flash & Hogan's
     minimum-jerk movement: k = 3). t0 is fitted to the excursion's first part (from a few noise levels
-    above rest to a third of the depth), k free in [1.5, 4]; the state machine's start is kept when the
+    above rest to a tenth of the depth), k free in [1.5, 4]; the state machine's start is kept when the
     fit has too little to go on."""
     dt = _dt(s)
     lo = max(start - max(8, round(lookback_s / dt)), s.base)
@@ -174,7 +174,7 @@ def refine_rep_start(s: Signals, start: int, bottom: int, rest_deg: float, band_
         return start
     depth = float(rise.max())
     e_lo = max(4.0 * noise, 0.5)
-    e_hi = max(e_lo * 4.0, depth / 3.0)
+    e_hi = max(e_lo * 4.0, depth / 10.0)  # the first tenth: still a power of time since onset
     # the last time the knee was at rest before the descent: the rise is fitted from there on
     below = np.flatnonzero(rise[: start - lo + 1] <= e_lo)
     if not below.size or depth < 3.0 * e_lo:

@@ -37,6 +37,7 @@ class RecordingRun:
     truth_deg: FloatArray  # (N, 3) true knee angles at those instants
     received: np.ndarray  # (N,) bool: the logger delivered this sample
     truth_events: list[dict[str, Any]]
+    curves: list[tuple[float, float, float]] = field(default_factory=list)  # jogging curves: start, end, deg
     est_deg: FloatArray | None = None  # (N, 3) analyze's angles at the true instants (None: refused)
     events: list[Event] = field(default_factory=list)
     refused: str | None = None  # analyze's error message
@@ -80,7 +81,7 @@ def run_recording(family: str, seed: int) -> RecordingRun:
     describe = (f"{spec.logger.rate_hz:.0f} Hz {spec.side}, {sites}, "
                 f"calibration {spec.calibration or 'own gait'}")
     run = RecordingRun(family, seed, describe, rec.true_t_s, rec.truth_deg,
-                       np.all(np.isfinite(rec.data), axis=1), list(rec.events))
+                       np.all(np.isfinite(rec.data), axis=1), list(rec.events), list(rec.curves))
     with tempfile.TemporaryDirectory(prefix="sensorhub-population-") as tmp:
         path = rec.write(Path(tmp)) / "imu.csv"
         try:
