@@ -44,7 +44,7 @@ class CalibrationParams:
     cycle_rise_deg: float = 20.0  # a flexion cycle swings up this far from its low point and back down
     min_flexion_cycles: int = 3
     max_hyperextension_deg: float = 15.0  # the movement's least flexion (1st percentile) relative to standing
-    max_least_flexion_deg: float = 12.0  # ... (knees straighten between bends, at heel strike, in a run's swing)
+    max_least_flexion_deg: float = 12.0  # ... (knees straighten between bends, at heel strike, in a swing)
     max_axis_spread_deg: float = 6.0  # agreement of the axes fitted on separate thirds of the motion
     max_axis_disagreement_deg: float = 15.0  # gyroscope vs inclination flexion axis, per segment
     min_tilt_deg: float = 10.0  # rms sagittal tilt a segment needs for its inclination axis to count
