@@ -53,6 +53,7 @@ class Result:
     errors: dict[str, list[float]] = field(default_factory=dict)
     timing_s: dict[str, list[float]] = field(default_factory=dict)  # detected - true t_s per type
     false_in: dict[str, int] = field(default_factory=dict)  # false positives per drill
+    missed_in: dict[str, int] = field(default_factory=dict)  # false negatives per drill
     matched: list[tuple[dict[str, Any], Event]] = field(default_factory=list)
     calibration_failed: list[str] = field(default_factory=list)
 
@@ -126,6 +127,7 @@ def match(truth: Sequence[dict[str, Any]], events: Sequence[Event], res: Result,
                     best, best_d = j, dd
             if best < 0:
                 res.tallies[kind].fn += 1
+                res.missed_in[f"{drill}/{kind}"] = res.missed_in.get(f"{drill}/{kind}", 0) + 1
                 continue
             used.add(best)
             res.tallies[kind].tp += 1
@@ -181,6 +183,8 @@ def summary_lines(res: Result) -> list[str]:
         )
     if res.false_in:
         lines.append("false positives: " + ", ".join(f"{k}: {v}" for k, v in sorted(res.false_in.items())))
+    if res.missed_in:
+        lines.append("missed: " + ", ".join(f"{k}: {v}" for k, v in sorted(res.missed_in.items())))
     return lines
 
 

@@ -41,11 +41,10 @@ def _thigh_sensor_moved(axis: int, deg: float) -> LegSamples:
 
 def test_unmoved_sensors_calibrate() -> None:
     _, cal = estimate_knee_angles(_thigh_sensor_moved(0, 0.0), "right", RATE_HZ)
-    assert -3.0 < cal.report.least_flexion_deg < 5.0 and cal.report.axis_disagreement_deg < 10.0
+    assert cal.report.axis_disagreement_deg < 10.0
 
 
 @pytest.mark.parametrize(("axis", "deg", "message"), [
-    (0, -20.0, "hyperextends"),  # the standing reference no longer fits: the knee "bends backwards"
     (2, 20.0, "disagree"),  # the flexion axis from the rotation and from the tilt part ways
     (2, -40.0, "disagree"),
 ])
