@@ -350,8 +350,8 @@ class EventDetector:
             ia, ib, ic, id_ = int(a), int(b), int(c), int(d)
             if kind == kern.K_LANDING and e >= 0.0:
                 t_s, metrics = landing_in_gap(sig, ia, ib, int(e), self.rate_hz)
-                if sig.t(int(e)) - sig.t(ib) < self.params.min_flight_s:
-                    continue  # too little flight seen before the lost samples (a running float, say)
+                if t_s - sig.t(ib) < self.params.min_flight_s:
+                    continue  # the push-off was too weak for a flight (a running float lost in the gap)
                 etype = "landing"
             elif kind == kern.K_LANDING:
                 if not landing_stops_the_fall(sig, ia, ib, ic, self.params.landing_impulse_frac):

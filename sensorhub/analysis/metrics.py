@@ -15,6 +15,7 @@ from sensorhub.conventions import GRAVITY_M_S2, LANDING_KEYS
 from sensorhub.model import FloatArray
 
 NAN = float("nan")
+REST_S = 0.25  # the resting level before a rep's descent: median over this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,19 +168,33 @@ def refine_rep_start(s: Signals, start: int, bottom: int, rest_deg: float, band_
     if quiet.shape[0] < 4:
         return start
     noise = max(float(np.median(np.abs(np.diff(quiet)))), 0.02)
-    rest = float(np.median(quiet[: max(2, quiet.shape[0] // 2)]))
-    rise = s.flex_deg[s.sl(lo, bottom)] - rest
+    flex = s.flex_deg[s.sl(lo, bottom)]
     t = s.t_s[s.sl(lo, bottom)]
-    if rise.shape[0] < 8 or not np.isfinite(rise).all():
+    if flex.shape[0] < 8 or not np.isfinite(flex).all():
         return start
-    depth = float(rise.max())
     e_lo = max(4.0 * noise, 0.5)
+    # the resting level just before the descent: an estimate still creeping after a fast movement has
+    # moved on from where it first rested, so the level is taken again over the last REST_S before the
+    # first departure found, while that stretch slows down (a creep settling); a stretch that speeds up
+    # is the descent itself starting slowly (a tempo squat) and ends the search
+    rest = float(np.median(quiet[: max(2, quiet.shape[0] // 2)]))
+    n_rest = max(4, round(REST_S / dt))
+    first = -1
+    for _ in range(3):
+        below = np.flatnonzero(flex[: start - lo + 1] - rest <= e_lo)
+        if not below.size:
+            return start
+        first = int(below[-1]) + 1
+        window = flex[max(q0, first - n_rest):first]
+        half = window.shape[0] // 2
+        if half < 2 or window[-1] - window[half] > window[half] - window[0]:
+            break
+        rest = float(np.median(window))
+    rise = flex - rest
+    depth = float(rise.max())
     e_hi = max(e_lo * 4.0, depth / 10.0)  # the first tenth: still a power of time since onset
-    # the last time the knee was at rest before the descent: the rise is fitted from there on
-    below = np.flatnonzero(rise[: start - lo + 1] <= e_lo)
-    if not below.size or depth < 3.0 * e_lo:
+    if depth < 3.0 * e_lo:
         return start
-    first = int(below[-1]) + 1
     use = first + np.flatnonzero(rise[first:] < e_hi)
     use = use[rise[use] > e_lo]
     if use.size < 5:
