@@ -95,6 +95,7 @@ class AnalysisParams:
     swing_min_deg: float = 70.0  # running: a swing flexes the knee beyond this (deeper than any stance) ...
     strike_rise_deg: float = 3.0  # ... and initial contact is the flexion minimum before it rises this much
     strike_is_landing_s: float = 0.15  # a strike this close to a landing's contact is that landing
+    min_stride_s: float = 0.45  # one leg's strikes are a stride apart (0.6 s and more, even sprinting)
     cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical around the strike ...
     cut_turn_before_s: float = 0.7  # ... from this long before it
     cut_turn_after_s: float = 0.9  # ... to this long after it
@@ -203,6 +204,7 @@ class EventDetector:
         self._strikes: list[int] = []  # foot strikes waiting for their turn window
         self._stance_peaks: list[tuple[float, float]] = []  # (time, stance flexion peak) of recent strides
         self._landed_t_s: list[float] = []  # contacts of recent landings: such a contact is not a cut plant
+        self._last_strike_t_s = -math.inf
 
     # ---- public --------------------------------------------------------------------------------------
     def push(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
@@ -389,6 +391,9 @@ class EventDetector:
             t_strike = sig.t(strike)
             if any(abs(t_strike - t) < pr.strike_is_landing_s for t in self._landed_t_s):
                 continue  # the initial contact of a landing (a tuck jump's knee swings like a stride)
+            if t_strike - self._last_strike_t_s < pr.min_stride_s:
+                continue  # within the last strike's stance: a deep braking knee bends like a swing
+            self._last_strike_t_s = t_strike
             stance = sig.sl(strike, strike + round(pr.cut_stance_flexion_s * self.rate_hz))
             # the braking evidence must be measured: flexion of lost rows, or re-anchored just after a gap,
             # is the estimator's guess (a plant decision cannot rest on it)
