@@ -107,7 +107,8 @@ class AnalysisParams:
         6  # recent strides (within cut_baseline_s) that give the running stance flexion
     )
     cut_baseline_s: float = 5.0
-    cut_min_measured_frac: float = 0.75  # stance flexion rows that must be measured (not lost/recovering)
+    cut_min_measured_frac: float = 0.5  # stance flexion rows that must be measured (the peak of measured rows
+    # can only read low: a partly lost stance still shows braking, never invents it)
     windows: MetricWindows = field(default_factory=MetricWindows)
 
     def as_array(self, rate_hz: float, thigh_frame: FloatArray, shank_frame: FloatArray) -> FloatArray:
