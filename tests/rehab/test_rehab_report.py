@@ -62,11 +62,10 @@ def run_leg(motion: Any, side: str, seed: int, offset_s: float) -> list[tuple[Ev
     for i in range(0, t_s.shape[0], CHUNK):
         sl = slice(i, i + CHUNK)
         part = LegSamples(leg_id, t_s[sl], d[sl, 0:3], d[sl, 3:6], d[sl, 6:9], d[sl, 9:12])
-        angles = knee.push(part)
-        take(angles, det.push(part, angles))
-    tail = knee.finish()
-    empty = LegSamples(leg_id, np.zeros(0), *(np.zeros((0, 3)),) * 4)
-    take(tail, det.push(empty, tail) + det.finish())
+        angles, leg_motion = knee.step(part)
+        take(angles, det.push(angles, leg_motion))
+    tail, tail_motion = knee.finish_step()
+    take(tail, det.push(tail, tail_motion) + det.finish())
     # the simulator's calibration bends come before the drill: not part of the set
     bends_end = max((e["t_end_s"] for e in motion.events if e.get("calibration")), default=-1.0)
     return [(e, c) for e, c in out if e.t_s - offset_s > bends_end + 0.2]
