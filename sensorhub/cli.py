@@ -53,7 +53,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     history = args.history
     if history == "":  # --history without a path: the configured service's history database
         history = history_path(load_config(None))
-    return analyze_main(args.input, args.out, args.leg, Path(history) if history else None, args.athlete)
+    return analyze_main(args.input, args.out, args.leg, Path(history) if history else None, args.athlete,
+                        report=args.report, mot=args.mot, parquet=args.parquet)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sensorhub.offline import export_main
+
+    return export_main(args.athlete, args.out, args.format, args.since, args.session, args.db, args.config)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -207,7 +214,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(without DB: the service's, in service.data_dir)",
     )
     p.add_argument("--athlete", default=None, help="with --history: whose session (default: from input)")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write DIR/report.html: angles over time with the events, calibration, metrics "
+                   "(default: on)")
+    p.add_argument("--mot", action="store_true", help="also write DIR/angles.mot (OpenSim motion file)")
+    p.add_argument("--parquet", action="store_true",
+                   help="also write DIR/angles.parquet and DIR/events.parquet (needs the [parquet] extra)")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("export", help="an athlete's history as Parquet (events, curves) and OpenSim .mot")
+    p.add_argument("athlete")
+    p.add_argument("--out", type=Path, required=True, help="directory to write into")
+    p.add_argument("--format", default="parquet,mot", help="comma-separated: parquet, mot (default both)")
+    p.add_argument("--since", default=None, help="only sessions from this date on (YYYY-MM-DD)")
+    p.add_argument("--session", default=None, help="only this session id")
+    _add_history(p)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("bench", help="benchmarks: filter speed, accuracy, latency")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")

@@ -1,8 +1,10 @@
-"""Inline SVG charts for the self-contained HTML report (no JavaScript, no external files).
+"""Inline SVG charts for the self-contained HTML reports (``sensorhub report``, ``sensorhub analyze``):
+no JavaScript, no external files.
 
 Every drawn data series is a ``<path class="series" data-series=NAME data-n=POINTS>`` (plus its
-markers), target bands are ``<rect class="band">`` and reference lines ``<line class="ref">``, so a
-test (or a curious reader of the source) can tell a plot with data from an empty frame.
+markers), target bands are ``<rect class="band">``, reference lines ``<line class="ref">`` and marked
+moments ``<line class="mark" data-kind=KIND>``, so a test (or a curious reader of the source) can tell
+a plot with data from an empty frame.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ class Band:
     hi: float | None
     label: str = "target"
     color: str = "#2ca02c"
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A moment on the x axis (e.g. an event): a vertical line with its label as the tooltip."""
+
+    x: float
+    kind: str
+    label: str
+    color: str = "#555"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +90,12 @@ def line_chart(
     x_ticks: Sequence[tuple[float, str]] | None = None,
     bands: Sequence[Band] = (),
     ref_lines: Sequence[RefLine] = (),
+    marks: Sequence[Mark] = (),
     y_range: tuple[float, float] | None = None,
     width: int = 560,
     height: int = 250,
 ) -> str:
-    """A line/marker chart with optional target bands and horizontal reference lines."""
+    """A line/marker chart with optional target bands, horizontal reference lines and marked moments."""
     xs = [float(x) for s in series for x, y in zip(s.xs, s.ys, strict=True) if _finite(y)]
     ys = [y for s in series for y in s.ys if y is not None and _finite(y)]
     if y_range is None:
@@ -143,6 +156,13 @@ def line_chart(
         out.append(
             f'<text x="{MARGIN_L + pw - 2}" y="{y - 3:.1f}" class="tick" text-anchor="end" '
             f'fill="{ref.color}">{escape(ref.label)}</text>'
+        )
+    for mark in marks:
+        x = px(mark.x)
+        out.append(
+            f'<line class="mark" data-kind="{escape(mark.kind)}" x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_T}" '
+            f'y2="{MARGIN_T + ph}" stroke="{mark.color}" stroke-width="1.2" stroke-opacity="0.75">'
+            f"<title>{escape(mark.label)}</title></line>"
         )
     for s in series:
         pts = [(px(float(x)), py(v)) for x, v in zip(s.xs, s.ys, strict=True) if v is not None and _finite(v)]

@@ -1,7 +1,7 @@
 """``sensorhub report ATHLETE``: a self-contained HTML report of an athlete's rehab history.
 
 One HTML file, no external resources and no JavaScript: the plots are inline SVG drawn here
-(``report_plots``). Sections: plan and phase history; knee-angle curves of representative events (per
+(``sensorhub.svg_charts``). Sections: plan and phase history; knee-angle curves of representative events (per
 session and drill the rep with the median depth, the landing with the median peak flexion, the cut with
 the median flexion at plant, from the curves stored with the events); metrics per session against their
 targets; pain over time (during / after / next morning) against the threshold; limb symmetry per metric;
@@ -43,8 +43,8 @@ from sensorhub.rehab.export import leg_side, write_events_csv
 from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
 from sensorhub.rehab.progression import load_side
-from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
 from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
+from sensorhub.svg_charts import Band, RefLine, Series, bar_chart, color, line_chart
 
 # The metric that picks an event type's representative curve (the event with its median value).
 REPRESENTATIVE_METRIC = {"rep": "depth_deg", "landing": "peak_flexion_deg", "cut": "flexion_at_plant_deg"}
