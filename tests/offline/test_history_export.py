@@ -34,7 +34,8 @@ def db(tmp_path: Path) -> Path:
         for k, depth in enumerate((60.0, 70.0)):
             t = T0 + 10 + 5 * k
             metrics = {"depth_deg": depth, "eccentric_s": 1.2, "t_bottom_s": t + 1.2, "t_end_s": t + 2.0}
-            store.record_event("zoe", "set1", "zoe/right", "rep", t, metrics, 80.0, curve=_curve(t, t + 2.0, depth))
+            curve = _curve(t, t + 2.0, depth)
+            store.record_event("zoe", "set1", "zoe/right", "rep", t, metrics, 80.0, curve=curve)
         store.record_event("zoe", "set1", "zoe/left", "landing", T0 + 30, {"peak_flexion_deg": 55.0}, 70.0)
         store.end_set("set1", T0 + 40, 2)
         store.end_session("s1", T0 + 50)
