@@ -141,8 +141,9 @@ async def serve(
     try:
         await _run_in_order(handle, server, stages, stop if stop is not None else asyncio.Event(), on_ready)
     finally:
-        # 4: history - everything queued is committed before we return.
+        # 4: history - open sessions end with the service, everything queued is committed before we return.
         health.state = ServiceState.STOPPED
+        sessions.close_all()
         await asyncio.to_thread(store.close)
         if recorder is not None:
             await asyncio.to_thread(recorder.close)
