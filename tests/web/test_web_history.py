@@ -32,8 +32,8 @@ def _history(db: Path) -> None:
             store.start_set(set_id, sid, "ana", "squat", 1, start + 60)
             for r in range(3):
                 t = start + 100 + 10 * r
-                metrics = {"depth_deg": 60.0 + 5 * k, "eccentric_s": 1.0 + 0.2 * k, "peak_valgus_deg": 4.0 - k,
-                           "t_bottom_s": t + 1.0, "t_end_s": t + 2.0}
+                metrics = {"depth_deg": 60.0 + 5 * k, "eccentric_s": 1.0 + 0.2 * k,
+                           "peak_valgus_deg": 4.0 - k, "t_bottom_s": t + 1.0, "t_end_s": t + 2.0}
                 store.record_event("ana", set_id, "ana/right", "rep", t, metrics, 70.0 + 5 * k)
             store.record_event("ana", set_id, "ana/right", "landing", start + 200,
                                {"peak_flexion_deg": 70.0, "peak_shank_accel_g": 6.5}, 80.0)
@@ -51,7 +51,8 @@ def test_history_page_plots_true_metrics_over_dates_with_units(tmp_path: Path, b
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: problems.append(str(exc)))
         page.on("requestfailed", lambda req: problems.append(f"failed {req.url}"))
-        page.on("response", lambda res: problems.append(f"{res.status} {res.url}") if res.status >= 400 else None)
+        page.on("response",
+                lambda res: problems.append(f"{res.status} {res.url}") if res.status >= 400 else None)
         page.goto(f"http://127.0.0.1:{handle.port}/history?athlete=ana")
         page.wait_for_function(
             "() => [...document.querySelectorAll('.trend')].length > 0 && "
