@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -314,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
+    """A terminal progress bar for the commands that take a while and draw none of their own (analyze,
+    report and export draw theirs; the services print their URLs and run until stopped)."""
+    from sensorhub.progress import progress, timed
+
+    if args.command == "bench":
+        return progress(f"bench {args.bench}")
+    if args.command == "replay":
+        return progress(f"replay {args.file.name}")
+    if args.command == "record":
+        return timed(f"record {args.out.name}", args.duration_s)
+    if args.command == "scan":
+        return timed("scanning", args.timeout_s)
+    return contextlib.nullcontext()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -322,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        with _progress(args):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

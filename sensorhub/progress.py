@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
@@ -34,6 +36,11 @@ class Bar:
     def advance(self, steps: float = 1.0) -> None:
         if self._progress is not None:
             self._progress.advance(self._task, steps)
+
+    def set(self, completed: float) -> None:
+        """Steps done so far (for work measured by something else than counting, e.g. a clock)."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed)
 
     def restart(self, total: float | None) -> None:
         """Start counting again towards ``total`` steps (None: no known end, the bar pulses)."""
@@ -91,6 +98,29 @@ class _PlainLines(Bar):
 
     def print(self, text: str) -> None:
         print(text, flush=True)
+
+
+@contextlib.contextmanager
+def timed(description: str, duration_s: float | None, *, console: Any | None = None) -> Iterator[Bar]:
+    """A bar for work that ends after ``duration_s`` (a recording, a scan): it fills with the clock.
+    Without a duration it pulses with the elapsed time."""
+    with progress(description, total=duration_s, console=console) as bar:
+        done = threading.Event()
+
+        def tick() -> None:
+            t0 = time.monotonic()
+            while not done.wait(0.25):
+                bar.set(min(time.monotonic() - t0, duration_s or 0.0))
+
+        ticker = threading.Thread(target=tick, name="progress-clock", daemon=True)
+        if duration_s:
+            ticker.start()
+        try:
+            yield bar
+        finally:
+            done.set()
+            if ticker.is_alive():
+                ticker.join()
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

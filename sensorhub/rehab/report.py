@@ -772,17 +772,26 @@ def report_main(
     The history database is ``db`` if given, else ``service.data_dir/history.sqlite3`` of the
     configuration (``config``, ``SENSORHUB_CONFIG`` or the defaults)."""
     from sensorhub.config import existing_history
+    from sensorhub.progress import progress
 
     db = existing_history(db, config)
     since_s = parse_since(since)
-    with HistoryStore(db) as store:
-        html = render(gather(store, athlete, since_s))
+    with HistoryStore(db) as store, progress(f"report {athlete}", total=3 + (csv is not None)) as bar:
+        bar.update("reading the history")
+        data = gather(store, athlete, since_s)
+        bar.advance()
+        bar.update("plots")
+        html = render(data)
+        bar.advance()
         try:
             Path(out).write_text(html, encoding="utf-8")
         except OSError as exc:
             raise SinkError(f"{out}: cannot write the report: {exc.strerror or exc}") from exc
-        print(f"wrote {out} ({len(html) // 1024} kB)")
+        bar.advance()
+        bar.print(f"wrote {out} ({len(html) // 1024} kB)")
         if csv is not None:
+            bar.update("CSV")
             n = write_events_csv(store, athlete, Path(csv), since_s)
-            print(f"wrote {csv} ({n} events)")
+            bar.advance()
+            bar.print(f"wrote {csv} ({n} events)")
     return 0
