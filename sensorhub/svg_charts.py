@@ -1,5 +1,5 @@
-"""Inline SVG charts for the self-contained HTML reports (``sensorhub report``, ``sensorhub analyze``):
-no JavaScript, no external files.
+"""Inline SVG charts, the shared style and tables of the self-contained HTML reports (``sensorhub
+report``, ``sensorhub analyze``): no JavaScript, no external files.
 
 Every drawn data series is a ``<path class="series" data-series=NAME data-n=POINTS>`` (plus its
 markers), target bands are ``<rect class="band">``, reference lines ``<line class="ref">`` and marked
@@ -10,7 +10,7 @@ a plot with data from an empty frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from itertools import pairwise
@@ -253,3 +253,26 @@ def bar_chart(
                f"{escape(y_label)}</text>")
     out.append("</svg>")
     return "\n".join(out)
+
+
+REPORT_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1b1f24;background:#fff}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:18px;border-bottom:1px solid #ccd;padding-bottom:3px;margin-top:28px}
+h3{font-size:15px;margin:16px 0 6px}
+.note{color:#555;font-size:13px}
+table{border-collapse:collapse;margin:6px 0 10px}
+td,th{border:1px solid #dde;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f4f7}
+table.small{font-size:12px} table.kv td:first-child{font-weight:600}
+svg.chart{background:#fff;border:1px solid #e3e5ea}
+svg .title{font-size:12px;font-weight:600} svg .tick,svg .legend{font-size:10px;fill:#444}
+svg .axis{font-size:11px;fill:#333} svg .grid{stroke:#eceef2} svg .frame{fill:none;stroke:#aab}
+"""
+"""The reports' shared style: page, headings, tables and the charts' classes."""
+
+
+def html_table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """A table of already-escaped HTML cells (the header's too)."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sensorhub.errors import InputError
-from sensorhub.history import HistoryStore, StoredEvent, StoredSession
+from sensorhub.history import HistoryStore, StoredEvent, StoredSession, parse_since
 from sensorhub.model import FloatArray, leg_side
 from sensorhub.offline.mot import SIDE_SUFFIX, knee_table, write_mot
 from sensorhub.offline.parquet import event_columns, require_pyarrow, write_columns
@@ -154,15 +154,7 @@ def export_main(athlete: str, out: Path, formats: str = ",".join(FORMATS), since
     """``sensorhub export ATHLETE --out DIR [--format parquet,mot] [--since DATE] [--session ID]``."""
     from sensorhub.config import existing_history
 
-    since_s = None
-    if since is not None:
-        import datetime as dt
-
-        try:
-            day = dt.date.fromisoformat(since)
-        except ValueError:
-            raise InputError(f"--since must be a date YYYY-MM-DD, got {since!r}") from None
-        since_s = dt.datetime(day.year, day.month, day.day).astimezone().timestamp()
+    since_s = parse_since(since)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     with HistoryStore(existing_history(db, config)) as store:
         written = export_history(store, athlete, Path(out), chosen, since_s, session)

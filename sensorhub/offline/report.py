@@ -23,7 +23,7 @@ import numpy as np
 from sensorhub.conventions import DEG_PER_RAD, EVENT_METRIC_KEYS
 from sensorhub.errors import InputError
 from sensorhub.model import FloatArray, KneeAngles
-from sensorhub.svg_charts import Mark, Series, color, line_chart
+from sensorhub.svg_charts import REPORT_CSS, Mark, Series, color, html_table, line_chart
 
 # Angle series are drawn as a min/max envelope of this many buckets: peaks survive, a 10-minute
 # recording at 800 Hz stays a page of a few hundred kB.
@@ -90,12 +90,6 @@ def _num(v: Any, digits: int = 2) -> str:
     return f"{float(v):.{digits}f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
 def _event_label(ev: Mapping[str, Any], t_origin_s: float) -> str:
     return f"{ev['type']} at {float(ev['t_s']) - t_origin_s:.2f} s"
 
@@ -112,7 +106,7 @@ def section_recording(leg: LegAnalysis) -> str:
     ]
     if leg.time_summary:
         rows.append(("time column", escape(leg.time_summary)))
-    return '<section id="recording"><h2>Recording</h2>' + _table(("", ""), rows, "kv") + "</section>"
+    return '<section id="recording"><h2>Recording</h2>' + html_table(("", ""), rows, "kv") + "</section>"
 
 
 def section_angles(leg: LegAnalysis) -> str:
@@ -145,7 +139,7 @@ def section_calibration(leg: LegAnalysis) -> str:
             "knee bends after it; a large axis spread or hinge residual means the angles are less reliable "
             "(see docs/kinematics.md).</p>")
     return ('<section id="calibration"><h2>Calibration</h2>' + note
-            + _table(("figure", "value", "key"), rows, "kv") + "</section>")
+            + html_table(("figure", "value", "key"), rows, "kv") + "</section>")
 
 
 def section_events(leg: LegAnalysis) -> str:
@@ -156,28 +150,18 @@ def section_events(leg: LegAnalysis) -> str:
         if not events:
             continue
         metrics = [k for k in keys if any(k in e for e in events)]
-        header = ("#", "time (s)", *metrics, "control_score")
+        header = ("#", "time (s)", *map(escape, metrics), "control_score")
         rows = [(str(i + 1), _num(float(e["t_s"]) - t0), *(_num(e.get(m)) for m in metrics),
                  _num(e.get("control_score"), 0)) for i, e in enumerate(events)]
         parts.append(f'<h3 class="event-type" data-type="{kind}">{escape(kind)}s ({len(events)})</h3>'
-                     + _table(header, rows, "small events"))
+                     + html_table(header, rows, "small events"))
     if not parts:
         parts.append('<p class="note">No landing, cut or rep was found in this recording.</p>')
     return '<section id="events"><h2>Events and their metrics</h2>' + "\n".join(parts) + "</section>"
 
 
-CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1b1f24;background:#fff}
-h1{font-size:22px;margin:0 0 4px}
-h2{font-size:18px;border-bottom:1px solid #ccd;padding-bottom:3px;margin-top:28px}
-h3{font-size:15px;margin:16px 0 6px} .note{color:#555;font-size:13px}
-table{border-collapse:collapse;margin:6px 0 10px}
-td,th{border:1px solid #dde;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f4f7}
-table.small{font-size:12px} table.kv td:first-child{font-weight:600}
-svg.chart{background:#fff;border:1px solid #e3e5ea;display:block;margin:6px 0}
-svg .title{font-size:12px;font-weight:600} svg .tick,svg .legend{font-size:10px;fill:#444}
-svg .axis{font-size:11px;fill:#333} svg .grid{stroke:#eceef2} svg .frame{fill:none;stroke:#aab}
-.key{border-left:4px solid;padding-left:4px;margin-right:10px}
+CSS = REPORT_CSS + """
+svg.chart{display:block;margin:6px 0} .key{border-left:4px solid;padding-left:4px;margin-right:10px}
 """
 
 
