@@ -83,7 +83,7 @@ class StreamSettings:
 
     @property
     def period_us(self) -> int:
-        return 1_000_000 // self.rate_hz  # exact for every supported rate
+        return 1_000_000 // self.rate_hz  # exact for the own profile's rates (60 Hz: 16 666 us)
 
     def start_command(self) -> StartCommand:
         return StartCommand(self.rate_hz, self.acc_range_g, self.gyr_range_dps, self.samples_per_packet)
@@ -139,19 +139,29 @@ class SimulatedDevice:
         self._set_time(t_true_s)
         command = parse_command(payload)
         if isinstance(command, StartCommand):
-            self.settings = StreamSettings(
+            self.start(StreamSettings(
                 command.rate_hz, command.acc_range_g, command.gyr_range_dps, command.samples_per_packet
-            )
-            self.state = DeviceState.STREAMING
-            self._seq = 0
-            self._next_tick_us = math.ceil(self.clock.sensor_us(t_true_s))
-            self._restart_pending = True
-            self._cache_gyr = self._cache_acc = np.zeros((0, 3))
+            ), t_true_s)
         elif isinstance(command, StopCommand):
-            self.state = DeviceState.IDLE
+            self.stop(t_true_s)
         elif isinstance(command, IdentifyCommand):
             self.identify_count += 1
             log.info("sensor %s: IDENTIFY (LED blinks)", self.sensor_id)
+
+    def start(self, settings: StreamSettings, t_true_s: float) -> None:
+        """(Re)start sampling with ``settings`` (the sensorhub START command; other firmwares' start
+        sequences, e.g. the commercial profiles' peripherals, call it directly)."""
+        self._set_time(t_true_s)
+        self.settings = settings
+        self.state = DeviceState.STREAMING
+        self._seq = 0
+        self._next_tick_us = math.ceil(self.clock.sensor_us(t_true_s))
+        self._restart_pending = True
+        self._cache_gyr = self._cache_acc = np.zeros((0, 3))
+
+    def stop(self, t_true_s: float) -> None:
+        self._set_time(t_true_s)
+        self.state = DeviceState.IDLE
 
     def read_info(self) -> bytes:
         s = self.settings

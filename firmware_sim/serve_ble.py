@@ -1,4 +1,5 @@
 """``firmware-sim serve-ble``: the configured sensors as BLE peripherals, for sensorhub to connect to.
+Each speaks its configured ``protocol``: sensorhub's own profile, Movella DOT or MetaMotion.
 
 Reads the same TOML as sensorhub (``[[athletes]]`` with their ``[[athletes.sensors]]``); every sensor is
 served under its configured ``name`` (else its id) and ``address`` (else one derived from the name), so
@@ -30,12 +31,22 @@ from .device import SensorClock, SignalFn, SimulatedDevice
 from .errors_model import ImuErrorModel, preset, sensor_seed
 from .exceptions import FirmwareSimError
 from .transports.ble_peripheral import BlePeripheral, serve_peripherals
+from .transports.metamotion_peripheral import MetaMotionPeripheral
+from .transports.movella_dot_peripheral import MovellaDotPeripheral
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HCI = "tcp-server:127.0.0.1:28700"
 READY_LINE = "serve-ble: ready"
 """Printed (flushed) once every peripheral advertises; scripts and tests wait for it."""
+
+
+# The GATT profile each configured ``protocol`` is served with.
+PERIPHERALS: dict[str, type[BlePeripheral]] = {
+    "sensorhub-v1": BlePeripheral,
+    "movella-dot": MovellaDotPeripheral,
+    "metamotion": MetaMotionPeripheral,
+}
 
 
 class ServeError(FirmwareSimError):
@@ -126,7 +137,11 @@ def build_peripherals(
         device = devices.get(sensor.id)
         if device is None:
             device = synthetic_device(sensor.id, sensor.segment, errors=errors, seed=seed)
-        peripherals.append(BlePeripheral(device, name=sensor.name or sensor.id, address=sensor.address))
+        kind = PERIPHERALS.get(sensor.protocol)
+        if kind is None:
+            raise ServeError(f"sensor {sensor.id}: no simulated peripheral speaks {sensor.protocol!r}; "
+                             f"simulated: {', '.join(PERIPHERALS)}")
+        peripherals.append(kind(device, name=sensor.name or sensor.id, address=sensor.address))
     return peripherals
 
 

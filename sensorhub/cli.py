@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -53,7 +54,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     history = args.history
     if history == "":  # --history without a path: the configured service's history database
         history = history_path(load_config(None))
-    return analyze_main(args.input, args.out, args.leg, Path(history) if history else None, args.athlete)
+    return analyze_main(args.input, args.out, args.leg, Path(history) if history else None, args.athlete,
+                        report=args.report, mot=args.mot, parquet=args.parquet)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sensorhub.offline import export_main
+
+    return export_main(args.athlete, args.out, args.format, args.since, args.session, args.db, args.config)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -207,7 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(without DB: the service's, in service.data_dir)",
     )
     p.add_argument("--athlete", default=None, help="with --history: whose session (default: from input)")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write DIR/report.html: angles over time with the events, calibration, metrics "
+                   "(default: on)")
+    p.add_argument("--mot", action="store_true", help="also write DIR/angles.mot (OpenSim motion file)")
+    p.add_argument("--parquet", action="store_true",
+                   help="also write DIR/angles.parquet and DIR/events.parquet (needs the [parquet] extra)")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("export", help="an athlete's history as Parquet (events, curves) and OpenSim .mot")
+    p.add_argument("athlete")
+    p.add_argument("--out", type=Path, required=True, help="directory to write into")
+    p.add_argument("--format", default="parquet,mot", help="comma-separated: parquet, mot (default both)")
+    p.add_argument("--since", default=None, help="only sessions from this date on (YYYY-MM-DD)")
+    p.add_argument("--session", default=None, help="only this session id")
+    _add_history(p)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("bench", help="benchmarks: filter speed, accuracy, latency")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -292,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _progress(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
+    """A terminal progress bar for the commands that take a while and draw none of their own (analyze,
+    report and export draw theirs; the services print their URLs and run until stopped)."""
+    from sensorhub.progress import progress, timed
+
+    if args.command == "bench":
+        return progress(f"bench {args.bench}")
+    if args.command == "replay":
+        return progress(f"replay {args.file.name}")
+    if args.command == "record":
+        return timed(f"record {args.out.name}", args.duration_s)
+    if args.command == "scan":
+        return timed("scanning", args.timeout_s)
+    return contextlib.nullcontext()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -300,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        with _progress(args):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -65,7 +65,7 @@ class SensorConfig:
     # How to find it over BLE: by address, by advertised name, or both.
     address: str = ""
     name: str = ""
-    protocol: Literal["sensorhub-v1", "witmotion"] = "sensorhub-v1"
+    protocol: Literal["sensorhub-v1", "witmotion", "movella-dot", "metamotion"] = "sensorhub-v1"
     adapter: str = ""
 
 

@@ -1,4 +1,5 @@
-"""A simulated sensor served as a real BLE GATT peripheral on Bumble (sensorhub profile v1).
+"""A simulated sensor served as a real BLE GATT peripheral on Bumble (sensorhub profile v1; subclasses
+serve the commercial profiles: ``movella_dot_peripheral``, ``metamotion_peripheral``).
 
 The GATT layer only moves bytes: :class:`firmware_sim.device.SimulatedDevice` parses control writes,
 keeps the clock and builds every data packet; this module advertises, accepts connections, maps
@@ -21,7 +22,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,8 @@ from bumble.link import LocalLink
 from bumble.transport import open_transport
 from bumble.transport.common import PacketParser, StreamPacketSink
 
-from firmware_sim.device import DeviceState, SimulatedDevice
-from firmware_sim.encoder import ATT_APPLICATION_ERROR, CommandRejected, StopCommand, encode_command
+from firmware_sim.device import DevicePacket, DeviceState, SimulatedDevice
+from firmware_sim.encoder import ATT_APPLICATION_ERROR, CommandRejected
 from sensorhub.sources.bumble_backend.links import VirtualController
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,26 @@ class BlePeripheral:
         """The Bumble device with the GATT database; ``host`` reaches its controller."""
         device = Device(name=self.name, address=Address(self.address))
         device.host = host
+        for service in self.services():
+            device.add_service(service)
+        flags = (AdvertisingData.FLAGS, bytes([0x06]))  # LE general discoverable, BR/EDR not supported
+        name = (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode())
+        if self.virtual_controller:
+            # Bumble's virtual controller answers scan requests with the advertising data itself and has
+            # no 31-byte limit: everything goes in one payload.
+            device.advertising_data = bytes(AdvertisingData([flags, *self.advertised(), name]))
+        else:
+            # Real radio, 31-byte legacy advertising: flags + service UUID; the name in the scan response.
+            device.advertising_data = bytes(AdvertisingData([flags, *self.advertised()]))
+            device.scan_response_data = bytes(AdvertisingData([name]))
+        device.on("connection", self._on_connection)
+        self._bumble = device
+        return device
+
+    # -- the profile: what a subclass for another device's GATT profile replaces --------------------
+
+    def services(self) -> list[gatt.Service]:
+        """The GATT services (sensorhub profile v1 and the Battery service); sets the data characteristic."""
         self._data_char = gatt.Characteristic(
             DATA_UUID, gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.READABLE, b""
         )
@@ -129,23 +150,21 @@ class BlePeripheral:
             gatt.Characteristic.READABLE,
             gatt.CharacteristicValue(read=lambda _conn: bytes([self.device.battery_pct(self.now_true_s())])),
         )
-        device.add_service(gatt.Service(SERVICE_UUID, [self._data_char, control, info]))
-        device.add_service(gatt.Service(BATTERY_SERVICE_UUID, [battery]))
-        flags = (AdvertisingData.FLAGS, bytes([0x06]))  # LE general discoverable, BR/EDR not supported
-        uuid_list = AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS
-        service = (uuid_list, UUID(SERVICE_UUID).to_bytes())
-        name = (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode())
-        if self.virtual_controller:
-            # Bumble's virtual controller answers scan requests with the advertising data itself and has
-            # no 31-byte limit: everything goes in one payload.
-            device.advertising_data = bytes(AdvertisingData([flags, service, name]))
-        else:
-            # Real radio, 31-byte legacy advertising: flags + service UUID; the name in the scan response.
-            device.advertising_data = bytes(AdvertisingData([flags, service]))
-            device.scan_response_data = bytes(AdvertisingData([name]))
-        device.on("connection", self._on_connection)
-        self._bumble = device
-        return device
+        return [gatt.Service(SERVICE_UUID, [self._data_char, control, info]),
+                gatt.Service(BATTERY_SERVICE_UUID, [battery])]
+
+    def advertised(self) -> list[tuple[int, bytes]]:
+        """Advertising data fields besides the flags and the name: here the service UUID."""
+        return [(AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(SERVICE_UUID).to_bytes())]
+
+    def notifications(self, packet: DevicePacket) -> list[tuple[gatt.Characteristic[bytes], bytes]]:
+        """What the radio sends for one device packet: (characteristic, value) in order."""
+        assert self._data_char is not None
+        payload = packet.payload
+        if self.faults.malformed_every and (packet.index + 1) % self.faults.malformed_every == 0:
+            payload = payload[:-5]  # not 14 + 12 n bytes: the host must count and drop it
+            self.faults.malformed_sent += 1
+        return [(self._data_char, payload)]
 
     async def start(self) -> None:
         assert self._bumble is not None, "build() first"
@@ -191,9 +210,13 @@ class BlePeripheral:
             self._connection = None
         # Firmware stops sampling when the central goes away and advertises again.
         if self.device.state is DeviceState.STREAMING:
-            self.device.write_control(encode_command(StopCommand()), self.now_true_s())
+            self.device.stop(self.now_true_s())
         log.info("sensor %s: disconnected (reason %#04x); advertising", self.name, reason)
-        task = asyncio.get_running_loop().create_task(self._readvertise())
+        self.spawn(self._readvertise())
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on the loop as a task this peripheral owns (cancelled by ``stop``)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -212,26 +235,28 @@ class BlePeripheral:
             raise ATT_Error(ATT_APPLICATION_ERROR, message=str(exc)) from exc
 
     async def _stream(self) -> None:
-        assert self._bumble is not None and self._data_char is not None
+        assert self._bumble is not None
         while True:
             await asyncio.sleep(TICK_S)
             packets = self.device.advance(self.now_true_s())
             connection = self._connection
             for packet in packets:
-                payload = packet.payload
-                if self.faults.malformed_every and (packet.index + 1) % self.faults.malformed_every == 0:
-                    payload = payload[:-5]  # not 14 + 12 n bytes: the host must count and drop it
-                    self.faults.malformed_sent += 1
+                sends = self.notifications(packet)
                 if connection is None:
                     continue  # no central: the radio has nobody to send to
                 if self.trace is not None:
                     self.trace.append((packet.seq, time.time()))
-                try:
-                    await self._bumble.notify_subscriber(connection, self._data_char, payload)
-                except (BaseBumbleError, ConnectionError) as exc:  # the link ended under us: keep sampling
-                    log.debug("sensor %s: notification not sent: %r", self.name, exc)
-                    continue
-                self.notifications_sent += 1
+                for characteristic, payload in sends:
+                    try:
+                        await self._bumble.notify_subscriber(connection, characteristic, payload)
+                    except (BaseBumbleError, ConnectionError) as exc:  # the link ended: keep sampling
+                        log.debug("sensor %s: notification not sent: %r", self.name, exc)
+                        break
+                    self.notifications_sent += 1
+                    self.sent(packet, payload)
+
+    def sent(self, packet: DevicePacket, payload: bytes) -> None:
+        """A notification reached the radio (a subclass may log what it carried)."""
 
 
 class _RemoteHostProtocol(asyncio.Protocol):

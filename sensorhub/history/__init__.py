@@ -16,6 +16,7 @@ from sensorhub.history.records import (
     StoredRecommendation,
     StoredSession,
     StoredSet,
+    parse_since,
 )
 from sensorhub.history.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from sensorhub.history.store import HistoryStore
@@ -38,4 +39,5 @@ __all__ = [
     "StoredSession",
     "StoredSet",
     "migrate",
+    "parse_since",
 ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+
+from sensorhub.errors import InputError
 
 PAIN_CONTEXTS = ("during", "after", "next_morning")
 """When pain was felt: during a set, after it (the default, and what version-1 rows were), next morning."""
@@ -127,3 +130,17 @@ class CalibrationRecord:
     session_id: str | None
     t_s: float
     quality: dict[str, Any]
+
+
+def parse_since(since: str | dt.date | float | None) -> float | None:
+    """The start of a ``--since`` period: ``YYYY-MM-DD`` (local midnight), a date, or Unix seconds."""
+    if since is None or isinstance(since, float | int):
+        return None if since is None else float(since)
+    if isinstance(since, dt.date):
+        day = since
+    else:
+        try:
+            day = dt.date.fromisoformat(since)
+        except ValueError:
+            raise InputError(f"--since must be a date YYYY-MM-DD, got {since!r}") from None
+    return dt.datetime(day.year, day.month, day.day).astimezone().timestamp()

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import SinkError
 from sensorhub.history.records import (
     INVOLVED_SIDES,
@@ -476,6 +477,8 @@ class HistoryStore:
                 if r["control_score"] is not None:
                     metrics["control_score"] = r["control_score"]
                 for name, value in metrics.items():
+                    if name in REP_TIME_KEYS:
+                        continue  # a rep's bottom and end are times (data clock), not metrics to trend
                     acc = sums.setdefault((session_id, r["type"], name), [0.0, 0.0])
                     acc[0] += float(value)
                     acc[1] += 1.0

@@ -217,31 +217,56 @@ def store_analysis(history: Path, athlete: str, inputs: list[tuple[AnalyzeInput,
 
 
 def analyze_main(input_path: Path, out_dir: Path, leg: str | None, history: Path | None = None,
-                 athlete: str | None = None) -> int:
+                 athlete: str | None = None, *, report: bool = True, mot: bool = False,
+                 parquet: bool = False) -> int:
     """The ``sensorhub analyze`` command: raises SensorhubError subclasses on bad input. With
     ``history``, the results are also stored there as one session of ``athlete`` (default: the
-    recording's athlete, or the CSV file's name)."""
+    recording's athlete, or the CSV file's name). ``report``: ``DIR/report.html``; ``mot`` and
+    ``parquet``: the angles (and events) for OpenSim and for pandas/MATLAB (``sensorhub.offline.outputs``)."""
+    from sensorhub.offline.outputs import AnalysisOutputs
+    from sensorhub.offline.parquet import require_pyarrow
+    from sensorhub.offline.report import LegAnalysis
+    from sensorhub.progress import progress
+
+    if parquet:
+        require_pyarrow()  # before minutes of work, not after
+    extras = AnalysisOutputs(Path(out_dir), report=report, mot=mot, parquet=parquet)
     if leg is not None and leg not in ("right", "left"):
         raise InputError(f"--leg must be 'right' or 'left', got {leg!r}")
     input_path = Path(input_path)
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
-    if _is_csv(input_path):
-        inputs = [read_analyze_csv(input_path, leg or "right")]
-    else:
-        inputs = read_recording_legs(input_path, leg)
-    out_dir = Path(out_dir)
-    results = []
-    for inp in inputs:
-        angles, cal, events = analyze_input(inp)
-        results.append((inp, cal, events))
-        target = out_dir if len(inputs) == 1 else out_dir / inp.samples.leg_id.replace("/", "_")
-        write_outputs(target, angles, events)
-        print(f"{inp.source} [{inp.samples.leg_id}]: {len(angles.t_s)} samples at {inp.rate_hz:.2f} Hz")
-        if inp.grid is not None:
-            print("  time: " + inp.grid.summary())
-        print("  " + _calibration_summary(cal))
-        print(f"  wrote {target / 'angles.csv'} and {target / 'events.json'} ({len(events)} events)")
+    with progress("analyze", total=None) as bar:
+        bar.update(f"reading {input_path.name}")
+        if _is_csv(input_path):
+            inputs = [read_analyze_csv(input_path, leg or "right")]
+        else:
+            inputs = read_recording_legs(input_path, leg)
+        out_dir = Path(out_dir)
+        results = []
+        bar.restart(total=len(inputs) * (2 + extras.steps))
+        for inp in inputs:
+            bar.update(f"{inp.samples.leg_id}: knee angles and events")
+            angles, cal, events = analyze_input(inp)
+            bar.advance()
+            results.append((inp, cal, events))
+            target = out_dir if len(inputs) == 1 else out_dir / inp.samples.leg_id.replace("/", "_")
+            write_outputs(target, angles, events)
+            bar.advance()
+            n = len(angles.t_s)
+            bar.print(f"{inp.source} [{inp.samples.leg_id}]: {n} samples at {inp.rate_hz:.2f} Hz")
+            if inp.grid is not None:
+                bar.print("  time: " + inp.grid.summary())
+            bar.print("  " + _calibration_summary(cal))
+            bar.print(f"  wrote {target / 'angles.csv'} and {target / 'events.json'} ({len(events)} events)")
+            leg_analysis = LegAnalysis(inp.source, inp.samples.leg_id, inp.side, inp.rate_hz, angles,
+                                       cal.report.as_dict(), events,
+                                       inp.grid.summary() if inp.grid is not None else "")
+            for written in extras.write_leg(target, leg_analysis, bar):
+                bar.print(f"  wrote {written}")
+        if report:
+            bar.update("report")
+            bar.print(f"wrote {extras.write_report()}")
     if history is not None:
         owners = {inp.samples.leg_id.partition("/")[0] for inp in inputs if "/" in inp.samples.leg_id}
         who = athlete or (owners.pop() if len(owners) == 1 else input_path.stem)

@@ -1,6 +1,8 @@
-"""Wire formats: the sensorhub GATT profile (``spec``) and decoders from bytes to samples (``decode``)."""
+"""Wire formats: the sensorhub GATT profile (``spec``), decoders from bytes to samples (``decode``) and
+the commercial sensors' profiles (``witmotion``, ``movella_dot``, ``metamotion``)."""
 
 from sensorhub.protocol.decode import (
+    GRID_RATES_HZ,
     DecoderFactory,
     DecodeStats,
     MalformedPacketError,
@@ -18,6 +20,7 @@ from sensorhub.protocol.decode import (
 from sensorhub.protocol.spec import PROTOCOL_NAME, DeviceInfo, StreamSettings, encode_start, parse_info
 
 __all__ = [
+    "GRID_RATES_HZ",
     "PROTOCOL_NAME",
     "DecodeStats",
     "DecoderFactory",

@@ -20,7 +20,7 @@ import numpy as np
 from sensorhub.conventions import GRAVITY_M_S2
 from sensorhub.errors import ProtocolError
 from sensorhub.model import ImuPacket, RawPacket
-from sensorhub.protocol import spec
+from sensorhub.protocol import movella_dot, spec
 from sensorhub.protocol._kernels import scale_samples
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,13 @@ def decode_packet_counting(sensor_id: str, t_host_s: float, payload: bytes) -> t
 class PacketDecoder(Protocol):
     """Turns one notification of a device into an :class:`ImuPacket`, or raises ProtocolError.
 
-    One instance per sensor: decoders of commercial devices may keep state (e.g. frame numbering).
+    One instance per sensor: decoders of commercial devices may keep state (e.g. frame numbering). A
+    decoder whose device splits a sample over several notifications returns None until it is whole.
     """
 
     protocol: str
 
-    def decode(self, sensor_id: str, t_host_s: float, payload: bytes) -> ImuPacket: ...
+    def decode(self, sensor_id: str, t_host_s: float, payload: bytes) -> ImuPacket | None: ...
 
     def clipped_samples(self, packet: ImuPacket, payload: bytes) -> int:
         """Samples of ``packet`` (just returned by ``decode``) with an axis at full scale."""
@@ -162,10 +163,26 @@ def _witmotion_decoder() -> PacketDecoder:
     return WitMotionDecoder()
 
 
+def _movella_dot_decoder() -> PacketDecoder:
+    return movella_dot.MovellaDotDecoder()
+
+
+def _metamotion_decoder() -> PacketDecoder:
+    from sensorhub.protocol.metamotion import MetaMotionDecoder
+
+    return MetaMotionDecoder()
+
+
 _REGISTRY: dict[str, DecoderFactory] = {
     spec.PROTOCOL_NAME: SensorhubV1Decoder,
     "witmotion": _witmotion_decoder,
+    "movella-dot": _movella_dot_decoder,
+    "metamotion": _metamotion_decoder,
 }
+
+# Rates a leg's time grid may run at: the own profile's, and the fixed rate of a commercial profile that
+# is not one of them (Movella DOT's fastest real-time rate, 60 Hz).
+GRID_RATES_HZ = tuple(sorted({*spec.RATES_HZ, movella_dot.STREAM_RATE_HZ}))
 
 
 def register_decoder(protocol: str, factory: DecoderFactory, *, replace: bool = False) -> None:
@@ -227,12 +244,15 @@ class DecodeStats:
 
 
 def decode_or_count(packet: RawPacket, decoder: PacketDecoder, stats: DecodeStats) -> ImuPacket | None:
-    """Decode ``packet``; a malformed one is counted in ``stats``, logged (rate-limited) and gives None.
+    """Decode ``packet``; a malformed one is counted in ``stats``, logged (rate-limited) and gives None
+    (as does a notification the decoder holds until its sample is whole).
 
     Never raises: a pipeline must survive any byte string a radio or a broker hands it.
     """
     try:
         imu = decoder.decode(packet.sensor_id, packet.t_host_s, packet.payload)
+        if imu is None:
+            return None  # part of a sample: the decoder holds it until the rest arrives
         clipped = decoder.clipped_samples(imu, packet.payload)
     except MalformedPacketError as exc:
         stats.count_malformed(exc.reason.value, str(exc))

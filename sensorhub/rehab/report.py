@@ -1,7 +1,7 @@
 """``sensorhub report ATHLETE``: a self-contained HTML report of an athlete's rehab history.
 
 One HTML file, no external resources and no JavaScript: the plots are inline SVG drawn here
-(``report_plots``). Sections: plan and phase history; knee-angle curves of representative events (per
+(``sensorhub.svg_charts``). Sections: plan and phase history; knee-angle curves of representative events (per
 session and drill the rep with the median depth, the landing with the median peak flexion, the cut with
 the median flexion at plant, from the curves stored with the events); metrics per session against their
 targets; pain over time (during / after / next morning) against the threshold; limb symmetry per metric;
@@ -17,7 +17,6 @@ import datetime as dt
 import math
 import statistics
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -35,6 +34,7 @@ from sensorhub.history import (
     StoredRecommendation,
     StoredSession,
     StoredSet,
+    parse_since,
 )
 from sensorhub.model import Event
 from sensorhub.rehab.battery import BATTERY, LSI_GOOD_PCT, BatteryResult, Change, compare, stored_batteries
@@ -43,8 +43,8 @@ from sensorhub.rehab.export import leg_side, write_events_csv
 from sensorhub.rehab.load import weekly_loads
 from sensorhub.rehab.program import DEFAULT_MAX_WEEKLY_INCREASE_PCT, Program, find_program
 from sensorhub.rehab.progression import load_side
-from sensorhub.rehab.report_plots import Band, RefLine, Series, bar_chart, color, line_chart
 from sensorhub.rehab.targets import DEFAULT_PAIN_THRESHOLD, DEFAULT_TARGETS
+from sensorhub.svg_charts import REPORT_CSS, Band, RefLine, Series, bar_chart, color, html_table, line_chart
 
 # The metric that picks an event type's representative curve (the event with its median value).
 REPRESENTATIVE_METRIC = {"rep": "depth_deg", "landing": "peak_flexion_deg", "cut": "flexion_at_plant_deg"}
@@ -156,13 +156,6 @@ def _metric_values(e: StoredEvent) -> dict[str, float]:
     return values
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
-    """Cells are already-escaped HTML."""
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
 def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
@@ -244,9 +237,9 @@ def section_overview(c: _Ctx) -> str:
         rows.append(("Program", "no plan assigned"))
     if d.program_problem:
         rows.append(("Program problem", escape(d.program_problem)))
-    body = _table(("", ""), rows, "kv")
+    body = html_table(("", ""), rows, "kv")
     if d.sessions:
-        body += _table(
+        body += html_table(
             ("#", "date", "kind", "sets (drill × reps)", "events"),
             [
                 (
@@ -385,7 +378,7 @@ def section_metrics(c: _Ctx) -> str:
                     rows.append([f"S{c.session_index[s.id]}", side, str(n), *(_num(x, 2) for x in cells)])
         parts.append(
             "<details><summary>all metrics (session means)</summary>"
-            + _table(["session", "leg", "n", *map(escape, metrics_present)], rows, "small")
+            + html_table(["session", "leg", "n", *map(escape, metrics_present)], rows, "small")
             + "</details>"
         )
     return _section("metrics", "Metrics per session with targets", "\n".join(parts))
@@ -412,7 +405,7 @@ def section_pain(c: _Ctx) -> str:
     flagged = [p for p in d.pain if p.pain > p.threshold]
     body = chart
     if flagged:
-        body += "<h3>Entries above the threshold (reduce load and reassess)</h3>" + _table(
+        body += "<h3>Entries above the threshold (reduce load and reassess)</h3>" + html_table(
             ("date", "context", "session", "pain", "threshold"),
             [
                 (
@@ -459,7 +452,7 @@ def section_symmetry(c: _Ctx) -> str:
         for g, m in keys
     ]
     header = ["drill · type", "metric", *(f"S{c.session_index[s.id]}" for s in sessions)]
-    table = _table(header, rows, "small")
+    table = html_table(header, rows, "small")
     return _section("symmetry", "Limb symmetry per metric", chart + "<details open><summary>LSI (%) per "
                     "session</summary>" + table + "</details>")
 
@@ -531,7 +524,7 @@ def section_progress(c: _Ctx) -> str:
         ]
         reached = sum(1 for name in latest if name in first_met)
         parts.append(f"<h3>Milestones ({reached} of {len(latest)} reached at least once)</h3>"
-                     + _table(("criterion", "first met", "at the latest review"), rows))
+                     + html_table(("criterion", "first met", "at the latest review"), rows))
     else:
         parts.append(_note("No progression review recorded yet (milestones appear with the first "
                            "recommendation)."))
@@ -543,7 +536,7 @@ def section_progress(c: _Ctx) -> str:
                 return "start"
             return escape(f"{i + 1} {names[i]}" if i < len(names) else str(i + 1))
 
-        parts.append("<h3>Phase history</h3>" + _table(
+        parts.append("<h3>Phase history</h3>" + html_table(
             ("date", "program", "from", "to", "by", "reason"),
             [
                 (_datetime(p.t_s), escape(p.program), phase(p.from_phase), phase(p.to_phase), escape(p.by),
@@ -568,7 +561,7 @@ def section_progress(c: _Ctx) -> str:
                     "" if decision is None else escape(decision.note),
                 )
             )
-        parts.append("<h3>Recommendations and decisions</h3>" + _table(
+        parts.append("<h3>Recommendations and decisions</h3>" + html_table(
             ("date", "session", "phase", "recommended", "reasons", "coach decision", "note"), rows2, "small"
         ))
     return _section("progress", "Milestones, phases, recommendations", "\n".join(parts))
@@ -622,7 +615,7 @@ def section_load(c: _Ctx) -> str:
         _note(f"A week is flagged when its impact load or event count rises more than {limit_pct:g} % over "
               f"the previous week ({source} limit).")
         + '<div class="row">' + impact + counts + "</div>"
-        + _table(("week", "sessions", "reps", "landings", "cuts", "impact (g)", "", "why"), rows, "small")
+        + html_table(("week", "sessions", "reps", "landings", "cuts", "impact (g)", "", "why"), rows, "small")
     )
     return _section("load", "Load per week", body)
 
@@ -652,7 +645,7 @@ def section_fatigue(c: _Ctx) -> str:
     flagged = sum(1 for r in rows if r[-1] != "no drift")
     body = _note(f"{flagged} of {n_checked} checked sets flagged (control metrics drifting the bad way "
                  "over the set: valgus rising, flexion at contact or eccentric time falling).")
-    body += _table(("session", "set", "drill", "events", "finding"), rows, "small")
+    body += html_table(("session", "set", "drill", "events", "finding"), rows, "small")
     return _section("fatigue", "Fatigue within sets", body)
 
 
@@ -674,17 +667,17 @@ def section_battery(c: _Ctx) -> str:
                 _num(right.mean, 2) if right else "–", _num(left.mean, 2) if left else "–",
                 _lsi_cell(res.lsi_pct.get(metric)),
             ))
-    parts.append(_table(("test", "metric", "right", "left", "LSI %"), sorted(rows), "small"))
+    parts.append(html_table(("test", "metric", "right", "left", "LSI %"), sorted(rows), "small"))
     if len(d.batteries) >= 2:
         previous = d.batteries[-2]
         changes = compare(current, previous)
-        parts.append(f"<h3>Change since {_datetime(previous.t_s)}</h3>" + _changes_table(changes, titles))
+        parts.append(f"<h3>Change since {_datetime(previous.t_s)}</h3>" + _changeshtml_table(changes, titles))
     return _section("battery", "Reassessment battery", "\n".join(parts))
 
 
-def _changes_table(changes: list[Change], titles: dict[str, str]) -> str:
+def _changeshtml_table(changes: list[Change], titles: dict[str, str]) -> str:
     css = {"better": "good", "worse": "bad", "unchanged": "", "not judged": ""}
-    return _table(
+    return html_table(
         ("test", "leg", "metric", "before", "after", "change", ""),
         [
             (
@@ -697,19 +690,8 @@ def _changes_table(changes: list[Change], titles: dict[str, str]) -> str:
     )
 
 
-CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1b1f24;background:#fff}
-h1{font-size:22px;margin:0 0 4px}
-h2{font-size:18px;border-bottom:1px solid #ccd;padding-bottom:3px;margin-top:28px}
-h3{font-size:15px;margin:16px 0 6px}
-.note{color:#555;font-size:13px}
-table{border-collapse:collapse;margin:6px 0 10px}
-td,th{border:1px solid #dde;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f4f7}
-table.small{font-size:12px} table.kv td:first-child{font-weight:600}
+CSS = REPORT_CSS + """
 .row{display:flex;flex-wrap:wrap;gap:8px}
-svg.chart{background:#fff;border:1px solid #e3e5ea}
-svg .title{font-size:12px;font-weight:600} svg .tick,svg .legend{font-size:10px;fill:#444}
-svg .axis{font-size:11px;fill:#333} svg .grid{stroke:#eceef2} svg .frame{fill:none;stroke:#aab}
 .good{color:#137333;font-weight:600} .warn{color:#b06000;font-weight:600} .bad{color:#c5221f;font-weight:600}
 .action-advance{color:#137333} .action-hold{color:#b06000} .action-step_back{color:#c5221f}
 @media print{.row{display:block} details{display:block}}
@@ -740,20 +722,6 @@ def render(data: ReportData) -> str:
     )
 
 
-def parse_since(since: str | dt.date | float | None) -> float | None:
-    """``YYYY-MM-DD`` (local midnight), a date, or Unix seconds."""
-    if since is None or isinstance(since, float | int):
-        return None if since is None else float(since)
-    if isinstance(since, dt.date):
-        day = since
-    else:
-        try:
-            day = dt.date.fromisoformat(since)
-        except ValueError:
-            raise InputError(f"--since must be a date YYYY-MM-DD, got {since!r}") from None
-    return dt.datetime(day.year, day.month, day.day).astimezone().timestamp()
-
-
 def render_report(store: HistoryStore, athlete: str, since: str | dt.date | float | None = None) -> str:
     """The report page of one athlete (blocking: reads the store)."""
     return render(gather(store, athlete, parse_since(since)))
@@ -772,17 +740,26 @@ def report_main(
     The history database is ``db`` if given, else ``service.data_dir/history.sqlite3`` of the
     configuration (``config``, ``SENSORHUB_CONFIG`` or the defaults)."""
     from sensorhub.config import existing_history
+    from sensorhub.progress import progress
 
     db = existing_history(db, config)
     since_s = parse_since(since)
-    with HistoryStore(db) as store:
-        html = render(gather(store, athlete, since_s))
+    with HistoryStore(db) as store, progress(f"report {athlete}", total=3 + (csv is not None)) as bar:
+        bar.update("reading the history")
+        data = gather(store, athlete, since_s)
+        bar.advance()
+        bar.update("plots")
+        html = render(data)
+        bar.advance()
         try:
             Path(out).write_text(html, encoding="utf-8")
         except OSError as exc:
             raise SinkError(f"{out}: cannot write the report: {exc.strerror or exc}") from exc
-        print(f"wrote {out} ({len(html) // 1024} kB)")
+        bar.advance()
+        bar.print(f"wrote {out} ({len(html) // 1024} kB)")
         if csv is not None:
+            bar.update("CSV")
             n = write_events_csv(store, athlete, Path(csv), since_s)
-            print(f"wrote {csv} ({n} events)")
+            bar.advance()
+            bar.print(f"wrote {csv} ({n} events)")
     return 0

@@ -52,6 +52,11 @@ CURVE_EVENTS = ("rep", "landing")  # events stored with their knee-angle curve
 # Angles kept per leg for the curves: enough for the longest rep at the fastest stream rate.
 CURVE_KEEP_S = 10.0
 CURVE_RATE_HZ = 400.0
+# A session with no set running for this long is over (a clinic visit has rests of minutes, not half an
+# hour); it is closed at the time of its last activity, not at the moment the timeout is noticed.
+SESSION_IDLE_TIMEOUT_S = 30 * 60.0
+IDLE_CHECK_S = 30.0  # how often open sessions are checked for the idle timeout
+NO_PLAN_FINISHED = "Session finished. Assign a rehab plan to get a recommendation after each session."
 
 
 class SessionError(SensorhubError):
@@ -158,6 +163,7 @@ class AthleteSession:
     last_set_symmetry: list[dict[str, Any]] = field(default_factory=list)
     drills: tuple[str, ...] = ()  # the set chooser's drills: the plan's phase's, else the service's
     session_kind: str = "clinic"  # of the open session: clinic (with the coach) or home
+    last_activity_s: float = 0.0  # the open session's latest set start or stop (idle timeout)
     last_session_id: str | None = None  # the latest finished session
     plan: AthletePlan | None = None
     program: Program | None = None
@@ -227,11 +233,13 @@ class SessionManager:
         thresholds: dict[str, dict[str, float]] | None = None,
         clock: Callable[[], float] = time.time,
         plans: dict[str, tuple[AthletePlan, Program, list[PhaseChange]]] | None = None,
+        idle_timeout_s: float = SESSION_IDLE_TIMEOUT_S,
     ) -> None:
         self.bus = bus
         self.store = store
         self.drills = tuple(drills)
         self._clock = clock
+        self.idle_timeout_s = idle_timeout_s
         self.athletes: dict[str, AthleteSession] = {}
         self._listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
         self._curves = AngleRing(CURVE_RATE_HZ, CURVE_KEEP_S)
@@ -301,6 +309,7 @@ class SessionManager:
         s.fatigue.reset()
         s.fatigue_status = None
         s.state = SetState.RUNNING
+        s.last_activity_s = now_s
         if self.store is not None:
             self.store.start_set(s.set_id, s.session_id, athlete_id, s.drill, s.set_no, now_s)
         self._changed(s)
@@ -310,8 +319,9 @@ class SessionManager:
         s = self.get(athlete_id)
         if s.state is not SetState.RUNNING or s.set_id is None:
             raise SessionError(f"no set is running for {athlete_id}")
+        s.last_activity_s = self._clock()
         if self.store is not None:
-            self.store.end_set(s.set_id, self._clock(), s.reps)
+            self.store.end_set(s.set_id, s.last_activity_s, s.reps)
         s.last_set_id = s.set_id
         # With both legs instrumented: the limb symmetry index of each metric over the set.
         s.last_set_symmetry = [
@@ -440,12 +450,9 @@ class SessionManager:
     async def finish_session(self, athlete_id: str) -> dict[str, Any]:
         """End the open session (stopping a running set) and recommend advance / hold / step back from
         the program's milestones, with every reason; the recommendation is stored for the coach's
-        decision. Without an open session: the recommendation after the latest finished one."""
+        decision. Without an open session: the recommendation after the latest finished one. Without a
+        plan (or a history store) the session is closed all the same, with no recommendation."""
         s = self.get(athlete_id)
-        if s.plan is None or s.program is None:
-            raise SessionError(f"{athlete_id} has no rehab plan: assign a program first")
-        if self.store is None:
-            raise SessionError("no history store: recommendations need the athlete's history")
         if s.state is SetState.RUNNING:
             self.stop_set(athlete_id)
         now_s = self._clock()
@@ -453,6 +460,11 @@ class SessionManager:
             self._end_session(s, now_s)
         elif s.last_session_id is None:
             raise SessionError(f"{athlete_id} has no session to finish: record a set first")
+        if s.plan is None or s.program is None or self.store is None:
+            # The session is closed all the same; a recommendation needs a plan and the history.
+            self._changed(s)
+            return {"athlete": athlete_id, "session_id": s.last_session_id, "action": None,
+                    "message": NO_PLAN_FINISHED}
         plan, program, store = s.plan, s.program, self.store
 
         # The store reads its own writes: the session's last ones are part of its history.
@@ -516,6 +528,28 @@ class SessionManager:
         s.last_session_id = s.session_id
         s.session_id = ""
         s.set_no = 0
+
+    def close_idle_sessions(self) -> list[str]:
+        """End every open session without a running set whose last set ended ``idle_timeout_s`` ago
+        (stored as ended at that last activity). Returns the athletes whose session closed."""
+        now_s = self._clock()
+        closed = []
+        for s in self.athletes.values():
+            idle = s.session_id and s.state is SetState.IDLE
+            if idle and now_s - s.last_activity_s >= self.idle_timeout_s:
+                self._end_session(s, s.last_activity_s)
+                self._changed(s)
+                closed.append(s.athlete_id)
+        return closed
+
+    def close_all(self) -> None:
+        """Shutdown: stop running sets and end every open session now (nothing stays open in the
+        history because the service stopped)."""
+        for s in self.athletes.values():
+            if s.state is SetState.RUNNING:
+                self.stop_set(s.athlete_id)
+            if s.session_id:
+                self._end_session(s, self._clock())
 
     # ---- bus side --------------------------------------------------------------------------------
 
@@ -588,6 +622,11 @@ class SessionManager:
         self._changed(s)
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._consume(), name="sessions-bus")
+            tg.create_task(self._close_idle(), name="sessions-idle")
+
+    async def _consume(self) -> None:
         # One subscription: a leg's angles arrive before the event they close (the curve is in the ring).
         sub = self.bus.subscribe(["events", "cues", "calibration", "angles"], maxsize=20_000)
         try:
@@ -595,3 +634,8 @@ class SessionManager:
                 self.on_message(message)
         finally:
             sub.close()
+
+    async def _close_idle(self) -> None:
+        while True:
+            await asyncio.sleep(min(IDLE_CHECK_S, self.idle_timeout_s / 4.0))
+            self.close_idle_sessions()

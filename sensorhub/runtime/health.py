@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -65,8 +65,9 @@ class SensorLatencies:
 class MeasuredPipeline(Pipeline):
     """The pipeline, also keeping packet -> angle latency per sensor for /health."""
 
-    def __init__(self, sensors: Sequence[SensorRef], rate_hz: float | None = None) -> None:
-        super().__init__(sensors, rate_hz=rate_hz)
+    def __init__(self, sensors: Sequence[SensorRef], rate_hz: float | None = None,
+                 protocols: Mapping[str, str] | None = None) -> None:
+        super().__init__(sensors, rate_hz=rate_hz, protocols=protocols)
         self.latency_by_sensor = SensorLatencies([s.sensor_id for s in self.sensors])
 
     def ingest(self, packet: RawPacket) -> list[LegOutput]:

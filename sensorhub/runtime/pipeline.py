@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,9 +69,10 @@ class LegFailure:
 class Pipeline:
     """decode -> timing -> orientation + kinematics (per leg) -> analysis, for a fixed set of sensors."""
 
-    def __init__(self, sensors: Sequence[SensorRef], rate_hz: float | None = None) -> None:
+    def __init__(self, sensors: Sequence[SensorRef], rate_hz: float | None = None,
+                 protocols: Mapping[str, str] | None = None) -> None:
         self.sensors = tuple(sensors)
-        self.front = Front(self.sensors, rate_hz=rate_hz)
+        self.front = Front(self.sensors, rate_hz=rate_hz, protocols=protocols)  # sensor id -> its decoder
         self._sides = {s.leg_id: str(s.side) for s in self.sensors}
         self._knees: dict[str, KneeEstimator] = {}
         self._detectors: dict[str, EventDetector] = {}

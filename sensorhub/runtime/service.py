@@ -91,7 +91,9 @@ async def serve(
     port = port if port is not None else config.service.port
     policy = AccessPolicy.for_bind(host, config.service.access_token)
     bus = Bus()
-    pipeline = MeasuredPipeline(sensor_refs)
+    # Each configured sensor is decoded with its protocol's decoder (others: the own profile's).
+    protocols = {s.id: s.protocol for a in config.athletes for s in a.sensors}
+    pipeline = MeasuredPipeline(sensor_refs, protocols=protocols)
     audio = CueAudio()
     cue_stage = await _cue_stage(config, bus, audio) if cues and config.cues is not None else None
     recorder = _recorder(config, sensor_refs) if config.sinks.recorder.enabled else None
@@ -141,8 +143,9 @@ async def serve(
     try:
         await _run_in_order(handle, server, stages, stop if stop is not None else asyncio.Event(), on_ready)
     finally:
-        # 4: history - everything queued is committed before we return.
+        # 4: history - open sessions end with the service, everything queued is committed before we return.
         health.state = ServiceState.STOPPED
+        sessions.close_all()
         await asyncio.to_thread(store.close)
         if recorder is not None:
             await asyncio.to_thread(recorder.close)

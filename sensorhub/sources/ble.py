@@ -42,12 +42,13 @@ from bleak_retry_connector import (
     establish_connection,
 )
 
-from sensorhub.config import Config, SensorConfig, StreamConfig
+from sensorhub.config import Config, SensorConfig
 from sensorhub.errors import SourceError
 from sensorhub.model import RawPacket
-from sensorhub.protocol import spec, witmotion
+from sensorhub.protocol import spec
 from sensorhub.sources.base import LinkState, PacketQueue, SensorLink
 from sensorhub.sources.bumble_backend.specs import DEFAULT_TCP_SPEC, ENV_TRANSPORT
+from sensorhub.sources.gatt_profiles import PROFILES
 from sensorhub.sources.setup import SourceSetup, configured_sensors
 
 log = logging.getLogger(__name__)
@@ -99,52 +100,6 @@ class BleTiming:
     backoff_max_s: float = 15.0  # ... up to this
     battery_period_s: float = 60.0  # battery level read interval while streaming
     stop_timeout_s: float = 1.0  # best-effort STOP + disconnect on shutdown
-
-
-# --- GATT profiles: what to subscribe to and what to write, per protocol ----------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GattProfile:
-    protocol: str
-    service_uuid: str
-    data_uuid: str
-    control_uuid: str
-    battery_uuid: str | None
-    advertises_service: bool  # whether the service UUID is in the advertisement (scan filter)
-    start_command: Callable[[StreamConfig, int], bytes]  # (settings, max samples per packet) -> bytes
-    stop_command: bytes | None
-
-
-def _sensorhub_start(stream: StreamConfig, max_samples_per_packet: int) -> bytes:
-    per_packet = min(stream.samples_per_packet, max_samples_per_packet)
-    return spec.encode_start(
-        spec.StreamSettings(stream.rate_hz, stream.acc_range_g, stream.gyr_range_dps, per_packet)
-    )
-
-
-PROFILES: dict[str, GattProfile] = {
-    spec.PROTOCOL_NAME: GattProfile(
-        protocol=spec.PROTOCOL_NAME,
-        service_uuid=spec.SERVICE_UUID,
-        data_uuid=spec.DATA_UUID,
-        control_uuid=spec.CONTROL_UUID,
-        battery_uuid=spec.BATTERY_LEVEL_UUID,
-        advertises_service=True,
-        start_command=_sensorhub_start,
-        stop_command=spec.encode_stop(),
-    ),
-    witmotion.PROTOCOL_NAME: GattProfile(
-        protocol=witmotion.PROTOCOL_NAME,
-        service_uuid=witmotion.SERVICE_UUID,
-        data_uuid=witmotion.NOTIFY_UUID,
-        control_uuid=witmotion.WRITE_UUID,
-        battery_uuid=None,
-        advertises_service=False,
-        start_command=lambda stream, _max: witmotion.rate_command(stream.rate_hz),
-        stop_command=None,
-    ),
-}
 
 
 def max_samples_per_packet(att_mtu: int) -> int:
@@ -446,13 +401,13 @@ class BleSource:
                         extra.first_packet_host_s = t_host_s  # closes an open gap exactly
 
                 await client.start_notify(profile.data_uuid, on_data)
-                command = profile.start_command(self._config.stream, per_packet_max)
-                control = client.services.get_characteristic(profile.control_uuid)
-                if control is None:
-                    raise BleakError(f"{profile.protocol}: no control characteristic {profile.control_uuid}")
-                # Write with response where offered (sensorhub profile); some WitMotion units: commands only.
-                with_response = "write" in control.properties
-                await client.write_gatt_char(control, command, response=with_response)
+                for uuid, command in profile.start_writes(self._config.stream, per_packet_max):
+                    control = client.services.get_characteristic(uuid)
+                    if control is None:
+                        raise BleakError(f"{profile.protocol}: no control characteristic {uuid}")
+                    # With response where offered (sensorhub profile); some WitMotion units: commands only.
+                    with_response = "write" in control.properties
+                    await client.write_gatt_char(control, command, response=with_response)
                 with contextlib.suppress(BleakError):  # a sensor without a battery service still streams
                     await self._read_battery(client, sensor)
         except BaseException:

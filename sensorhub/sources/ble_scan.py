@@ -12,7 +12,7 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from sensorhub.errors import SourceError
-from sensorhub.protocol import spec, witmotion
+from sensorhub.protocol import metamotion, movella_dot, spec, witmotion
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,21 @@ class ScanResult:
     name: str
     address: str
     rssi_dbm: int
-    protocol: str  # "sensorhub-v1", "witmotion" or "" (unknown device)
+    protocol: str  # "sensorhub-v1", "witmotion", "movella-dot", "metamotion" or "" (unknown device)
 
 
 def detect_protocol(device: BLEDevice, adv: AdvertisementData) -> str:
-    """From the advertised service UUIDs, then from the advertised name."""
+    """From the advertised service UUIDs (or Movella's company id), then from the advertised name."""
     uuids = {u.lower() for u in adv.service_uuids}
     name = adv.local_name or device.name or ""
     if spec.SERVICE_UUID in uuids or name.startswith(spec.DEVICE_NAME_PREFIX):
         return spec.PROTOCOL_NAME
     if witmotion.SERVICE_UUID in uuids or name.startswith(witmotion.NAME_PREFIXES):
         return witmotion.PROTOCOL_NAME
+    if movella_dot.COMPANY_ID in adv.manufacturer_data or name.startswith(movella_dot.NAME_PREFIXES):
+        return movella_dot.PROTOCOL_NAME
+    if metamotion.SERVICE_UUID in uuids or name.startswith(metamotion.NAME_PREFIXES):
+        return metamotion.PROTOCOL_NAME
     return ""
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sensorhub.errors import ConfigError
 from sensorhub.model import LegSamples, RawPacket, Segment, SensorRef, Side, TimedSamples
-from sensorhub.protocol.decode import DecodeStats, PacketDecoder, decode_or_count, make_decoder
-from sensorhub.protocol.spec import HEADER_STRUCT, PROTOCOL_NAME, PROTOCOL_VERSION, RATES_HZ, SAMPLE_SIZE
+from sensorhub.protocol.decode import GRID_RATES_HZ, DecodeStats, PacketDecoder, decode_or_count, make_decoder
+from sensorhub.protocol.spec import HEADER_STRUCT, PROTOCOL_NAME, PROTOCOL_VERSION, SAMPLE_SIZE
 from sensorhub.timing.align import LegAligner
 from sensorhub.timing.clock import ClockParams, SensorClock
 
@@ -63,7 +63,7 @@ class _Leg:
 
 def _nominal_rate_hz(period_us: int) -> float | None:
     """The supported rate a sensor period belongs to (within 5 %), or None for an implausible period."""
-    for rate_hz in RATES_HZ:
+    for rate_hz in GRID_RATES_HZ:
         if abs(period_us * rate_hz * 1e-6 - 1.0) < 0.05:
             return float(rate_hz)
     return None

@@ -13,6 +13,7 @@ Routes (see docs/dashboard.md):
   POST /api/athletes/ID/session/finish   -> the recommendation (advance | hold | step_back + reasons)
   POST /api/athletes/ID/decision {"recommendation_id", "decision", "note"}
   GET  /report/ID[?since=YYYY-MM-DD]     the HTML report    GET /export/ID.csv   events and metrics
+  GET  /favicon.ico           the icon (no token: like the static assets, it holds no data)
 With a token required (non-loopback bind), everything but the static assets checks it. An athlete's
 token opens that athlete's page and stream and lets it record pain and run its own (home) sets.
 """
@@ -44,6 +45,7 @@ ROUTES = [
     Route("/api/athletes/{athlete}/set/{action}", api.command, methods=["POST"]),
     Route("/api/athletes/{athlete}/{action}", api.command, methods=["POST", "PUT"]),
     Route("/audio/{clip_id}.wav", pages.cue_audio),
+    Route("/favicon.ico", pages.favicon),
     WebSocketRoute(WS_PATH, live_stream),
     Mount("/static", StaticFiles(directory=pages.static_dir()), name="static"),
 ]

@@ -40,6 +40,13 @@ async def history_page(request: Request) -> Response:
     return _page(request, "history.html", context(request).policy.is_coach(request))
 
 
+async def favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico on every page without an icon link (the HTML report, JSON): the
+    dashboard's icon instead of a 404."""
+    return FileResponse(static_dir() / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
+
+
 async def cue_audio(request: Request) -> Response:
     """A cue's rendered clip (speech or tones, WAV), by the ``audio_id`` carried in cue frames."""
     ctx = context(request)

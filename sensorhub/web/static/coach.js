@@ -73,7 +73,8 @@ function makeCard(state) {
     el("div", { class: "row" }, el("button", { class: "finish-session", onclick: async () => {
       c.rec.replaceChildren(el("span", { class: "label" }, "computing the recommendation..."));
       const r = await command("session/finish", {});
-      if (r) showRecommendation(c, r, command); else c.rec.replaceChildren();
+      if (r && r.action) showRecommendation(c, r, command);
+      else c.rec.replaceChildren(...(r ? [el("span", { class: "label finish-message" }, r.message)] : []));
     } }, "Finish session"), el("span", { class: "label session-info" }, "")),
     c.rec,
     el("details", { class: "plan-editor" }, el("summary", {}, "rehab plan"), c.plan, planEditor(c, command)),

@@ -81,7 +81,8 @@ export class Traces {
 
 export const SIDE_COLOURS = { right: "#58a6ff", left: "#f0883e" };
 
-// Draws flexion (top) and valgus (bottom) of each leg over the last WINDOW_S seconds.
+// Draws flexion (top) and valgus (bottom) of each leg over the last WINDOW_S seconds, with value ticks
+// in degrees and a time axis in seconds before now.
 export function drawTraces(canvas, traces) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -90,16 +91,27 @@ export function drawTraces(canvas, traces) {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
   const now = traces.now();
+  const left = 30, bottom = 14, plotH = h - bottom;
   const panels = [
-    { key: "flex", lo: -10, hi: 130, y0: 4, y1: h * 0.62 - 4, label: "flexion deg" },
-    { key: "valg", lo: -20, hi: 20, y0: h * 0.62 + 4, y1: h - 4, label: "valgus deg" },
+    { key: "flex", lo: -10, hi: 130, ticks: [0, 45, 90], y0: 4, y1: plotH * 0.62 - 4, label: "flexion (deg)" },
+    { key: "valg", lo: -20, hi: 20, ticks: [-10, 0, 10], y0: plotH * 0.62 + 4, y1: plotH - 2, label: "valgus (deg)" },
   ];
+  const x = (age) => w - age / WINDOW_S * (w - left);
   g.font = "10px system-ui"; g.lineWidth = 1;
+  g.fillStyle = "#8b98a5"; g.textAlign = "center"; g.textBaseline = "top";
+  for (let age = 0; age <= WINDOW_S; age += 2) {
+    g.strokeStyle = "#1b232c"; g.beginPath(); g.moveTo(x(age), 4); g.lineTo(x(age), plotH - 2); g.stroke();
+    g.fillText(age ? `-${age} s` : "now", Math.min(x(age), w - 12), plotH + 1);
+  }
   for (const p of panels) {
-    g.strokeStyle = "#2b3642"; g.strokeRect(0.5, p.y0 + 0.5, w - 1, p.y1 - p.y0);
+    g.strokeStyle = "#2b3642"; g.strokeRect(left + 0.5, p.y0 + 0.5, w - left - 1, p.y1 - p.y0);
     const y = (v) => p.y1 - (v - p.lo) / (p.hi - p.lo) * (p.y1 - p.y0);
-    g.fillStyle = "#8b98a5"; g.fillText(p.label, 4, p.y0 + 11);
-    g.strokeStyle = "#222c37"; g.beginPath(); g.moveTo(0, y(0)); g.lineTo(w, y(0)); g.stroke();
+    g.fillStyle = "#8b98a5"; g.textAlign = "left"; g.textBaseline = "top"; g.fillText(p.label, left + 4, p.y0 + 2);
+    g.textAlign = "right"; g.textBaseline = "middle";
+    for (const v of p.ticks) {
+      g.fillText(String(v), left - 3, y(v));
+      g.strokeStyle = v === 0 ? "#2b3642" : "#1b232c"; g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w, y(v)); g.stroke();
+    }
     if (now === null) continue;
     for (const side of Object.keys(traces.legs)) {
       const leg = traces.legs[side];
@@ -110,9 +122,8 @@ export function drawTraces(canvas, traces) {
         if (age > WINDOW_S || age < -0.5) { pen = false; continue; }
         const v = leg[p.key][i];
         if (v === null) { pen = false; continue; }
-        const x = w - age / WINDOW_S * w;
         const yy = Math.max(p.y0, Math.min(p.y1, y(v)));
-        if (pen) g.lineTo(x, yy); else g.moveTo(x, yy);
+        if (pen) g.lineTo(x(age), yy); else g.moveTo(x(age), yy);
         pen = true;
       }
       g.stroke(); g.lineWidth = 1;

@@ -1,29 +1,23 @@
 // History view: an athlete's sessions from the SQLite store (home sessions marked), metrics over time as
 // trend plots, the rehab plan and phase history, recommendations with decisions, load per week.
 import { api, el, fmt, param, withToken } from "./common.js";
+import { drawTimeChart, unitOf } from "./plot.js";
 
 const select = document.getElementById("athlete");
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "-");
+// A session without an end is still open (sessions close on finish, after 30 idle minutes, at shutdown).
+const ended = (s) => (s.ended_s ? when(s.ended_s) : "open");
 
-function chart(title, points) {
+// One trend: its points {t: Unix s, v} over time, the unit from the metric's name (y axis label).
+function chart(title, name, points, xLabel = "session date") {
   const canvas = el("canvas", { class: "chart" });
-  const box = el("div", { class: "card" }, el("div", { class: "label" }, title), canvas);
+  const unit = unitOf(name);
+  const box = el("div", { class: "card trend", "data-metric": name, "data-unit": unit, "data-points": String(points.length) },
+    el("div", { class: "label" }, unit ? `${title} (${unit})` : title), canvas);
   requestAnimationFrame(() => {
-    const dpr = window.devicePixelRatio || 1, w = canvas.clientWidth, h = canvas.clientHeight;
-    canvas.width = w * dpr; canvas.height = h * dpr;
-    const g = canvas.getContext("2d");
-    g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const vals = points.map((p) => p.mean);
-    let lo = Math.min(...vals), hi = Math.max(...vals);
-    if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
-    const x = (i) => 30 + (points.length > 1 ? i / (points.length - 1) : 0.5) * (w - 40);
-    const y = (v) => h - 16 - (v - lo) / (hi - lo) * (h - 30);
-    g.fillStyle = "#8b98a5"; g.font = "10px system-ui";
-    g.fillText(fmt(hi, 1), 2, 12); g.fillText(fmt(lo, 1), 2, h - 16);
-    g.strokeStyle = "#58a6ff"; g.lineWidth = 2; g.beginPath();
-    points.forEach((p, i) => (i ? g.lineTo(x(i), y(p.mean)) : g.moveTo(x(i), y(p.mean))));
-    g.stroke(); g.fillStyle = "#58a6ff";
-    points.forEach((p, i) => { g.beginPath(); g.arc(x(i), y(p.mean), 3, 0, 2 * Math.PI); g.fill(); });
+    const ticks = drawTimeChart(canvas, points, { unit, xLabel });
+    box.dataset.xTicks = ticks.x.join("|");
+    box.dataset.yTicks = ticks.y.join("|");
   });
   return box;
 }
@@ -54,7 +48,7 @@ function showRehab(h) {
   for (const s of h.sessions) {
     const kind = kinds[s.id] || "clinic";
     const n = h.sets.filter((x) => x.session_id === s.id).length;
-    sessions.append(el("tr", { class: `session-row session-${kind}` }, el("td", {}, when(s.started_s)), el("td", {}, when(s.ended_s)),
+    sessions.append(el("tr", { class: `session-row session-${kind}` }, el("td", {}, when(s.started_s)), el("td", { class: "session-ended" }, ended(s)),
       el("td", { class: "session-kind" }, kind === "home" ? "home (athlete alone)" : kind), el("td", {}, String(n))));
   }
 
@@ -97,9 +91,11 @@ async function show(athlete) {
   }
   const charts = document.getElementById("charts");
   charts.replaceChildren();
-  if (h.pain.length) charts.append(chart("pain (0-10), each entry", h.pain.map((p) => ({ mean: p.pain }))));
+  if (h.pain.length) charts.append(chart("pain, each entry", "pain", h.pain.map((p) => ({ t: p.t_s, v: p.pain })), "entry date"));
   for (const [type, metrics] of Object.entries(h.trends)) {
-    for (const [name, points] of Object.entries(metrics)) charts.append(chart(`${type}: ${name}`, points));
+    for (const [name, points] of Object.entries(metrics)) {
+      charts.append(chart(`${type}: ${name}, session mean`, name, points.map((p) => ({ t: p.t_s, v: p.mean }))));
+    }
   }
   if (!charts.children.length) charts.append(el("div", { class: "label" }, "no recorded events yet"));
   const sets = document.getElementById("sets");

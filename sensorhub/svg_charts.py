@@ -1,14 +1,16 @@
-"""Inline SVG charts for the self-contained HTML report (no JavaScript, no external files).
+"""Inline SVG charts, the shared style and tables of the self-contained HTML reports (``sensorhub
+report``, ``sensorhub analyze``): no JavaScript, no external files.
 
 Every drawn data series is a ``<path class="series" data-series=NAME data-n=POINTS>`` (plus its
-markers), target bands are ``<rect class="band">`` and reference lines ``<line class="ref">``, so a
-test (or a curious reader of the source) can tell a plot with data from an empty frame.
+markers), target bands are ``<rect class="band">``, reference lines ``<line class="ref">`` and marked
+moments ``<line class="mark" data-kind=KIND>``, so a test (or a curious reader of the source) can tell
+a plot with data from an empty frame.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from itertools import pairwise
@@ -38,6 +40,16 @@ class Band:
     hi: float | None
     label: str = "target"
     color: str = "#2ca02c"
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A moment on the x axis (e.g. an event): a vertical line with its label as the tooltip."""
+
+    x: float
+    kind: str
+    label: str
+    color: str = "#555"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +90,12 @@ def line_chart(
     x_ticks: Sequence[tuple[float, str]] | None = None,
     bands: Sequence[Band] = (),
     ref_lines: Sequence[RefLine] = (),
+    marks: Sequence[Mark] = (),
     y_range: tuple[float, float] | None = None,
     width: int = 560,
     height: int = 250,
 ) -> str:
-    """A line/marker chart with optional target bands and horizontal reference lines."""
+    """A line/marker chart with optional target bands, horizontal reference lines and marked moments."""
     xs = [float(x) for s in series for x, y in zip(s.xs, s.ys, strict=True) if _finite(y)]
     ys = [y for s in series for y in s.ys if y is not None and _finite(y)]
     if y_range is None:
@@ -143,6 +156,13 @@ def line_chart(
         out.append(
             f'<text x="{MARGIN_L + pw - 2}" y="{y - 3:.1f}" class="tick" text-anchor="end" '
             f'fill="{ref.color}">{escape(ref.label)}</text>'
+        )
+    for mark in marks:
+        x = px(mark.x)
+        out.append(
+            f'<line class="mark" data-kind="{escape(mark.kind)}" x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_T}" '
+            f'y2="{MARGIN_T + ph}" stroke="{mark.color}" stroke-width="1.2" stroke-opacity="0.75">'
+            f"<title>{escape(mark.label)}</title></line>"
         )
     for s in series:
         pts = [(px(float(x)), py(v)) for x, v in zip(s.xs, s.ys, strict=True) if v is not None and _finite(v)]
@@ -233,3 +253,26 @@ def bar_chart(
                f"{escape(y_label)}</text>")
     out.append("</svg>")
     return "\n".join(out)
+
+
+REPORT_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1b1f24;background:#fff}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:18px;border-bottom:1px solid #ccd;padding-bottom:3px;margin-top:28px}
+h3{font-size:15px;margin:16px 0 6px}
+.note{color:#555;font-size:13px}
+table{border-collapse:collapse;margin:6px 0 10px}
+td,th{border:1px solid #dde;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f4f7}
+table.small{font-size:12px} table.kv td:first-child{font-weight:600}
+svg.chart{background:#fff;border:1px solid #e3e5ea}
+svg .title{font-size:12px;font-weight:600} svg .tick,svg .legend{font-size:10px;fill:#444}
+svg .axis{font-size:11px;fill:#333} svg .grid{stroke:#eceef2} svg .frame{fill:none;stroke:#aab}
+"""
+"""The reports' shared style: page, headings, tables and the charts' classes."""
+
+
+def html_table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """A table of already-escaped HTML cells (the header's too)."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
