@@ -7,6 +7,8 @@ Public API:
   the rows' ``LegMotion``: segment kinematics for the event detector); ``calibration`` after it succeeded;
 - ``estimate_knee(samples, side, rate_hz) -> KneeRun(angles, motion, calibration)`` (offline = one push),
   ``estimate_knee_angles`` its angles and calibration;
+- ``repair_after_gaps(samples, angles, side, rate_hz, calibration)``: offline, the flexion of the
+  seconds after each loss burst also from a backward pass over the recording;
 - ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``;
 - ``warmup()``: compile or load every kernel before the first live sample;
 - quality flags (bits of ``KneeAngles.quality``): ``QUALITY_MISSING_INPUT``, ``QUALITY_HEADING_STALE``,
@@ -25,6 +27,7 @@ from sensorhub.kinematics.calibration import (
     KneeCalibration,
     calibrate_knee,
 )
+from sensorhub.kinematics.gap_repair import repair_after_gaps
 from sensorhub.kinematics.heading import HeadingParams
 from sensorhub.kinematics.joint_angles import knee_angles_from_rotation, knee_rotation
 from sensorhub.kinematics.knee import (
@@ -62,5 +65,6 @@ __all__ = [
     "estimate_knee_angles",
     "knee_angles_from_rotation",
     "knee_rotation",
+    "repair_after_gaps",
     "warmup",
 ]

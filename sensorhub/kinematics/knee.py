@@ -154,7 +154,11 @@ class KneeEstimator:
 
     def __init__(self, side: str, rate_hz: float, leg_id: str = "", params: KneeParams | None = None,
                  orientation_factory: OrientationFactory | None = None,
-                 recovery_factory: OrientationFactory | None = None) -> None:
+                 recovery_factory: OrientationFactory | None = None,
+                 calibration: KneeCalibration | None = None) -> None:
+        """``calibration``: a known one (no standing needed; the filters start from the first rows and the
+        relative heading converges from zero), e.g. the offline backward pass of ``sensorhub.kinematics.
+        gap_repair``."""
         check_leg(side, rate_hz)
         self.side = side
         self.rate_hz = float(rate_hz)
@@ -165,7 +169,7 @@ class KneeEstimator:
         self._n_buffered = 0
         self._next_attempt = self._attempt_step()
         self._last_not_ready: str = "no data"
-        self._calibration: KneeCalibration | None = None
+        self._calibration: KneeCalibration | None = calibration
         self._filters: tuple[OrientationStream, OrientationStream] | None = None
         self._recovery_factory = recovery_factory or fast_orientation_factory
         self._recovery: list[OrientationStream | None] = [None, None]

@@ -17,7 +17,7 @@ import numpy as np
 
 from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, DEG_PER_RAD, GRAVITY_M_S2
 from sensorhub.errors import InputError
-from sensorhub.kinematics import KneeCalibration, estimate_knee
+from sensorhub.kinematics import KneeCalibration, estimate_knee, repair_after_gaps
 from sensorhub.model import FloatArray, KneeAngles, LegMotion, LegSamples
 from sensorhub.timing.grid import GridReport, regular_grid
 
@@ -172,8 +172,11 @@ def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]
 
 def analyze_input(inp: AnalyzeInput) -> tuple[KneeAngles, KneeCalibration, list[dict[str, Any]]]:
     run = estimate_knee(inp.samples, inp.side, inp.rate_hz)
+    # events from the causal angles, exactly as live; the written flexion after a loss burst also comes
+    # from a backward pass over the recording (offline only, see sensorhub.kinematics.gap_repair)
     events = detect_events(run.angles, run.motion, inp.side, inp.rate_hz)
-    return run.angles, run.calibration, events
+    angles = repair_after_gaps(inp.samples, run.angles, inp.side, inp.rate_hz, run.calibration)
+    return angles, run.calibration, events
 
 
 def _calibration_summary(cal: KneeCalibration) -> str:
