@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 import urllib.parse
 import urllib.request
 from base64 import b64encode
@@ -56,7 +57,10 @@ def _get(url: str, auth: tuple[str, str] | None = None) -> bytes:
 def export(vm: VictoriaMetrics, name_regex: str, auth: tuple[str, str] | None = None) -> dict[str, Any]:
     """{metric name + sorted labels: (timestamps_ms, values)} merged over export blocks, time-sorted."""
     _get(f"{vm.url}/internal/force_flush", auth)
-    query = urllib.parse.urlencode({"match[]": f'{{__name__=~"{name_regex}"}}'})
+    # An explicit end: without one the export ends at the server's current whole second, so points
+    # stamped with the host clock moments ago (sensor_status) are missing for up to a second.
+    end_s = time.time() + 3600.0
+    query = urllib.parse.urlencode({"match[]": f'{{__name__=~"{name_regex}"}}', "end": f"{end_s:.3f}"})
     out: dict[str, tuple[list[int], list[float]]] = {}
     for line in _get(f"{vm.url}/api/v1/export?{query}", auth).splitlines():
         row = json.loads(line)
@@ -451,8 +455,6 @@ def test_service_writes_with_session_tags_and_reports_counters(vm: VictoriaMetri
 
 
 def _health(handle: ServiceHandle, wait_s: float = 0.0) -> dict[str, Any]:
-    import time
-
     time.sleep(wait_s)
     with urllib.request.urlopen(f"{handle.base_url}/health", timeout=10) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
