@@ -147,6 +147,8 @@ class InfluxConfig:
     bucket: str = "sensorhub"
     # Batches that failed to write wait here, written back in order (relative: inside service.data_dir).
     spool_dir: str = "influx-spool"
+    # The spool's size limit: past it the oldest spooled points are dropped (counted) for the new ones.
+    spool_max_mb: float = field(default=256.0, metadata=_range(0.01, 1_000_000.0))
     # A batch is sent when it holds batch_size points or its oldest point is flush_interval_s old.
     batch_size: int = field(default=5000, metadata=_range(1, 1_000_000))
     flush_interval_s: float = field(default=1.0, metadata=_range(0.01, 600.0))

@@ -474,7 +474,7 @@ def test_service_start_up_fails_fast_on_a_bad_url(tmp_path: Path) -> None:
         pass
 
 
-def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_line(tmp_path: Path) -> None:
+def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_record(tmp_path: Path) -> None:
     spool = Spool(tmp_path, segment_bytes=64).open()
     for i in range(10):
         spool.append(f"m v={i}i {i}\n".encode() * 3)  # 3 lines a batch; a segment closes past 64 bytes
@@ -488,4 +488,4 @@ def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_line(tm
         seen += reopened.read(segment)
         reopened.remove(segment)
     assert seen == [f"m v={i}i {i}".encode() for i in range(10) for _ in range(3)] + [b"m v=10i 10"]
-    assert reopened.torn_lines == 1 and reopened.empty and not list(tmp_path.glob("*.lp"))
+    assert reopened.torn_records == 1 and reopened.empty and not list(tmp_path.glob("*.lp"))
