@@ -103,6 +103,12 @@ class SimulatorConfig:
 class RecorderConfig:
     enabled: bool = True
     dir: str = "recordings"  # relative paths are inside service.data_dir
+    # A recording continues in a new part file (replayed in order) past this size or this duration.
+    max_file_mb: float = field(default=512.0, metadata=_range(0.01, 1_000_000.0))
+    max_file_minutes: float = field(default=60.0, metadata=_range(0.01, 100_000.0))
+    # Buffered records are handed to the OS and fsync'd this often (and at close): a crash of the
+    # machine loses at most about this much.
+    sync_interval_s: float = field(default=1.0, metadata=_range(0.05, 3600.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -447,6 +447,9 @@ def test_service_writes_with_session_tags_and_reports_counters(vm: VictoriaMetri
             health = _health(handle, wait_s=0.1)
         assert health["sinks"]["influxdb"]["points_written"] >= 23  # 20 angles + landing + status
         assert health["sinks"]["influxdb"]["spool_files"] == 0
+        # The history writer and the recorder report their state too (a failing disk shows here).
+        assert health["sinks"]["history"]["state"] == "ok" and health["sinks"]["history"]["written"] >= 1
+        assert health["sinks"]["recorder"]["state"] == "recording" and health["sinks"]["recorder"]["ok"]
     data = export(vm, "(knee_angles_flexion_deg|landing_control_score|sensor_status_connected)")
     tags = {"athlete": "ana", "leg": "right", "drill": "squat", "session": session_id}
     assert len(series(data, "knee_angles_flexion_deg", **tags)[0]) == 20
