@@ -21,14 +21,25 @@ def private_file(path: Path) -> None:
     os.close(fd)
 
 
+def make_private(path: Path) -> Path:
+    """Before a library (numpy, pyarrow, ``write_text``) writes ``path``: create it 0600, or make an
+    existing file 0600 (rewriting a file keeps its mode)."""
+    private_file(path)
+    os.chmod(path, PRIVATE_MODE)
+    return path
+
+
 def open_private(path: Path, mode: str = "xb", **kw: Any) -> IO[Any]:
     """``open(path, mode)`` creating a missing file with mode 0600 (whatever the umask allows less)."""
     return open(path, mode, opener=lambda p, flags: os.open(p, flags, PRIVATE_MODE), **kw)
 
 
-def csv_safe(value: object) -> object:
-    """A text cell that a spreadsheet would evaluate gets a leading ``'`` (OWASP CSV injection); numbers
-    (including negative ones) stay numbers."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+def csv_safe(text: str) -> str:
+    """A text cell that a spreadsheet would evaluate gets a leading ``'`` (OWASP CSV injection); a plain
+    number (``-3.5``, ``+1e3``) stays a number."""
+    if text.startswith(FORMULA_PREFIXES):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
