@@ -96,6 +96,7 @@ class SqliteWriter:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._cond = threading.Condition()
+        self._submit_lock = threading.Lock()
         self._enqueued = 0
         self._done = 0  # written + rejected + lost
         self._crash: BaseException | None = None
@@ -116,7 +117,12 @@ class SqliteWriter:
         return self._enqueued - self._done
 
     def submit(self, sql: str, params: Sequence[Any]) -> bool:
-        """Queue one statement; False (counted in ``dropped``) when the queue is full."""
+        """Queue one statement; False (counted in ``dropped``) when the queue is full. Callers may be
+        the event loop and worker threads (plans written through ``asyncio.to_thread``)."""
+        with self._submit_lock:
+            return self._submit(sql, params)
+
+    def _submit(self, sql: str, params: Sequence[Any]) -> bool:
         if self.queued >= self.max_queued:
             if self.stats.dropped == 0:
                 log.error(

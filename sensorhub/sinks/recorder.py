@@ -89,7 +89,8 @@ class BackgroundRecorder:
             if packet is None:
                 break
             if self.failed:
-                self.dropped += packet is not _TICK
+                if packet is not _TICK:
+                    self.dropped += 1
                 continue
             try:
                 if packet is not _TICK:
