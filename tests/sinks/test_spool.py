@@ -146,3 +146,11 @@ async def test_the_sink_keeps_running_when_the_spool_cannot_take_a_batch(
         assert len(received) == 3 and not list((tmp_path / "s").glob("*.lp"))
     finally:
         await runner.cleanup()
+
+
+def test_a_segment_from_before_records_is_still_read(tmp_path: Path) -> None:
+    """A spool left by an older sensorhub (plain lines, no record headers) is written back as before."""
+    (tmp_path / f"{0:016d}.lp").write_bytes(b"#seq 0\n" + batch(0) + b"m v=9i")  # last line torn
+    spool = Spool(tmp_path).open()
+    spool.append(batch(1))
+    assert read_all(spool) == [b"#seq 0", *lines_of(0, 1)] and spool.torn_records == 1
