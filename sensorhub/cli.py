@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="show or set an athlete's rehab plan (program, phase, pain threshold)")
     p.add_argument("athlete")
-    p.add_argument("--program", default=None, help="program name (configs/programs/NAME.toml) or a path")
+    p.add_argument("--program", default=None, help="program name (configs/programs/NAME.toml)")
     p.add_argument("--phase", type=int, default=None, help="phase index, 0 = the first")
     p.add_argument("--pain-threshold", type=int, default=None, help="0-10; above it load is reduced")
     p.add_argument("--side", choices=("left", "right", "both"), default=None, help="involved side")

@@ -103,6 +103,12 @@ class SimulatorConfig:
 class RecorderConfig:
     enabled: bool = True
     dir: str = "recordings"  # relative paths are inside service.data_dir
+    # A recording continues in a new part file (replayed in order) past this size or this duration.
+    max_file_mb: float = field(default=512.0, metadata=_range(0.01, 1_000_000.0))
+    max_file_minutes: float = field(default=60.0, metadata=_range(0.01, 100_000.0))
+    # Buffered records are handed to the OS and fsync'd this often (and at close): a crash of the
+    # machine loses at most about this much.
+    sync_interval_s: float = field(default=1.0, metadata=_range(0.05, 3600.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,8 @@ class InfluxConfig:
     bucket: str = "sensorhub"
     # Batches that failed to write wait here, written back in order (relative: inside service.data_dir).
     spool_dir: str = "influx-spool"
+    # The spool's size limit: past it the oldest spooled points are dropped (counted) for the new ones.
+    spool_max_mb: float = field(default=256.0, metadata=_range(0.01, 1_000_000.0))
     # A batch is sent when it holds batch_size points or its oldest point is flush_interval_s old.
     batch_size: int = field(default=5000, metadata=_range(1, 1_000_000))
     flush_interval_s: float = field(default=1.0, metadata=_range(0.01, 600.0))

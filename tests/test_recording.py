@@ -94,7 +94,7 @@ def test_torn_tail_is_ignored(tmp_path: Path) -> None:
         assert rec.tail.ignored_bytes == len(packets[-1].payload) + 18 - cut
 
 
-def test_corrupt_record_ends_the_readable_part(tmp_path: Path) -> None:
+def test_a_corrupt_record_is_skipped_and_the_rest_replays(tmp_path: Path) -> None:
     packets = two_sensor_packets(1.0)
     path = record(tmp_path / "a.shrec", packets)
     data = bytearray(path.read_bytes())
@@ -102,8 +102,29 @@ def test_corrupt_record_ends_the_readable_part(tmp_path: Path) -> None:
     data[offset + 20] ^= 0x40  # a bit flip in its payload
     path.write_bytes(bytes(data))
     rec = read_recording(path)
-    assert list(rec) == packets[:-10]
-    assert rec.tail is not None and rec.tail.reason == "bad crc" and rec.tail.offset == offset
+    assert list(rec) == packets[:-10] + packets[-9:] and rec.n_packets == len(packets) - 1
+    assert rec.tail is None and len(rec.gaps) == 1
+    gap = rec.gaps[0]
+    assert (
+        gap.reason == "bad crc"
+        and gap.offset == offset
+        and gap.ignored_bytes == len(packets[-10].payload) + 18
+    )
+
+
+def test_a_torn_record_mid_file_is_skipped_and_the_rest_replays(tmp_path: Path) -> None:
+    """A record cut short (the disk filled mid-write) with records written after it."""
+    packets = two_sensor_packets(1.0)
+    path = record(tmp_path / "a.shrec", packets)
+    data = path.read_bytes()
+    cut = len(data) - sum(len(p.payload) + 18 for p in packets[-20:])  # the 20th-last record ...
+    torn = (
+        data[:cut] + data[cut : cut + 25] + data[cut + len(packets[-20].payload) + 18 :]
+    )  # ... keeps 25 bytes
+    path.write_bytes(torn)
+    rec = read_recording(path)
+    assert list(rec) == packets[:-20] + packets[-19:]
+    assert [(g.offset, g.ignored_bytes) for g in rec.gaps] == [(cut, 25)] and rec.tail is None
 
 
 def test_garbage_length_is_a_corrupt_tail(tmp_path: Path) -> None:

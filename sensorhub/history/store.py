@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,6 +21,7 @@ from typing import Any
 
 from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import SinkError
+from sensorhub.files import private_file
 from sensorhub.history.records import (
     INVOLVED_SIDES,
     PAIN_CONTEXTS,
@@ -39,14 +38,9 @@ from sensorhub.history.records import (
     StoredSet,
 )
 from sensorhub.history.schema import migrate
+from sensorhub.history.writer import MAX_QUEUED, SqliteWriter
 
 log = logging.getLogger(__name__)
-
-# The writer commits when this many statements are pending or this long after the first one.
-BATCH_MAX = 500
-BATCH_MAX_WAIT_S = 0.2
-
-_STOP = object()
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -59,40 +53,42 @@ def _one_of(value: str, allowed: tuple[str, ...], what: str) -> None:
 
 
 class HistoryStore:
-    """One SQLite file; a writer thread owns the write connection. Use as a context manager."""
+    """One SQLite file; a writer thread owns the write connection (:mod:`.writer`: per-statement
+    errors rejected, a failing disk retried and reported). Use as a context manager."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_queued: int = MAX_QUEUED) -> None:
         self.path = Path(path)
-        self._queue: queue.Queue[object] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self.written = 0
-        self._flushed = threading.Condition()
-        self._enqueued = 0
-        self._done = 0
+        self._writer = SqliteWriter(self._connect, str(self.path), max_queued)
+        self._open = False
+
+    @property
+    def written(self) -> int:
+        return self._writer.stats.written
+
+    def status(self) -> dict[str, Any]:
+        """The writer's health: state (ok | failing | stopped | dead), counters, queue, last error."""
+        return self._writer.status()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def open(self) -> HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         conn = self._connect()  # migrate here so a bad file fails at start-up, not later in the thread
         try:
             migrate(conn)
         finally:
             conn.close()
-        self._thread = threading.Thread(target=self._writer, name="history-store", daemon=True)
-        self._thread.start()
+        self._writer.start()
+        self._open = True
         return self
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Write everything queued, then stop the writer."""
-        if self._thread is None:
+        """Write everything queued, then stop the writer; ``SinkError`` when anything was not saved."""
+        if not self._open:
             return
-        self._queue.put(_STOP)
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise SinkError(f"history store {self.path}: writer did not finish within {timeout_s} s")
-        self._thread = None
+        self._open = False
+        self._writer.close(timeout_s)
 
     def __enter__(self) -> HistoryStore:
         return self.open()
@@ -101,17 +97,9 @@ class HistoryStore:
         self.close()
 
     def flush(self, timeout_s: float = 10.0) -> None:
-        """Block until everything enqueued so far is committed (tests, shutdown; not on the loop)."""
-        target = self._enqueued
-        deadline = time.monotonic() + timeout_s
-        with self._flushed:
-            while self._done < target:
-                if self._error is not None:
-                    raise SinkError(f"history store {self.path}: writer failed: {self._error}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise SinkError(f"history store {self.path}: flush timed out")
-                self._flushed.wait(left)
+        """Block until everything enqueued so far is committed or rejected (tests, shutdown; not on the
+        loop); ``SinkError`` when the store fails (disk full: the writes stay queued and are retried)."""
+        self._writer.flush(timeout_s)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
@@ -120,61 +108,10 @@ class HistoryStore:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    # ---- writer thread ---------------------------------------------------------------------------
-
     def _enqueue(self, sql: str, params: Sequence[Any]) -> None:
-        if self._thread is None:
+        if not self._open:
             raise SinkError(f"history store {self.path} is not open")
-        self._enqueued += 1
-        self._queue.put((sql, tuple(params)))
-
-    def _writer(self) -> None:
-        conn = self._connect()
-        try:
-            stop = False
-            while not stop:
-                batch: list[tuple[str, tuple[Any, ...]]] = []
-                item = self._queue.get()
-                deadline = time.monotonic() + BATCH_MAX_WAIT_S
-                while True:
-                    if item is _STOP:
-                        stop = True
-                        break
-                    assert isinstance(item, tuple)
-                    batch.append(item)
-                    if len(batch) >= BATCH_MAX:
-                        break
-                    try:
-                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                if batch:
-                    self._commit(conn, batch)
-        finally:
-            conn.close()
-            with self._flushed:
-                self._flushed.notify_all()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
-        try:
-            conn.execute("BEGIN")
-            for sql, params in batch:
-                conn.execute(sql, params)
-            conn.execute("COMMIT")
-            self.written += len(batch)
-        except sqlite3.Error as exc:
-            # One bad row must not lose the batch: roll back and retry row by row, logging the culprits.
-            conn.execute("ROLLBACK")
-            for sql, params in batch:
-                try:
-                    conn.execute(sql, params)
-                    self.written += 1
-                except sqlite3.Error as row_exc:
-                    log.error("history store: dropped a row (%s): %s %r", row_exc, sql.split()[0:3], params)
-            log.warning("history store: batch failed (%s); wrote rows individually", exc)
-        with self._flushed:
-            self._done += len(batch)
-            self._flushed.notify_all()
+        self._writer.submit(sql, params)
 
     # ---- writes (non-blocking) -------------------------------------------------------------------
 
@@ -407,7 +344,7 @@ class HistoryStore:
     def _read(self) -> sqlite3.Connection:
         # A store reads its own writes: what was enqueued before a read is committed first (reads run
         # off the loop, so waiting here is fine; a store opened only to read has no writer).
-        if self._thread is not None and self._thread.is_alive():
+        if self._writer.running:
             self.flush()
         conn = sqlite3.connect(self.path, timeout=10.0)
         conn.row_factory = sqlite3.Row

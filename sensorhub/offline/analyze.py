@@ -17,6 +17,7 @@ import numpy as np
 
 from sensorhub.conventions import ANALYZE_CSV_HEADER, ANGLES_CSV_HEADER, DEG_PER_RAD, GRAVITY_M_S2
 from sensorhub.errors import InputError
+from sensorhub.files import make_private
 from sensorhub.kinematics import KneeCalibration, estimate_knee, repair_after_gaps
 from sensorhub.model import FloatArray, KneeAngles, LegMotion, LegSamples
 from sensorhub.timing.grid import GridReport, regular_grid
@@ -163,9 +164,10 @@ def write_outputs(out_dir: Path, angles: KneeAngles, events: list[dict[str, Any]
         out_dir.mkdir(parents=True, exist_ok=True)
         table = np.column_stack([angles.t_s, angles.flexion_rad * DEG_PER_RAD,
                                  angles.valgus_rad * DEG_PER_RAD, angles.rotation_rad * DEG_PER_RAD])
-        np.savetxt(out_dir / "angles.csv", table, delimiter=",", header=ANGLES_CSV_HEADER, comments="",
-                   fmt=("%.6f", "%.3f", "%.3f", "%.3f"))
-        (out_dir / "events.json").write_text(json.dumps(events, indent=1) + "\n", encoding="utf-8")
+        np.savetxt(make_private(out_dir / "angles.csv"), table, delimiter=",", header=ANGLES_CSV_HEADER,
+                   comments="", fmt=("%.6f", "%.3f", "%.3f", "%.3f"))
+        events_json = json.dumps(events, indent=1) + "\n"
+        make_private(out_dir / "events.json").write_text(events_json, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot write the results: {exc.strerror or exc}") from exc
 

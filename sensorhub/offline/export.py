@@ -10,6 +10,7 @@ import numpy as np
 
 from sensorhub.conventions import ANALYZE_CSV_HEADER
 from sensorhub.errors import InputError
+from sensorhub.files import make_private
 from sensorhub.model import LegSamples, RawPacket
 from sensorhub.recording import Recording, read_recording
 from sensorhub.timing import Front, SensorStats
@@ -58,7 +59,7 @@ def write_analyze_csv(leg: LegSamples, path: str | Path, *, t_origin_s: float = 
         )
     )
     fmt = ["%.6f"] + ["%.9g"] * 12
-    np.savetxt(path, table, fmt=fmt, delimiter=",", header=ANALYZE_CSV_HEADER, comments="")
+    np.savetxt(make_private(path), table, fmt=fmt, delimiter=",", header=ANALYZE_CSV_HEADER, comments="")
     return path
 
 

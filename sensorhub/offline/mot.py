@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sensorhub.errors import InputError
+from sensorhub.files import make_private
 from sensorhub.model import FloatArray
 
 SIDE_SUFFIX = {"right": "r", "left": "l"}
@@ -65,7 +66,7 @@ def write_mot(path: Path, table: MotTable) -> Path:
               + "\t".join(("time", *table.labels)))
     rows = np.column_stack((table.time_s, table.data))
     try:
-        np.savetxt(path, rows, delimiter="\t", header=header, comments="",
+        np.savetxt(make_private(path), rows, delimiter="\t", header=header, comments="",
                    fmt=["%.6f"] + ["%.4f"] * len(table.labels))
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from exc

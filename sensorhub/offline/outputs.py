@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sensorhub.conventions import DEG_PER_RAD
 from sensorhub.errors import InputError
+from sensorhub.files import make_private
 from sensorhub.offline.mot import knee_table, write_mot
 from sensorhub.offline.parquet import angle_columns, event_columns, write_columns
 from sensorhub.offline.report import LegAnalysis, render_analysis
@@ -58,7 +59,7 @@ class AnalysisOutputs:
         path = self.out_dir / REPORT_NAME
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(render_analysis(self.legs), encoding="utf-8")
+            make_private(path).write_text(render_analysis(self.legs), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
         return path

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sensorhub.errors import InputError
+from sensorhub.files import make_private
 from sensorhub.model import FloatArray
 
 EXTRA = "parquet"
@@ -49,7 +50,7 @@ def write_columns(path: Path, columns: Mapping[str, Sequence[Any] | FloatArray],
     if metadata:
         table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in metadata.items()})
     try:
-        pq.write_table(table, path)
+        pq.write_table(table, make_private(path))
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc}") from exc
     return path

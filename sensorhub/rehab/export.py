@@ -1,5 +1,8 @@
 """CSV export of an athlete's events: one row per event, one column per metric.
 
+Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR, and not a
+plain number) are prefixed with ``'``; the file is created readable by its owner only (0600).
+
 Columns: where the event belongs (``session_id, session_kind, session_start, set_id, set_no, drill``),
 what it is (``leg`` = left | right, ``type``, ``t_s`` = its time, Unix seconds, and ``time`` = the same as
 local ISO 8601), then ``control_score`` (0-100) and every metric. Metric columns keep the names used
@@ -19,6 +22,7 @@ from typing import Any
 
 from sensorhub.conventions import EVENT_METRIC_KEYS, REP_TIME_KEYS
 from sensorhub.errors import SinkError
+from sensorhub.files import csv_safe, make_private
 from sensorhub.history import HistoryStore, StoredEvent, StoredSession, StoredSet
 from sensorhub.model import leg_side
 
@@ -51,7 +55,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:.6g}" if abs(value) < 1e6 else f"{value:.6f}"
-    return str(value)
+    return csv_safe(str(value))  # a drill or id such as "=HYPERLINK(...)" stays text in a spreadsheet
 
 
 def events_table(
@@ -89,7 +93,7 @@ def events_csv(store: HistoryStore, athlete_id: str, since_s: float | None = Non
     header, rows = events_table(events, store.sets(athlete_id), store.sessions(athlete_id))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([csv_safe(name) for name in header])
     writer.writerows(rows)
     return buf.getvalue()
 
@@ -98,7 +102,7 @@ def write_events_csv(store: HistoryStore, athlete_id: str, path: Path, since_s: 
     """Write the export to ``path``; returns the number of event rows."""
     text = events_csv(store, athlete_id, since_s)
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        make_private(Path(path)).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise SinkError(f"{path}: cannot write the CSV export: {exc.strerror or exc}") from exc
     return text.count("\n") - 1

@@ -158,12 +158,12 @@ def set_plan(
 
 
 def _find(name: str) -> Program:
+    if name not in program_names():  # a known name only: never a path (/dev/zero, a FIFO) from a request
+        raise InputError(f"unknown program {name!r}; programs: {', '.join(program_names()) or 'none'}")
     try:
         return find_program(name)
     except ConfigError as exc:
-        if name.endswith(".toml") or "/" in name:
-            raise
-        raise InputError(f"{exc}; programs: {', '.join(program_names()) or 'none'}") from None
+        raise InputError(str(exc)) from None
 
 
 def plan_json(plan: AthletePlan, program: Program, phases: Sequence[PhaseChange] = ()) -> dict[str, Any]:

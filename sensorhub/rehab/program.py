@@ -11,6 +11,8 @@ work logged without sensors); targets use the analysis' metric names; cue rules 
 from __future__ import annotations
 
 import math
+import re
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -346,10 +348,22 @@ def parse_program(table: Mapping[str, Any], source: str) -> Program:
     )
 
 
+MAX_PROGRAM_BYTES = 1024 * 1024
+# A program is chosen by name (the coach's browser sends it): NAME.toml in the programs directory.
+PROGRAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
 def load_program(path: str | Path) -> Program:
-    """Read and validate a program file; raises ``ConfigError`` naming the file, key and reason."""
+    """Read and validate a program file; raises ``ConfigError`` naming the file, key and reason. Only a
+    regular file of at most ``MAX_PROGRAM_BYTES`` is read (never a device or a FIFO, which would block
+    or never end)."""
     p = Path(path)
     try:
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{p}: not a regular file")
+        if st.st_size > MAX_PROGRAM_BYTES:
+            raise ConfigError(f"{p}: {st.st_size} bytes, larger than a program can be ({MAX_PROGRAM_BYTES})")
         with p.open("rb") as fh:
             table = tomllib.load(fh)
     except FileNotFoundError:
@@ -365,9 +379,11 @@ PROGRAMS_DIR = Path(__file__).resolve().parents[2] / "configs" / "programs"
 
 
 def find_program(name: str, search: Sequence[Path] = (PROGRAMS_DIR,)) -> Program:
-    """A program by name (``NAME.toml`` in the search directories) or by path."""
-    if name.endswith(".toml") or "/" in name:
-        return load_program(name)
+    """A program by its plain name (``NAME.toml`` in the search directories); never a path."""
+    if not PROGRAM_NAME.fullmatch(name):
+        raise ConfigError(
+            f"program {name!r} is not a program name (letters, digits, '_' and '-', no path or .toml)"
+        )
     for directory in search:
         candidate = Path(directory) / f"{name}.toml"
         if candidate.is_file():

@@ -25,6 +25,7 @@ from typing import Any
 from sensorhub.analysis import Target, limb_symmetry
 from sensorhub.conventions import REP_TIME_KEYS
 from sensorhub.errors import ConfigError, InputError, SinkError
+from sensorhub.files import make_private
 from sensorhub.history import (
     AthletePlan,
     HistoryStore,
@@ -752,7 +753,7 @@ def report_main(
         html = render(data)
         bar.advance()
         try:
-            Path(out).write_text(html, encoding="utf-8")
+            make_private(Path(out)).write_text(html, encoding="utf-8")
         except OSError as exc:
             raise SinkError(f"{out}: cannot write the report: {exc.strerror or exc}") from exc
         bar.advance()

@@ -633,7 +633,11 @@ class SessionManager:
             async for message in sub:
                 self.on_message(message)
         finally:
+            # Cancelled at shutdown: what the pipeline published last (its final flush) is still in the
+            # mailbox; it belongs to the running sets, which close_all ends afterwards.
             sub.close()
+            for message in sub.drain():
+                self.on_message(message)
 
     async def _close_idle(self) -> None:
         while True:

@@ -140,15 +140,21 @@ async def serve(
     )
     app = create_app(WebContext(hub, sessions, health.report, policy, store, audio))
     server = _web_server(app, host, port)
+    handle.sink_stats["history"] = store.status
+    if recorder is not None:
+        handle.sink_stats["recorder"] = recorder.status
     try:
         await _run_in_order(handle, server, stages, stop if stop is not None else asyncio.Event(), on_ready)
     finally:
-        # 4: history - open sessions end with the service, everything queued is committed before we return.
+        # 4: history - the session consumer has drained its mailbox (step 3); open sets and sessions end
+        # with the service; everything queued is committed (or the loss is raised) before we return.
         health.state = ServiceState.STOPPED
-        sessions.close_all()
-        await asyncio.to_thread(store.close)
-        if recorder is not None:
-            await asyncio.to_thread(recorder.close)
+        try:
+            sessions.close_all()
+            await asyncio.to_thread(store.close)
+        finally:
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)
     return handle
 
 
@@ -164,10 +170,17 @@ async def _cue_stage(config: Config, bus: Bus, audio: CueAudio) -> CueStage:
 
 
 def _recorder(config: Config, sensor_refs: Sequence[SensorRef]) -> BackgroundRecorder:
-    """Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where."""
-    rec_dir = data_dir(config) / config.sinks.recorder.dir
+    """Raw packets to disk, replayable bit-exactly; the metadata says which sensor sits where. Synced
+    every ``sync_interval_s``, continued in a new part past ``max_file_mb`` or ``max_file_minutes``."""
+    cfg = config.sinks.recorder
+    rec_dir = data_dir(config) / cfg.dir
     meta = recording_meta(sensor_refs, {}, {"source": "sensorhub service"})
-    return BackgroundRecorder(RecordingWriter(new_recording_path(rec_dir), meta))
+    return BackgroundRecorder(
+        RecordingWriter(new_recording_path(rec_dir), meta, fsync_on_flush=True),
+        cfg.sync_interval_s,
+        max_bytes=round(cfg.max_file_mb * 1024 * 1024),
+        max_s=60.0 * cfg.max_file_minutes,
+    )
 
 
 def _web_server(app: Starlette, host: str, port: int) -> _Server:

@@ -15,7 +15,10 @@ Delivery, in order:
   and the drainer writes the spool back oldest first with backoff, deleting each segment once written;
 - any other 4xx (a malformed line, a field type conflict) is logged and the batch dropped (counted), so
   a bad batch cannot wedge the spool.
-The spool is on disk and bounded only by it. A spool left by a previous run is written back at start;
+The spool is on disk, bounded by ``spool_max_mb``: past it the oldest spooled points are dropped
+(counted in ``points_spool_dropped``), so an outage keeps the newest data. A batch that cannot be
+spooled (disk full, I/O error) is dropped and counted in ``points_lost``/``spool_errors``; the service
+keeps running and the next batch tries again. A spool left by a previous run is written back at start;
 a segment interrupted mid write-back is sent again whole (at-least-once; InfluxDB overwrites an
 identical point, so this is harmless there).
 
@@ -26,7 +29,6 @@ URL, a wrong scheme or rejected credentials is a :class:`SinkError`, not a silen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -110,6 +112,10 @@ class InfluxStats:
     batches_dropped: int = 0
     write_errors: int = 0  # failed write attempts (each retry counts)
     bus_dropped: int = 0  # messages the bus mailbox evicted (the sink fell behind)
+    points_spool_dropped: int = 0  # spooled, then removed to keep the spool within spool_max_mb
+    points_lost: int = 0  # could not be spooled (disk full, I/O error)
+    spool_errors: int = 0  # failed spool appends, reads and removals
+    spool_torn: int = 0  # torn spool records skipped at write-back
     spool_files: int = 0
     spool_bytes: int = 0
     last_error: str = ""
@@ -149,7 +155,7 @@ class InfluxSink:
         self._tags: TagSource | None = None
         self._status: Callable[[], Mapping[str, Any]] | None = None
         self._track_order = track_order
-        self._spool = Spool(spool_dir)
+        self._spool = Spool(spool_dir, max_bytes=round(config.spool_max_mb * 1024 * 1024))
         self._spool_lock = asyncio.Lock()
         self._spool_pending = asyncio.Event()
         self._decimator = Decimator(config.angles_rate_hz) if config.angles_rate_hz > 0.0 else None
@@ -353,11 +359,21 @@ class InfluxSink:
     async def _append_to_spool(self, batch: Batch) -> None:
         # The batch number rides along as a comment line, so order can be checked after write-back.
         body = f"#seq {batch.seq}\n".encode() + batch.body()
-        async with self._spool_lock:
-            await asyncio.to_thread(self._spool.append, body)
-            self._spool_pending.set()
-        self.stats.points_spooled += len(batch.lines)
+        try:
+            async with self._spool_lock:
+                await asyncio.to_thread(self._spool.append, body)
+                self._spool_pending.set()
+        except OSError as exc:
+            self.stats.points_lost += len(batch.lines)
+            self._spool_error(f"cannot spool a batch of {len(batch.lines)} points, dropped", exc)
+        else:
+            self.stats.points_spooled += len(batch.lines)
         self._update_spool_stats()
+
+    def _spool_error(self, what: str, exc: OSError) -> None:
+        self.stats.spool_errors += 1
+        self.stats.last_error = f"spool: {exc.strerror or exc}"
+        log.error("influxdb spool %s: %s: %s", self._spool.directory, what, exc.strerror or exc)
 
     async def _deliver(self) -> None:
         while True:
@@ -366,35 +382,48 @@ class InfluxSink:
             self._inflight = None
 
     async def _drain(self) -> None:
-        """Writes the spool back, oldest segment first, in chunks of batch_size; backoff while failing."""
-        backoff_s = self.config.retry_min_s
+        """Writes the spool back, oldest segment first; a disk error is counted and retried later, it
+        never ends the sink."""
         while True:
             await self._spool_pending.wait()
-            async with self._spool_lock:
-                segment = await asyncio.to_thread(self._spool.take_oldest)
-                if segment is None:
-                    self._spool_pending.clear()
-                    continue
+            try:
+                await self._drain_one()
+            except OSError as exc:
+                self._spool_error("write-back failed, retrying", exc)
+                await asyncio.sleep(self.config.retry_max_s)
+
+    async def _drain_one(self) -> None:
+        """The oldest segment, in chunks of batch_size; backoff while the server fails."""
+        backoff_s = self.config.retry_min_s
+        async with self._spool_lock:
+            segment = await asyncio.to_thread(self._spool.take_oldest)
+            if segment is None:
+                self._spool_pending.clear()
+                return
+        try:
             lines = await asyncio.to_thread(self._spool.read, segment)
-            for seqs, chunk in _chunks(lines, self.config.batch_size):
-                failure = None
-                while chunk:
-                    failure = await self._write(b"\n".join(chunk) + b"\n", len(chunk))
-                    if failure is None or failure is Failure.REJECTED:
-                        break
-                    await asyncio.sleep(backoff_s)
-                    backoff_s = min(2.0 * backoff_s, self.config.retry_max_s)
-                backoff_s = self.config.retry_min_s
-                for seq in seqs if failure is None else ():
-                    self._written(seq)
-            async with self._spool_lock:
-                await asyncio.to_thread(self._spool.remove, segment)
-            self._update_spool_stats()
+        except FileNotFoundError:
+            lines = []  # gone (removed by hand): nothing to send
+        self.stats.spool_torn = self._spool.torn_records
+        for seqs, chunk in _chunks(lines, self.config.batch_size):
+            failure = None
+            while chunk:
+                failure = await self._write(b"\n".join(chunk) + b"\n", len(chunk))
+                if failure is None or failure is Failure.REJECTED:
+                    break
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(2.0 * backoff_s, self.config.retry_max_s)
+            backoff_s = self.config.retry_min_s
+            for seq in seqs if failure is None else ():
+                self._written(seq)
+        async with self._spool_lock:
+            await asyncio.to_thread(self._spool.remove, segment)
+        self._update_spool_stats()
 
     def _update_spool_stats(self) -> None:
         self.stats.spool_files = self._spool.n_segments
-        with contextlib.suppress(OSError):
-            self.stats.spool_bytes = self._spool.size_bytes()
+        self.stats.spool_bytes = self._spool.size_bytes()
+        self.stats.points_spool_dropped = self._spool.dropped_lines
 
 
 def _chunks(lines: list[bytes], size: int) -> Iterable[tuple[list[int], list[bytes]]]:

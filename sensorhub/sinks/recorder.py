@@ -1,20 +1,29 @@
-"""Append-only raw-packet recorder (format: see :mod:`sensorhub.recording`).
+"""The live service's raw-packet recorder (format: see :mod:`sensorhub.recording`), off the event loop.
 
-Every record carries its own CRC, so a crash mid-write loses at most the record being written; the
-reader replays everything before a torn or corrupt tail. ``write`` is synchronous and buffered; the live
-service wraps it in a ``BackgroundRecorder`` so that the disk is never touched on the event loop.
+Every record carries its own CRC and the reader resynchronises past a torn one, so a crash mid-write
+loses at most the record being written. The recorder thread:
+- hands buffered records to the OS and fsyncs them every ``sync_interval_s`` and at close (a machine
+  crash loses at most about that much);
+- continues in a new part file (``NAME.part002.shrec``, ...; replayed in order as one recording) when
+  a part reaches ``max_bytes`` or ``max_s``;
+- stops recording on the first disk error (``OSError``: disk full, I/O error): the file is closed with
+  everything before the failed write readable, the error is logged and shown in ``status()`` (/health
+  ``sinks.recorder``), and later packets are counted as ``dropped`` instead of piling up behind a
+  failing disk. A packet of an unknown sensor is counted in ``errors`` and skipped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+from typing import Any
 
 from sensorhub.errors import SinkError
 from sensorhub.model import RawPacket
-from sensorhub.recording import RecordingWriter
+from sensorhub.recording import RecordingWriter, part_path
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +33,29 @@ _TICK = RawPacket("", 0.0, b"")  # wakes the thread for a timed flush
 
 class BackgroundRecorder:
     """A ``RecordingWriter`` fed from the event loop without touching the disk there: ``write`` only
-    appends to a queue; one thread writes in order and hands the buffer to the OS every
-    ``flush_every_s``. ``close`` writes everything queued before returning."""
+    appends to a queue; one thread writes in order, syncs, rotates. ``close`` writes everything queued
+    before returning."""
 
-    def __init__(self, writer: RecordingWriter, flush_every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        writer: RecordingWriter,
+        flush_every_s: float = 1.0,
+        *,
+        max_bytes: int | None = None,
+        max_s: float | None = None,
+    ) -> None:
         self.writer = writer
-        self.path = writer.path
+        self.path = writer.path  # the first part: replay and analyze open this one
         self._flush_every_s = flush_every_s
+        self._max_bytes = max_bytes
+        self._max_s = max_s
+        self._part = 1
+        self._part_started_s = time.monotonic()
         self._queue: queue.SimpleQueue[RawPacket | None] = queue.SimpleQueue()
+        self.packets = 0
         self.errors = 0
+        self.dropped = 0
+        self.failed = ""  # why recording stopped ("" while it records)
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name=f"recorder {writer.path.name}", daemon=True)
         self._thread.start()
@@ -43,6 +66,19 @@ class BackgroundRecorder:
     def flush(self) -> None:
         """Nothing to do on the loop: the thread flushes on its own period and at close."""
 
+    def status(self) -> dict[str, Any]:
+        state = "failed" if self.failed else "recording" if self._thread.is_alive() else "closed"
+        return {
+            "state": state,
+            "ok": not self.failed,
+            "path": str(self.path),
+            "parts": self._part,
+            "packets": self.packets,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }
+
     def _run(self) -> None:
         next_flush_s = time.monotonic() + self._flush_every_s
         while True:
@@ -52,21 +88,68 @@ class BackgroundRecorder:
                 packet = _TICK
             if packet is None:
                 break
+            if self.failed:
+                if packet is not _TICK:
+                    self.dropped += 1
+                continue
             try:
                 if packet is not _TICK:
                     self.writer.write(packet)
+                    self.packets += 1
+                    if self._should_rotate():
+                        self._rotate()
                 if time.monotonic() >= next_flush_s:
                     self.writer.flush()
                     next_flush_s = time.monotonic() + self._flush_every_s
-            except (SinkError, OSError) as exc:
-                # A full disk or a packet of an unknown sensor: say so once per kind, keep going.
+            except SinkError as exc:  # a packet of a sensor not in the metadata: skip it
                 self.errors += 1
                 if str(exc) != self.last_error:
                     log.error("recorder %s: %s", self.path, exc)
                 self.last_error = str(exc)
-        self.writer.close()
+            except OSError as exc:
+                self._fail(exc)
+        if not self.failed:
+            try:
+                self.writer.close()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _should_rotate(self) -> bool:
+        too_big = self._max_bytes is not None and self.writer.bytes >= self._max_bytes
+        too_old = self._max_s is not None and time.monotonic() - self._part_started_s >= self._max_s
+        return too_big or too_old
+
+    def _rotate(self) -> None:
+        self.writer.close()  # flushed and fsync'd
+        self._part += 1
+        meta = {**self.writer.meta, "part": self._part, "first_part": self.path.name}
+        meta.pop("created_utc", None)
+        try:
+            self.writer = RecordingWriter(part_path(self.path, self._part), meta, fsync_on_flush=True)
+        except SinkError as exc:  # cannot create the file: the disk
+            raise OSError(str(exc)) from exc
+        _fsync_dir(self.path.parent)
+        self._part_started_s = time.monotonic()
+
+    def _fail(self, exc: OSError) -> None:
+        """Stop recording: what was written before stays readable (records carry their CRC)."""
+        self.errors += 1
+        self.failed = self.last_error = f"{exc.strerror or exc}"
+        log.error("recorder %s: disk error, recording stopped: %s", self.writer.path, self.failed)
+        try:
+            self.writer.close()
+        except OSError as close_exc:
+            log.warning("recorder %s: closing after the error failed too: %s", self.writer.path, close_exc)
 
     def close(self, timeout_s: float = 30.0) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout_s)
+
+
+def _fsync_dir(directory: os.PathLike[str]) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

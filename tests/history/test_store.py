@@ -12,6 +12,7 @@ import pytest
 
 from sensorhub.errors import SinkError
 from sensorhub.history import SCHEMA_VERSION, HistoryStore, PainEntry, migrate
+from sensorhub.history.writer import SqliteWriter
 
 
 def test_fresh_database_is_migrated_and_versioned(tmp_path: Path) -> None:
@@ -94,13 +95,13 @@ def test_a_bad_row_does_not_lose_its_batch(tmp_path: Path) -> None:
 async def test_writes_never_block_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A disk that takes 0.4 s per commit: recording 1 500 events from a coroutine still never stalls the
     loop for anything near that, because SQLite runs only on the writer thread."""
-    slow_commit = HistoryStore._commit
+    slow_commit = SqliteWriter._commit
 
-    def commit(self: HistoryStore, conn: sqlite3.Connection, batch: list[Any]) -> None:
+    def commit(self: SqliteWriter, conn: sqlite3.Connection, batch: list[Any]) -> None:
         time.sleep(0.4)
         slow_commit(self, conn, batch)
 
-    monkeypatch.setattr(HistoryStore, "_commit", commit)
+    monkeypatch.setattr(SqliteWriter, "_commit", commit)
     lags: list[float] = []
     stop = asyncio.Event()
 

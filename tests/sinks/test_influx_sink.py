@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 import urllib.parse
 import urllib.request
 from base64 import b64encode
@@ -56,7 +57,10 @@ def _get(url: str, auth: tuple[str, str] | None = None) -> bytes:
 def export(vm: VictoriaMetrics, name_regex: str, auth: tuple[str, str] | None = None) -> dict[str, Any]:
     """{metric name + sorted labels: (timestamps_ms, values)} merged over export blocks, time-sorted."""
     _get(f"{vm.url}/internal/force_flush", auth)
-    query = urllib.parse.urlencode({"match[]": f'{{__name__=~"{name_regex}"}}'})
+    # An explicit end: without one the export ends at the server's current whole second, so points
+    # stamped with the host clock moments ago (sensor_status) are missing for up to a second.
+    end_s = time.time() + 3600.0
+    query = urllib.parse.urlencode({"match[]": f'{{__name__=~"{name_regex}"}}', "end": f"{end_s:.3f}"})
     out: dict[str, tuple[list[int], list[float]]] = {}
     for line in _get(f"{vm.url}/api/v1/export?{query}", auth).splitlines():
         row = json.loads(line)
@@ -443,6 +447,9 @@ def test_service_writes_with_session_tags_and_reports_counters(vm: VictoriaMetri
             health = _health(handle, wait_s=0.1)
         assert health["sinks"]["influxdb"]["points_written"] >= 23  # 20 angles + landing + status
         assert health["sinks"]["influxdb"]["spool_files"] == 0
+        # The history writer and the recorder report their state too (a failing disk shows here).
+        assert health["sinks"]["history"]["state"] == "ok" and health["sinks"]["history"]["written"] >= 1
+        assert health["sinks"]["recorder"]["state"] == "recording" and health["sinks"]["recorder"]["ok"]
     data = export(vm, "(knee_angles_flexion_deg|landing_control_score|sensor_status_connected)")
     tags = {"athlete": "ana", "leg": "right", "drill": "squat", "session": session_id}
     assert len(series(data, "knee_angles_flexion_deg", **tags)[0]) == 20
@@ -451,8 +458,6 @@ def test_service_writes_with_session_tags_and_reports_counters(vm: VictoriaMetri
 
 
 def _health(handle: ServiceHandle, wait_s: float = 0.0) -> dict[str, Any]:
-    import time
-
     time.sleep(wait_s)
     with urllib.request.urlopen(f"{handle.base_url}/health", timeout=10) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
@@ -472,7 +477,7 @@ def test_service_start_up_fails_fast_on_a_bad_url(tmp_path: Path) -> None:
         pass
 
 
-def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_line(tmp_path: Path) -> None:
+def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_record(tmp_path: Path) -> None:
     spool = Spool(tmp_path, segment_bytes=64).open()
     for i in range(10):
         spool.append(f"m v={i}i {i}\n".encode() * 3)  # 3 lines a batch; a segment closes past 64 bytes
@@ -486,4 +491,4 @@ def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_line(tm
         seen += reopened.read(segment)
         reopened.remove(segment)
     assert seen == [f"m v={i}i {i}".encode() for i in range(10) for _ in range(3)] + [b"m v=10i 10"]
-    assert reopened.torn_lines == 1 and reopened.empty and not list(tmp_path.glob("*.lp"))
+    assert reopened.torn_records == 1 and reopened.empty and not list(tmp_path.glob("*.lp"))

@@ -145,6 +145,8 @@ def test_plan_set_from_dashboard_drives_drills_targets_and_cue_rules(tmp_path: P
         assert status == 400 and "phases 0-3" in err["error"]
         status, err = coach.call("/api/athletes/ana/plan", "PUT", {"program": "nope"})
         assert status == 400 and "pfp_default" in err["error"]
+        status, err = coach.call("/api/athletes/ana/plan", "PUT", {"program": "/dev/zero"})
+        assert status == 400 and "unknown program '/dev/zero'" in err["error"]
         status, err = coach.call("/api/athletes/ben/plan", "PUT", {"program": "pfp_default"})
         assert status == 400 and "involved side" in err["error"]
         status, err = coach.call("/api/athletes/ana/plan", "PUT", {"pain": 3})

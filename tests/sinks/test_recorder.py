@@ -1,0 +1,141 @@
+"""The service's raw recorder on a failing disk, its sync cadence and its rotation into parts."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import struct
+import zlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sensorhub.config import Config, RecorderConfig, ServiceConfig, SinksConfig
+from sensorhub.errors import RecordingError, SinkError
+from sensorhub.recording import RecordingWriter, read_recording
+from sensorhub.runtime.service import _recorder
+from sensorhub.sinks.recorder import BackgroundRecorder
+from tests.test_recording import META
+from tests.timing.test_timing import SENSORS, two_sensor_packets
+
+
+class FillingFile:
+    """Stands in for the recording's file: takes ``room`` bytes, then writes what fits and fails with
+    ENOSPC, as a full disk does; counts what reached it after the failure."""
+
+    def __init__(self, real: Any, room: int) -> None:
+        self.real = real
+        self.room = room
+        self.after_failure = 0
+        self.failed = False
+
+    def write(self, data: bytes) -> int:
+        if self.failed:
+            self.after_failure += len(data)
+        fits = max(0, min(len(data), self.room))
+        self.real.write(data[:fits])
+        self.room -= fits
+        if fits < len(data):
+            self.failed = True
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fits
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_disk_error_stops_the_recording_cleanly_and_is_reported(tmp_path: Path) -> None:
+    packets = two_sensor_packets(4.0)
+    writer = RecordingWriter(tmp_path / "r.shrec", META)
+    header = writer.bytes
+    sizes = [len(p.payload) + 18 for p in packets]
+    room = sum(sizes[:100]) + 7  # the disk fills 7 bytes into the 101st record
+    disk = FillingFile(writer._file, room)
+    writer._file = disk  # type: ignore[assignment]
+    rec = BackgroundRecorder(writer, flush_every_s=0.01)
+    for p in packets:
+        rec.write(p)
+    rec.close()
+    status = rec.status()
+    assert status["state"] == "failed" and not status["ok"] and "No space left" in status["last_error"]
+    assert status["packets"] == 100 and status["dropped"] == len(packets) - 101
+    assert disk.after_failure == 0  # nothing written behind the torn record
+    back = read_recording(tmp_path / "r.shrec")
+    assert list(back) == packets[:100]
+    assert back.tail is not None and back.tail.offset == header + sum(sizes[:100])
+
+
+def service_config(tmp_path: Path, **recorder: Any) -> Config:
+    return replace(
+        Config(),
+        service=ServiceConfig(data_dir=str(tmp_path)),
+        sinks=replace(SinksConfig(), recorder=RecorderConfig(**recorder)),
+    )
+
+
+def test_the_service_recorder_rotates_into_parts_that_replay_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    packets = two_sensor_packets(6.0)
+    rec = _recorder(service_config(tmp_path, max_file_mb=0.01, sync_interval_s=3600.0), SENSORS)
+    for p in packets:
+        rec.write(p)
+    rec.close()
+    files = sorted((tmp_path / "recordings").iterdir())
+    parts = rec.status()["parts"]
+    assert parts >= 3 and len(files) == parts and rec.status()["state"] == "closed"
+    assert all(f.stat().st_size <= 0.01 * 1024 * 1024 + 200 for f in files)
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    assert len(fsyncs) >= 2 * parts - 1  # each part at its close, and the directory for each new one
+    back = read_recording(rec.path)
+    assert list(back) == packets and back.n_packets == len(packets) and not back.gaps
+    assert [p.path.name for p in back.parts][1] == rec.path.stem + ".part002.shrec"
+
+
+def test_the_service_recorder_rotates_by_time(tmp_path: Path) -> None:
+    packets = two_sensor_packets(0.1)
+    rec = _recorder(service_config(tmp_path, max_file_minutes=0.01), SENSORS)
+    rec._max_s = 0.0  # every packet past the limit (the configured minimum is 0.6 s)
+    for p in packets:
+        rec.write(p)
+    rec.close()
+    assert rec.status()["parts"] == len(packets) + 1
+    assert list(read_recording(rec.path)) == packets
+
+
+def _raw_recording(path: Path, meta: bytes) -> Path:
+    path.write_bytes(
+        b"SHRAWREC" + struct.pack("<HI", 1, len(meta)) + meta + struct.pack("<I", zlib.crc32(meta))
+    )
+    return path
+
+
+@pytest.mark.parametrize("depth", [17, 100_000])
+def test_deeply_nested_metadata_is_refused_clearly(tmp_path: Path, depth: int) -> None:
+    sensors = '"sensors": [{"sensor_id": "a"}]'
+    meta = ("{" + sensors + ', "x": ' + "[" * depth + "]" * depth + "}").encode()
+    with pytest.raises(RecordingError, match="nested deeper than 16 levels"):
+        read_recording(_raw_recording(tmp_path / "deep.shrec", meta))
+    nested: Any = []
+    for _ in range(20):
+        nested = [nested]
+    with pytest.raises(SinkError, match="nested deeper"):
+        RecordingWriter(tmp_path / "w.shrec", {**META, "x": nested})
+
+
+def test_oversized_metadata_is_refused(tmp_path: Path) -> None:
+    meta = json.dumps({"sensors": [{"sensor_id": "a"}], "note": "x" * (1024 * 1024)}).encode()
+    with pytest.raises(RecordingError, match="exceeds the limit"):
+        read_recording(_raw_recording(tmp_path / "big.shrec", meta))
