@@ -437,6 +437,26 @@ class KneeRun:
     calibration: KneeCalibration
 
 
+HYPEREXTENSION_LIMIT_DEG = 15.0  # a knee extends only a few degrees past its standing pose (flexion 0):
+# a calibration with a wrong axis sign makes the flexion swing tens of degrees both ways instead
+
+
+def check_one_sided(*flexion_rad: FloatArray) -> None:
+    """Offline, the whole recording is an independent check of the calibration: refuse angles whose 1st
+    percentile extends further than ``HYPEREXTENSION_LIMIT_DEG`` past standing (hinge residual and axis
+    spread cannot see a flipped sign: both are sign-blind)."""
+    f = np.concatenate([np.asarray(x, dtype=np.float64) for x in flexion_rad])
+    f = f[np.isfinite(f)]
+    if f.size == 0:
+        return
+    least_deg = float(np.degrees(np.percentile(f, 1.0)))
+    if least_deg < -HYPEREXTENSION_LIMIT_DEG:
+        raise CalibrationError(
+            f"the knee angles bend both ways (1 % of samples at {least_deg:.0f} deg or less, a knee extends "
+            f"at most about {HYPEREXTENSION_LIMIT_DEG:.0f} deg past standing): the calibration took a wrong "
+            "flexion axis; record again with 3 s of quiet standing, then 3-5 slow knee bends")
+
+
 def estimate_knee(samples: LegSamples, side: str, rate_hz: float, params: KneeParams | None = None,
                   orientation_factory: OrientationFactory | None = None,
                   recovery_factory: OrientationFactory | None = None) -> KneeRun:
@@ -444,6 +464,7 @@ def estimate_knee(samples: LegSamples, side: str, rate_hz: float, params: KneePa
     est = KneeEstimator(side, rate_hz, samples.leg_id, params, orientation_factory, recovery_factory)
     first, last = est.step(samples), est.finish_step()
     assert est.calibration is not None
+    check_one_sided(first[0].flexion_rad, last[0].flexion_rad)
     return KneeRun(concat_angles([first[0], last[0]], est.leg_id), concat_motion([first[1], last[1]]),
                    est.calibration)
 

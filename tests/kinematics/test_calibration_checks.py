@@ -82,3 +82,23 @@ def test_real_walking_calibrates_from_gait_and_meets_the_flexion_bound(leg: str,
     scores = score_real.score(result, score_real.load(folder / "truth_angles.csv"))
     assert scores["flexion_deg"]["rmse_deg"] <= bound_deg, scores
     assert scores["flexion_deg"]["r"] >= 0.98, scores
+
+
+def test_a_flipped_flexion_axis_is_refused_by_the_whole_recording() -> None:
+    """Tuning seed 140 (jogging, 104 Hz, posterolateral thigh, loss bursts while the gait calibrates): the
+    sign test settles on the wrong relative axis sign, which the sign-blind hinge residual cannot see; the
+    whole recording then bends both ways by tens of degrees and is refused instead of used."""
+    from sensorhub.bench.population_runs import run_recording
+
+    run = run_recording("jog_curves", 140)
+    assert run.refused is not None and "bend both ways" in run.refused
+
+
+def test_one_sided_flexion_passes_the_check_and_two_sided_does_not() -> None:
+    from sensorhub.kinematics.knee import check_one_sided
+
+    t = np.linspace(0.0, 10.0, 2001)
+    gait = np.radians(30.0 * (1.0 - np.cos(2 * np.pi * 1.4 * t)))  # 0..60 deg, never past standing
+    check_one_sided(gait, np.radians(np.full(50, -4.0)))  # a few degrees of hyperextension is a knee
+    with pytest.raises(CalibrationError, match="bend both ways"):
+        check_one_sided(gait - np.radians(30.0))
