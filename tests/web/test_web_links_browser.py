@@ -79,7 +79,8 @@ def test_coach_page_offers_each_athletes_own_link(lan_demo: ServiceHandle, conte
     token = lan_demo.policy.athlete_token(ATHLETES[0])
     statuses = phone.evaluate(
         """async (token) => {
-          const get = (path) => fetch(path, { headers: { Authorization: "Bearer " + token } }).then((r) => r.status);
+          const headers = { Authorization: "Bearer " + token };
+          const get = (path) => fetch(path, { headers }).then((r) => r.status);
           return [await get("/api/athletes"), await get("/athlete?athlete=athlete2"), await get("/health")];
         }""",
         token,
