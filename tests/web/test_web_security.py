@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -262,6 +263,12 @@ enabled = false
             lines.append(line)
             if line.startswith("Ctrl-C stops"):
                 break
+        # The printed links work as printed (this machine's LAN address is an allowed Host name).
+        opened = [
+            urllib.request.urlopen(line.split()[-1], timeout=10).status
+            for line in lines
+            if line.split()[:1] in (["coach"], ["athlete"])
+        ]
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -275,6 +282,7 @@ enabled = false
         if url.startswith("http://")
     }
     assert {"coach", "history", "health", "athlete athlete1"} <= set(links), lines
+    assert opened == [200, 200]
     coach = parse_qs(urlsplit(links["coach"]).query)["token"][0]
     athlete = parse_qs(urlsplit(links["athlete athlete1"]).query)["token"][0]
     assert athlete == AccessPolicy(coach).athlete_token("athlete1")
