@@ -39,8 +39,11 @@ def _range(lo: float, hi: float) -> dict[str, object]:
 class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = field(default=8765, metadata=_range(0, 65535))
-    # Required for any non-loopback bind; generated and printed when empty.
+    # Required for any non-loopback bind; generated and printed (once, at start-up) when empty.
     access_token: str = ""
+    # Host names the dashboard also answers to (a DNS name, a reverse proxy's name): the bind address,
+    # localhost and, on a 0.0.0.0 bind, this machine's name and addresses always are; others get 400.
+    allowed_hosts: tuple[str, ...] = ()
     data_dir: str = "~/.local/share/sensorhub"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Also play each cue on this machine's speaker (paplay/aplay); the athlete page plays them anyway.
@@ -235,45 +238,59 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+# Keys whose values are secrets (access_token, sinks.influxdb.token, [mqtt] password, ...): an error
+# about one names the key, never the value (error messages reach terminals, logs and bug reports).
+_SECRET_WORDS = ("token", "password", "secret", "passphrase")
+
+
+def _shown(value: Any, where: str) -> str:
+    key = where.rpartition(".")[2].rpartition(" ")[2].lower()
+    if any(word in key for word in _SECRET_WORDS):
+        return "<redacted>"
+    return repr(value)
+
+
 def _convert(value: Any, tp: Any, where: str, meta: Mapping[str, Any]) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a table, got {value!r}")
+            raise ConfigError(f"{where}: expected a table, got {_shown(value, where)}")
         return _build(tp, value, where)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {', '.join(map(repr, allowed))}")
+            raise ConfigError(
+                f"{where}: {_shown(value, where)} is not allowed; allowed: {', '.join(map(repr, allowed))}"
+            )
         return value
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_shown(value, where)}")
         return tuple(_convert(v, item_tp, f"{where}[{i}]", {}) for i, v in enumerate(value))
     if origin in (types.UnionType, typing.Union):
         raise ConfigError(f"{where}: unsupported union type in schema")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {_shown(value, where)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_shown(value, where)}")
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {_shown(value, where)}")
         value = float(value)
     elif tp is str and not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {_shown(value, where)}")
     if "allowed" in meta and value not in meta["allowed"]:
         raise ConfigError(
-            f"{where}: {value!r} is not allowed; allowed: {', '.join(map(str, meta['allowed']))}"
+            f"{where}: {_shown(value, where)} is not allowed; allowed: {', '.join(map(str, meta['allowed']))}"
         )
     if "range" in meta:
         lo, hi = meta["range"]
         if not lo <= value <= hi:
-            raise ConfigError(f"{where}: {value!r} is out of range; allowed: {lo} to {hi}")
+            raise ConfigError(f"{where}: {_shown(value, where)} is out of range; allowed: {lo} to {hi}")
     return value
 
 

@@ -146,3 +146,32 @@ def test_cue_rules_in_the_config_are_validated_with_file_and_rule(tmp_path: Path
         load_config(bad, env={})
     assert str(bad) in str(info.value) and "wobble_deg" in str(info.value)
     assert load_config(None, env={}).cues is not None  # the default rules when [cues] is absent
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("[service]\naccess_token = 918273645546372819\n", {}, "service.access_token"),
+        ("[mqtt]\npassword = ['hunter2-hunter2']\n", {}, "mqtt.password"),
+        ("[sinks.influxdb]\ntoken = {value = 'hunter2-hunter2'}\n", {}, "sinks.influxdb.token"),
+        ("", {"SENSORHUB_MQTT__PASSWORD": "[1, 'hunter2-hunter2']"}, "mqtt.password"),
+    ],
+)
+def test_config_errors_never_show_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, env: dict[str, str], key: str
+) -> None:
+    """A wrong value of a secret key is named by its key; the value stays out of the message (and out of
+    `sensorhub check-config`'s output), while other keys still show what was given."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    message = str(info.value)
+    assert key in message and "<redacted>" in message
+    assert "hunter2" not in message and "918273645546372819" not in message
+    with pytest.raises(ConfigError) as shown:
+        load_config(_write(tmp_path, "[service]\nport = 'eighty'\n"), env={})
+    assert "'eighty'" in str(shown.value)
+    if not env:
+        assert main(["check-config", str(path)]) != 0
+        out, err = capsys.readouterr()
+        assert "hunter2" not in out + err and "918273645546372819" not in out + err

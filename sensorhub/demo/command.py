@@ -83,13 +83,9 @@ def reset_latency_after_warmup(source: SimulatorSource) -> Stage:
 
 
 def _print_urls(handle: ServiceHandle, t0_s: float, athletes: int) -> None:
-    urls = handle.urls()
-    print(f"sensorhub demo: {athletes} simulated athlete(s), dashboard ready in {time.time() - t0_s:.1f} s")
-    for name, url in urls.items():
-        print(f"  {name:<18} {url}")
-    if handle.policy.required:
-        print("  access token required (non-loopback bind): keep these links private")
-    print("Ctrl-C stops (ordered shutdown).", flush=True)
+    handle.print_urls(
+        f"sensorhub demo: {athletes} simulated athlete(s), dashboard ready in {time.time() - t0_s:.1f} s"
+    )
 
 
 async def run_demo(

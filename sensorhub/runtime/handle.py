@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from sensorhub.bus import Bus
 from sensorhub.history import HistoryStore
@@ -30,6 +31,7 @@ class ServiceHandle:
     store: HistoryStore | None
     host: str
     port: int = 0
+    link_host: str = ""  # the host printed links use (a LAN address on a wildcard bind); "": ``host``
     started_s: float = field(default_factory=time.time)
     loop: asyncio.AbstractEventLoop | None = None
     # Counters of sink stages (name -> stats()), shown in /health under "sinks".
@@ -37,21 +39,30 @@ class ServiceHandle:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = self.link_host or self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     def urls(self) -> dict[str, str]:
-        token = self.policy.token
-        q = f"?token={token}" if token else ""
+        """The links printed once at start-up: the coach's (its token grants everything) and one per
+        athlete (that athlete's token only). Nothing else prints a token."""
+        q = urlencode(self.policy.query(self.policy.token or ""))
+        q = f"?{q}" if q else ""
         out = {
             "coach": f"{self.base_url}/{q}",
             "history": f"{self.base_url}/history{q}",
             "health": f"{self.base_url}/health{q}",
         }
-        for athlete in self.sessions.athletes:
-            t = f"&token={self.policy.athlete_token(athlete)}" if token else ""
-            out[f"athlete {athlete}"] = f"{self.base_url}/athlete?athlete={athlete}{t}"
+        for athlete, link in self.policy.athlete_links(self.sessions.athletes).items():
+            out[f"athlete {athlete}"] = f"{self.base_url}{link}"
         return out
 
+    def print_urls(self, header: str) -> None:
+        print(header)
+        for name, url in self.urls().items():
+            print(f"  {name:<18} {url}")
+        if self.policy.required:
+            print("  access token required: keep these links private (an athlete's opens only that athlete)")
+        print("Ctrl-C stops (ordered shutdown).", flush=True)
 
 Stage = Callable[[ServiceHandle], Coroutine[Any, Any, None]]

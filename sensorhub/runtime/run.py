@@ -62,7 +62,7 @@ async def run_service(
         loop.add_signal_handler(sig, stop.set)
 
     def ready(handle: ServiceHandle) -> None:
-        print(f"sensorhub: coach dashboard http://{handle.host}:{handle.port}/ (Ctrl-C stops)", flush=True)
+        handle.print_urls("sensorhub: dashboard ready")
 
     spec = str(getattr(setup.source, "bumble_spec", ""))
     async with simulated_ble_peripherals(config, config_path, spec):

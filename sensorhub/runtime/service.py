@@ -36,7 +36,8 @@ from sensorhub.runtime.stages import cue_control_stage, influx_stage, mqtt_stage
 from sensorhub.runtime.warmup import warmup
 from sensorhub.sinks import BackgroundRecorder
 from sensorhub.sources import PacketSource
-from sensorhub.web import AccessPolicy, Hub, WebContext, create_app
+from sensorhub.web import WS_MAX_CLIENT_MESSAGE_BYTES, AccessPolicy, Hub, WebContext, create_app
+from sensorhub.web.hosts import allowed_hosts, link_host
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ async def serve(
         host,
         loop=asyncio.get_running_loop(),
     )
-    app = create_app(WebContext(hub, sessions, health.report, policy, store, audio))
+    # Name lookups (this machine's name and addresses on a wildcard bind) block: off the loop.
+    hosts = await asyncio.to_thread(allowed_hosts, host, config.service.allowed_hosts)
+    handle.link_host = await asyncio.to_thread(link_host, host)
+    app = create_app(WebContext(hub, sessions, health.report, policy, store, audio), hosts)
     server = _web_server(app, host, port)
     handle.sink_stats["history"] = store.status
     if recorder is not None:
@@ -195,6 +199,8 @@ def _web_server(app: Starlette, host: str, port: int) -> _Server:
             # Each frame is encoded once for every client; per-connection deflate would compress it
             # again per client (the dominant cost with 50 dashboards) for small JSON on a local network.
             ws_per_message_deflate=False,
+            # Clients send only pings: anything bigger is refused by the protocol layer (close 1009).
+            ws_max_size=WS_MAX_CLIENT_MESSAGE_BYTES,
             timeout_graceful_shutdown=int(SERVER_STOP_TIMEOUT_S),
         )
     )

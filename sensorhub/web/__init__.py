@@ -14,11 +14,12 @@ if TYPE_CHECKING:
     from sensorhub.web.context import WebContext
     from sensorhub.web.hub import FRAME_PERIOD_S, Hub
     from sensorhub.web.pages import static_dir
-    from sensorhub.web.protocol import PROTOCOL_VERSION, WS_PATH
+    from sensorhub.web.protocol import PROTOCOL_VERSION, WS_MAX_CLIENT_MESSAGE_BYTES, WS_PATH
 
 __all__ = [
     "FRAME_PERIOD_S",
     "PROTOCOL_VERSION",
+    "WS_MAX_CLIENT_MESSAGE_BYTES",
     "WS_PATH",
     "AccessPolicy",
     "Hub",
@@ -37,6 +38,7 @@ __getattr__ = lazy_exports(
         "Hub": "hub",
         "static_dir": "pages",
         "PROTOCOL_VERSION": "protocol",
+        "WS_MAX_CLIENT_MESSAGE_BYTES": "protocol",
         "WS_PATH": "protocol",
     },
 )

@@ -159,6 +159,9 @@ async def command(request: Request) -> Response:
             kind = str(body.get("kind", "clinic")) if coach else "home"
             result = {"set_id": ctx.sessions.start_set(athlete, body.get("drill"), kind)}
         elif action == "stop":
+            if not coach and ctx.sessions.get(athlete).session_kind != "home":
+                # The athlete view stops its own home sets; a clinic set is the coach's.
+                return JSONResponse({"error": "only the coach stops a clinic set"}, status_code=403)
             result = {"set_id": ctx.sessions.stop_set(athlete)}
         elif action == "drill":
             ctx.sessions.choose_drill(athlete, str(body.get("drill", "")))

@@ -15,17 +15,24 @@ Routes (see docs/dashboard.md):
   GET  /report/ID[?since=YYYY-MM-DD]     the HTML report    GET /export/ID.csv   events and metrics
   GET  /favicon.ico           the icon (no token: like the static assets, it holds no data)
 With a token required (non-loopback bind), everything but the static assets checks it. An athlete's
-token opens that athlete's page and stream and lets it record pain and run its own (home) sets.
+token opens that athlete's page and stream and lets it record pain and run (and stop) its own home sets.
+In front of every route: a Host allow-list (DNS rebinding), then ``guard.RequestGuard`` (Origin check,
+JSON-only state changes, bounded bodies).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from sensorhub.web import api, pages
 from sensorhub.web.context import WebContext
+from sensorhub.web.guard import RequestGuard
 from sensorhub.web.protocol import WS_PATH
 from sensorhub.web.stream import live_stream
 
@@ -51,8 +58,13 @@ ROUTES = [
 ]
 
 
-def create_app(ctx: WebContext) -> Starlette:
-    """The dashboard of one running service: every endpoint reads ``ctx`` from ``app.state.web``."""
-    app = Starlette(routes=ROUTES)
+def create_app(ctx: WebContext, allowed_hosts: Sequence[str]) -> Starlette:
+    """The dashboard of one running service: every endpoint reads ``ctx`` from ``app.state.web``.
+    ``allowed_hosts``: the Host names it answers to (``hosts.allowed_hosts``); others get 400."""
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False),
+        Middleware(RequestGuard),
+    ]
+    app = Starlette(routes=ROUTES, middleware=middleware)
     app.state.web = ctx
     return app

@@ -2,7 +2,8 @@
 
 The coach token grants everything. Each athlete gets a derived token (HMAC of the athlete id under
 the coach token) that opens only that athlete's page and stream, so a phone link cannot watch others.
-Tokens travel as ``?token=`` (pages and websockets) or ``Authorization: Bearer`` (API).
+Tokens travel as ``?token=`` (pages and websockets) or ``Authorization: Bearer`` (API). Comparisons
+are constant-time on UTF-8 bytes: any presented text (non-ASCII too) is a wrong token, never an error.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Iterable
+from urllib.parse import urlencode
 
 from starlette.requests import HTTPConnection
 
@@ -34,6 +37,10 @@ class AccessPolicy:
             raise ConfigError(
                 "service.access_token: use at least 16 characters (or leave empty to generate one)"
             )
+        if token is not None and not (token.isascii() and token.isprintable() and " " not in token):
+            # Browsers send it in an Authorization header, which holds Latin-1 only; the message never
+            # shows the value (it is a secret).
+            raise ConfigError("service.access_token: use printable ASCII characters without spaces")
         self.token = token
 
     @classmethod
@@ -51,7 +58,8 @@ class AccessPolicy:
     def athlete_token(self, athlete: str) -> str:
         if self.token is None:
             return ""
-        return hmac.new(self.token.encode(), athlete.encode(), hashlib.sha256).hexdigest()[:32]
+        key, msg = self.token.encode(), athlete.encode("utf-8", "replace")
+        return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
 
     @staticmethod
     def presented(conn: HTTPConnection) -> str:
@@ -63,10 +71,26 @@ class AccessPolicy:
     def is_coach(self, conn: HTTPConnection) -> bool:
         if self.token is None:
             return True
-        return hmac.compare_digest(self.presented(conn), self.token)
+        return _same(self.presented(conn), self.token)
 
     def may_watch(self, conn: HTTPConnection, athlete: str) -> bool:
         if self.is_coach(conn):
             return True
-        assert self.token is not None
-        return hmac.compare_digest(self.presented(conn), self.athlete_token(athlete))
+        return _same(self.presented(conn), self.athlete_token(athlete))
+
+    def athlete_links(self, athletes: Iterable[str]) -> dict[str, str]:
+        """Each athlete's page, relative to the dashboard, with that athlete's token (none on an open
+        loopback dashboard): the link a coach sends to a phone."""
+        return {
+            a: "/athlete?" + urlencode({"athlete": a, **self.query(self.athlete_token(a))})
+            for a in athletes
+        }
+
+    @staticmethod
+    def query(token: str) -> dict[str, str]:
+        return {"token": token} if token else {}
+
+
+def _same(presented: str, expected: str) -> bool:
+    # compare_digest refuses non-ASCII str (a TypeError, i.e. a 500): compare the UTF-8 bytes instead.
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode("utf-8", "replace"))

@@ -30,9 +30,10 @@ async def live_stream(websocket: WebSocket) -> None:
     visible = [s for s in ctx.sessions.athletes.values() if athlete is None or s.athlete_id == athlete]
     channel = ctx.hub.connect(athlete)
     try:
-        await websocket.send_text(
-            encode(ctx.hub.hello(athlete, [s.snapshot() for s in visible], list(ctx.sessions.drills)))
-        )
+        hello = ctx.hub.hello(athlete, [s.snapshot() for s in visible], list(ctx.sessions.drills))
+        if athlete is None:  # the coach's page shows each athlete's own link (never the coach's token)
+            hello["athlete_links"] = ctx.policy.athlete_links(s.athlete_id for s in visible)
+        await websocket.send_text(encode(hello))
 
         backlog = ctx.hub.backlog_text(athlete)
         if backlog is not None:

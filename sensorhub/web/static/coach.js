@@ -7,6 +7,7 @@ import { planEditor, showPlan, showRecommendation } from "./rehab.js";
 const QUALITY = { 1: "missing input", 2: "heading stale", 4: "implausible" };
 const cards = {};
 let drills = [];
+let athleteLinks = {};
 
 function qualityText(bits) {
   const names = Object.entries(QUALITY).filter(([b]) => bits & Number(b)).map(([, n]) => n);
@@ -59,7 +60,7 @@ function makeCard(state) {
   } }, "Save thresholds");
   c.root = el("section", { class: "card", "data-athlete": id },
     el("h2", {}, state.name || id, el("span", { class: "meta" }, id),
-      el("a", { href: withToken("/athlete?athlete=" + encodeURIComponent(id)), target: "_blank" }, "athlete view")),
+      athleteLink(id)),
     c.canvas,
     el("div", { class: "row" },
       el("span", { class: "label" }, "drill"), c.drill, c.setButton, c.setInfo,
@@ -84,6 +85,18 @@ function makeCard(state) {
   document.getElementById("athletes").append(c.root);
   updateState(c, state);
   return c;
+}
+
+// The athlete's own link (its token opens only that athlete's page): the one to send to a phone. Never
+// the coach's token, which this page carries and which grants everything.
+function athleteLink(id) {
+  const url = new URL(athleteLinks[id] || "/athlete?athlete=" + encodeURIComponent(id), location.origin).href;
+  const copy = el("button", { class: "copy-link", title: "copy the athlete's link", onclick: async () => {
+    try { await navigator.clipboard.writeText(url); copy.textContent = "copied"; }
+    catch { window.prompt("The athlete's link:", url); }
+  } }, "copy link");
+  return el("span", { class: "athlete-link" },
+    el("a", { class: "athlete-view", href: url, target: "_blank", rel: "noopener", title: url }, "athlete view"), copy);
 }
 
 function showDrills(c, list) {
@@ -207,6 +220,7 @@ function showHealth(health) {
 function onFrame(f) {
   if (f.type === "hello") {
     drills = f.drills;
+    athleteLinks = f.athlete_links || {};
     document.getElementById("athletes").replaceChildren();
     for (const k of Object.keys(cards)) delete cards[k];
     for (const s of f.athletes) makeCard(s);
