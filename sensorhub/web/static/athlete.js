@@ -9,7 +9,7 @@ const cueText = document.getElementById("cue");
 let audio = null;
 let cueTimer = null;
 // What was played (read by the browser tests; also handy when debugging a silent phone).
-window.sensorhubAudio = { enabled: false, played: 0, last: null, spoken: 0, clips: 0 };
+window.sensorhubAudio = { enabled: false, played: 0, last: null, spoken: 0, clips: 0, log: [] };
 
 document.getElementById("title").textContent = athlete || "no athlete given";
 document.getElementById("sound").addEventListener("click", (ev) => {
@@ -55,6 +55,8 @@ function playCue(cue) {
   const id = cue.audio_id || cue.rule || cue.phrase;
   window.sensorhubAudio.last = id;
   window.sensorhubAudio.played += 1;
+  // the last cues played (id, data time): a test tells its own cue from the live demo's by t_s
+  window.sensorhubAudio.log = window.sensorhubAudio.log.slice(-19).concat([{ id, t_s: cue.t_s }]);
   if (audio && cue.audio_id) {
     playClip(cue.audio_id).catch(() => playTones(id, cue));
     return;
