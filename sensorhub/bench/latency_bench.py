@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--fast", action="store_true", help="simulate first, then replay as fast as possible: throughput and processing time"
+        "--fast",
+        action="store_true",
+        help="simulate first, then replay as fast as possible: throughput and processing time",
     )
 
 

@@ -8,6 +8,7 @@ sources below only hand the stored packets to the service's queue.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from sensorhub.model import FloatArray, RawPacket, SensorRef
 from sensorhub.sources import IteratorSource, PacketQueue, SensorLink
 
 DRILL_CYCLE = ("squat", "cmj", "lunge", "step_down", "drop_jump")
+PACKET_SPAN_S = 0.04  # one packet of the default stream: 8 samples at 200 Hz
 PACKETS_PER_YIELD = 64  # as-fast-as-possible replay still lets the loop's other tasks run
 
 
@@ -59,11 +61,10 @@ class PacketSet:
         drills: dict[str, str] = {}
         for c in range(copies):
             for s in self.sensors:
-                sensors.append({**s, "sensor_id": f"{s['sensor_id']}-c{c}", "athlete": f"{s['athlete']}-c{c}"})
+                sensors.append({**s, "sensor_id": f"{s['sensor_id']}-c{c}",
+                                "athlete": f"{s['athlete']}-c{c}"})
             drills.update({f"{a}-c{c}": d for a, d in self.drills.items()})
-        span_s = float(np.min(np.diff(self.t_host_s))) if len(self) > 1 else 0.0
-        period_s = max(span_s, 0.04)  # one 8-sample packet at 200 Hz
-        t = np.concatenate([self.t_host_s + period_s * c / copies for c in range(copies)])
+        t = np.concatenate([self.t_host_s + PACKET_SPAN_S * c / copies for c in range(copies)])
         index = np.concatenate([self.sensor_index + n_sensors * c for c in range(copies)])
         order = np.argsort(t, kind="stable")
         payloads = self.payloads * copies
@@ -86,7 +87,8 @@ def generate(n_athletes: int, reps: int, seed: int, *, fault_rate: float = 0.4) 
     for k in range(n_athletes):
         drill = DRILL_CYCLE[k % len(DRILL_CYCLE)]
         motion = simulate(
-            drill=drill, reps=reps, sides=("right", "left"), seed=seed + k, faults=faults, calibration_bends=True
+            drill=drill, reps=reps, sides=("right", "left"), seed=seed + k, faults=faults,
+            calibration_bends=True,
         )
         name = f"a{k:03d}"
         athletes.append(SimulatedAthlete(name, motion, errors="realistic", seed=seed + k))
@@ -117,12 +119,15 @@ def fast_source(packets: Sequence[RawPacket], sensor_ids: list[str]) -> Iterator
 
 
 class PacedSource:
-    """Replays a ``PacketSet`` on the wall clock: each packet enters the queue when ``time.time()``
-    reaches its host stamp (epoch + virtual time), stamped with that due time, so a late release (a busy
-    loop) counts as latency as it would for a BLE callback that waited for the loop.
+    """Replays a ``PacketSet`` in real time, after a calibration phase that is not measured.
 
-    Packets due before ``measure_from_s`` (virtual) are released at once (the calibration phase, not
-    measured); ``on_measure`` runs once the pipeline has drained them and the paced window starts.
+    Packets before ``measure_from_s`` (virtual) go to the queue at once: every leg calibrates. The rest
+    are released when the wall clock reaches their due time, ``delay_s`` after their host stamp: the
+    stamps keep one host timeline for the pipeline (no clock step after the warm phase), and
+    ``delay_s`` (how long the warm phase took) is subtracted from every latency measured against them.
+    A release is stamped with its due time, not the time it happened, so a busy loop counts as latency.
+    ``on_measure`` runs (on the loop) when the paced window starts; ``done`` is set when it ends and
+    the queue is empty.
     """
 
     def __init__(
@@ -130,47 +135,52 @@ class PacedSource:
         packet_set: PacketSet,
         *,
         measure_from_s: float,
+        window_s: float,
         on_measure: Callable[[], None],
         tick_s: float = 0.001,
     ) -> None:
         self._set = packet_set
         self._measure_from_s = measure_from_s
+        self._window_s = window_s
         self._on_measure = on_measure
         self._tick_s = tick_s
         self._ids = [s["sensor_id"] for s in packet_set.sensors]
         self._links = {sid: SensorLink(sid) for sid in self._ids}
-        self.epoch_s = 0.0
+        self.delay_s = 0.0
         self.measured_packets = 0
+        self.window_wall_s = 0.0
+        self.window_cpu_s = 0.0  # CPU time of the loop's thread over the window
+        self.done = threading.Event()
 
     def links(self) -> dict[str, SensorLink]:
         return self._links
 
     async def run(self, out: PacketQueue) -> None:
         t_v, index, payloads, ids = self._set.t_host_s, self._set.sensor_index, self._set.payloads, self._ids
-        n = len(payloads)
-        warm = int(np.searchsorted(t_v, self._measure_from_s))
-        # The calibration phase lies in the past of the paced window: one host timeline throughout.
-        self.epoch_s = time.time() - self._measure_from_s + 0.5
-        for k in range(warm):
-            out.put_nowait(RawPacket(ids[int(index[k])], self.epoch_s + float(t_v[k]), payloads[k]))
+        start = int(np.searchsorted(t_v, self._measure_from_s))
+        end = int(np.searchsorted(t_v, self._measure_from_s + self._window_s))
+        epoch_s = time.time() - self._measure_from_s
+        for k in range(start):
+            out.put_nowait(RawPacket(ids[int(index[k])], epoch_s + float(t_v[k]), payloads[k]))
             if k % PACKETS_PER_YIELD == PACKETS_PER_YIELD - 1:
                 await asyncio.sleep(0)
         while len(out):
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # the last warm turn's outputs reach the hub and sinks
-        # Re-anchor so that the first paced packet is due now (the warm phase took its own time).
-        shift_s = time.time() - (self.epoch_s + self._measure_from_s)
-        if shift_s > 0.0:
-            # Moving the whole clock would be a host-clock step for the pipeline; instead the window
-            # starts later in the recording's time, so that nothing is released early.
-            pass
+        await asyncio.sleep(0.5)  # the warm phase's outputs reach the hub and the sinks
+        self.delay_s = time.time() - (epoch_s + self._measure_from_s)
         self._on_measure()
-        k = warm
-        epoch = self.epoch_s
-        while k < n:
+        due0 = epoch_s + self.delay_s
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        k = start
+        while k < end:
             now = time.time()
-            while k < n and epoch + t_v[k] <= now:
-                out.put_nowait(RawPacket(ids[int(index[k])], epoch + float(t_v[k]), payloads[k]))
+            while k < end and due0 + t_v[k] <= now:
+                out.put_nowait(RawPacket(ids[int(index[k])], epoch_s + float(t_v[k]), payloads[k]))
                 k += 1
-                self.measured_packets += 1
             await asyncio.sleep(self._tick_s)
+        while len(out):
+            await asyncio.sleep(0.001)
+        self.window_wall_s = time.perf_counter() - wall0
+        self.window_cpu_s = time.thread_time() - cpu0
+        self.measured_packets = end - start
+        self.done.set()

@@ -80,7 +80,8 @@ class LiveRunner:
         self._clock = clock
         self.source_done = asyncio.Event()
 
-    def _process_batch(self, packets: list[RawPacket]) -> None:
+    def process_batch(self, packets: list[RawPacket]) -> None:
+        """One loop turn's packets: recorded, through the pipeline and the cue stage, results on the bus."""
         for packet in packets:
             if self.recorder is not None:
                 self.recorder.write(packet)
@@ -109,7 +110,7 @@ class LiveRunner:
                     waiter.cancel()
                     done_waiter.cancel()
                 continue
-            self._process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
+            self.process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
             await asyncio.sleep(0)
 
     async def _produce(self) -> None:
@@ -127,7 +128,7 @@ class LiveRunner:
         finally:
             # Ordered shutdown: whatever was received is processed and recorded, then the tail flushed.
             with contextlib.suppress(Exception):
-                self._process_batch(self.queue.drain())
+                self.process_batch(self.queue.drain())
             self.stats.angle_samples += publish_outputs(self.bus, self.pipeline.finish())
             if self.recorder is not None:
                 self.recorder.flush()
