@@ -44,6 +44,8 @@ class LiveStats:
     started_s: float = field(default_factory=time.time)
     first_angle_s: float | None = None
     packet_to_angle: LatencyRecorder = field(default_factory=LatencyRecorder)
+    # Packets whose processing raised, by exception type (dropped; the service goes on).
+    ingest_errors: dict[str, int] = field(default_factory=dict)
 
 
 def publish_outputs(bus: Bus, outputs: list[LegOutput]) -> int:
@@ -85,17 +87,30 @@ class LiveRunner:
         for packet in packets:
             if self.recorder is not None:
                 self.recorder.write(packet)
-            outputs = self.pipeline.ingest(packet)
-            self.stats.packets += 1
-            if outputs:
-                if self.cues is not None:
-                    self.cues.process(outputs, packet.t_host_s)
-                n = publish_outputs(self.bus, outputs)
-                self.stats.angle_samples += n
-                now_s = self._clock()
-                if self.stats.first_angle_s is None:
-                    self.stats.first_angle_s = now_s
-                self.stats.packet_to_angle.add(now_s - packet.t_host_s)
+            try:
+                self._process(packet)
+            except Exception as exc:
+                # The pipeline guards its stages; this is the last line: one packet must never stop
+                # the service. Counted by type (/health ``ingest_errors``), logged once per type.
+                kind = type(exc).__name__
+                errors = self.stats.ingest_errors
+                errors[kind] = errors.get(kind, 0) + 1
+                if errors[kind] == 1:
+                    log.error("packet from %s dropped: its processing raised (counted from now on)",
+                              packet.sensor_id, exc_info=exc)
+
+    def _process(self, packet: RawPacket) -> None:
+        outputs = self.pipeline.ingest(packet)
+        self.stats.packets += 1
+        if outputs:
+            if self.cues is not None:
+                self.cues.process(outputs, packet.t_host_s)
+            n = publish_outputs(self.bus, outputs)
+            self.stats.angle_samples += n
+            now_s = self._clock()
+            if self.stats.first_angle_s is None:
+                self.stats.first_angle_s = now_s
+            self.stats.packet_to_angle.add(now_s - packet.t_host_s)
 
     async def _consume(self) -> None:
         while True:

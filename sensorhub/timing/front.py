@@ -17,6 +17,7 @@ from sensorhub.protocol.decode import GRID_RATES_HZ, DecodeStats, PacketDecoder,
 from sensorhub.protocol.spec import HEADER_STRUCT, PROTOCOL_NAME, PROTOCOL_VERSION, SAMPLE_SIZE
 from sensorhub.timing.align import LegAligner
 from sensorhub.timing.clock import ClockParams, SensorClock
+from sensorhub.timing.host_time import HostTimeGate
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,13 @@ class _Sensor:
 
 
 class _Leg:
-    __slots__ = ("aligner", "now_s", "sensors")
+    __slots__ = ("aligner", "host_gate", "now_s", "sensors")
 
     def __init__(self) -> None:
         self.sensors: list[_Sensor] = []
         self.aligner: LegAligner | None = None
         self.now_s = -math.inf
+        self.host_gate = HostTimeGate()
 
 
 def _nominal_rate_hz(period_us: int) -> float | None:
@@ -106,6 +108,7 @@ class Front:
             leg.sensors.append(sensor)
             self._sensor_leg[ref.sensor_id] = leg
         self.unknown_packets = 0
+        self._last_host_s = math.nan  # last accepted host time, any leg (a new leg's first reference)
 
     @property
     def leg_ids(self) -> tuple[str, ...]:
@@ -130,8 +133,15 @@ class Front:
             if self.unknown_packets == 1:
                 log.warning("packet from unconfigured sensor %r ignored (counted)", packet.sensor_id)
             return []
-        imu = decode_or_count(packet, sensor.decoder, sensor.decode_stats)
         leg = self._sensor_leg[packet.sensor_id]
+        rejected = leg.host_gate.check(packet.t_host_s, self._last_host_s)
+        if rejected is not None:  # before any state is touched: nothing but this packet is lost
+            sensor.decode_stats.count_malformed(
+                rejected.value, f"host receive time {packet.t_host_s!r} rejected ({rejected.value})"
+            )
+            return []
+        self._last_host_s = packet.t_host_s
+        imu = decode_or_count(packet, sensor.decoder, sensor.decode_stats)
         if packet.t_host_s > leg.now_s:
             leg.now_s = packet.t_host_s
         out: list[LegSamples] = []
