@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +75,12 @@ class MeasuredPipeline(Pipeline):
         if out:
             self.latency_by_sensor.add(packet.sensor_id, time.time() - packet.t_host_s)
         return out
+
+    def ingest_many(self, packets: Sequence[RawPacket]) -> Iterator[list[LegOutput]]:
+        for packet, out in zip(packets, super().ingest_many(packets), strict=False):
+            if out:
+                self.latency_by_sensor.add(packet.sensor_id, time.time() - packet.t_host_s)
+            yield out
 
 
 def _finite(value: float, digits: int = 3) -> float | None:

@@ -83,24 +83,36 @@ class LiveRunner:
         self.source_done = asyncio.Event()
 
     def process_batch(self, packets: list[RawPacket]) -> None:
-        """One loop turn's packets: recorded, through the pipeline and the cue stage, results on the bus."""
-        for packet in packets:
-            if self.recorder is not None:
+        """One loop turn's packets: recorded, through the pipeline (checked and decoded together, then
+        packet by packet) and the cue stage, results on the bus as each packet's are ready."""
+        if self.recorder is not None:
+            for packet in packets:
                 self.recorder.write(packet)
+        results = self.pipeline.ingest_many(packets)
+        for k, packet in enumerate(packets):
             try:
-                self._process(packet)
+                outputs = next(results)
+            except StopIteration:
+                break
+            except Exception as exc:  # the pipeline itself broke: this turn's other packets are lost
+                self._count_error(packet, exc, len(packets) - k)
+                break
+            try:
+                self._deliver(packet, outputs)
             except Exception as exc:
-                # The pipeline guards its stages; this is the last line: one packet must never stop
-                # the service. Counted by type (/health ``ingest_errors``), logged once per type.
-                kind = type(exc).__name__
-                errors = self.stats.ingest_errors
-                errors[kind] = errors.get(kind, 0) + 1
-                if errors[kind] == 1:
-                    log.error("packet from %s dropped: its processing raised (counted from now on)",
-                              packet.sensor_id, exc_info=exc)
+                self._count_error(packet, exc)
 
-    def _process(self, packet: RawPacket) -> None:
-        outputs = self.pipeline.ingest(packet)
+    def _count_error(self, packet: RawPacket, exc: Exception, n: int = 1) -> None:
+        """The pipeline guards its stages; this is the last line: a packet must never stop the service.
+        Counted by type (/health ``ingest_errors``), logged once per type."""
+        kind = type(exc).__name__
+        errors = self.stats.ingest_errors
+        errors[kind] = errors.get(kind, 0) + n
+        if errors[kind] == n:
+            log.error("packet from %s dropped: its processing raised (counted from now on)", packet.sensor_id,
+                      exc_info=exc)
+
+    def _deliver(self, packet: RawPacket, outputs: list[LegOutput]) -> None:
         self.stats.packets += 1
         if outputs:
             if self.cues is not None:

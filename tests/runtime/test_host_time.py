@@ -13,8 +13,9 @@ import pytest
 
 from sensorhub.bench.packets import PacketSet, generate
 from sensorhub.bus import Bus
+from sensorhub.cues import Cue
 from sensorhub.model import RawPacket, SensorRef
-from sensorhub.runtime import LegOutput, LiveRunner, Pipeline
+from sensorhub.runtime import CueStage, LegOutput, LiveRunner, Pipeline
 from sensorhub.runtime.health import HealthReporter, MeasuredPipeline
 from sensorhub.runtime.live import LiveStats
 from sensorhub.sources import IteratorSource
@@ -95,25 +96,30 @@ def test_a_host_clock_step_of_hours_stops_only_that_leg_with_a_reason() -> None:
     assert sum(pipeline.stats()[s].malformed_by_reason.get("host_time_jump", 0) for s in right) == n_stepped
 
 
-class _RaisingPipeline(Pipeline):
-    """A pipeline with a bug that one packet triggers (stands for any unforeseen error)."""
+class _RaisingCues(CueStage):
+    """A cue stage with a bug that one packet's outputs trigger (stands for any unforeseen error)."""
 
-    def ingest(self, packet: RawPacket) -> list[LegOutput]:
-        if packet.payload == b"boom":
+    raised = False
+
+    def process(self, outputs: list[LegOutput], packet_host_s: float) -> list[Cue]:
+        if not self.raised:
+            self.raised = True
             raise RuntimeError("bug")
-        return super().ingest(packet)
+        return super().process(outputs, packet_host_s)
 
 
 def test_live_runner_survives_a_packet_whose_processing_raises() -> None:
-    good = _packets()[:200]
-    packets = [*good[:100], RawPacket(good[0].sensor_id, good[100].t_host_s, b"boom"), *good[100:]]
+    packets = _packets()
 
     async def it() -> AsyncIterator[RawPacket]:
         for p in packets:
             yield p
 
     refs = _refs()
-    runner = LiveRunner(IteratorSource(it(), [r.sensor_id for r in refs]), _RaisingPipeline(refs), Bus())
+    bus = Bus()
+    runner = LiveRunner(IteratorSource(it(), [r.sensor_id for r in refs]), Pipeline(refs), bus,
+                        cues=_RaisingCues(bus))
     asyncio.run(runner.run())
-    assert runner.stats.packets == len(good)
+    assert runner.stats.packets == len(packets)
     assert runner.stats.ingest_errors == {"RuntimeError": 1}
+    assert runner.stats.angle_samples > 0
