@@ -32,7 +32,8 @@ def test_ingest_many_is_bit_identical_to_ingest_on_a_multi_athlete_run() -> None
     packets[500] = RawPacket(packets[500].sensor_id, packets[500].t_host_s, packets[500].payload[:20])
     packets[900] = RawPacket(packets[900].sensor_id, math.nan, packets[900].payload)
     packets[1300] = RawPacket("nobody", packets[1300].t_host_s, packets[1300].payload)
-    packets[1700] = RawPacket(packets[1700].sensor_id, packets[1700].t_host_s, b"\x02" + packets[1700].payload[1:])
+    bad_version = b"\x02" + packets[1700].payload[1:]
+    packets[1700] = RawPacket(packets[1700].sensor_id, packets[1700].t_host_s, bad_version)
     one = Pipeline(packet_set.refs())
     many = Pipeline(packet_set.refs())
     rng = np.random.default_rng(0)
