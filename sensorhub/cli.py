@@ -144,6 +144,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sensorhub.bench import latency_bench
 
         return latency_bench.run(args)
+    if args.bench == "capacity":
+        from sensorhub.bench import capacity_bench
+
+        return capacity_bench.run(args)
     if args.bench == "dashboard":
         from sensorhub.bench import dashboard_bench
 
@@ -246,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.latency_bench import add_arguments as add_latency_arguments
 
     add_latency_arguments(b)
+    b = bench.add_parser("capacity", help="sensors per core: real-time ramp through the whole service path")
+    from sensorhub.bench.capacity_bench import add_arguments as add_capacity_arguments
+
+    add_capacity_arguments(b)
     b = bench.add_parser("dashboard", help="ingestion latency with N dashboard clients connected")
     from sensorhub.bench.dashboard_bench import add_arguments as add_dashboard_arguments
 

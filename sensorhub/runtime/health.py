@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +75,12 @@ class MeasuredPipeline(Pipeline):
         if out:
             self.latency_by_sensor.add(packet.sensor_id, time.time() - packet.t_host_s)
         return out
+
+    def ingest_many(self, packets: Sequence[RawPacket]) -> Iterator[list[LegOutput]]:
+        for packet, out in zip(packets, super().ingest_many(packets), strict=False):
+            if out:
+                self.latency_by_sensor.add(packet.sensor_id, time.time() - packet.t_host_s)
+            yield out
 
 
 def _finite(value: float, digits: int = 3) -> float | None:
@@ -148,6 +154,8 @@ class HealthReporter:
                 "lost": lost,
                 "loss_pct": round(100.0 * lost / (samples + lost), 3) if samples + lost else 0.0,
                 "malformed": st.malformed if st is not None else 0,
+                # why packets were dropped: wire-format reasons and rejected host receive times
+                "malformed_by_reason": dict(st.malformed_by_reason) if st is not None else {},
                 "clipped": st.clipped if st is not None else 0,
                 "clock_drift_ppm": _finite(st.drift_ppm, 2) if st is not None else None,
                 "latency_ms": {k: _finite(v) for k, v in lat.items()},
@@ -157,6 +165,7 @@ class HealthReporter:
             "uptime_s": round(now_s - self.started_s, 1),
             "packets": live.packets,
             "angle_samples": live.angle_samples,
+            "ingest_errors": dict(live.ingest_errors),
             "latency_ms": {
                 "packet_to_angle": {
                     k: _finite(v) for k, v in live.packet_to_angle.percentiles_ms((50.0, 99.0)).items()

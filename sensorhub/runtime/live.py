@@ -44,6 +44,8 @@ class LiveStats:
     started_s: float = field(default_factory=time.time)
     first_angle_s: float | None = None
     packet_to_angle: LatencyRecorder = field(default_factory=LatencyRecorder)
+    # Packets whose processing raised, by exception type (dropped; the service goes on).
+    ingest_errors: dict[str, int] = field(default_factory=dict)
 
 
 def publish_outputs(bus: Bus, outputs: list[LegOutput]) -> int:
@@ -80,21 +82,47 @@ class LiveRunner:
         self._clock = clock
         self.source_done = asyncio.Event()
 
-    def _process_batch(self, packets: list[RawPacket]) -> None:
-        for packet in packets:
-            if self.recorder is not None:
+    def process_batch(self, packets: list[RawPacket]) -> None:
+        """One loop turn's packets: recorded, through the pipeline (checked and decoded together, then
+        packet by packet) and the cue stage, results on the bus as each packet's are ready."""
+        if self.recorder is not None:
+            for packet in packets:
                 self.recorder.write(packet)
-            outputs = self.pipeline.ingest(packet)
-            self.stats.packets += 1
-            if outputs:
-                if self.cues is not None:
-                    self.cues.process(outputs, packet.t_host_s)
-                n = publish_outputs(self.bus, outputs)
-                self.stats.angle_samples += n
-                now_s = self._clock()
-                if self.stats.first_angle_s is None:
-                    self.stats.first_angle_s = now_s
-                self.stats.packet_to_angle.add(now_s - packet.t_host_s)
+        results = self.pipeline.ingest_many(packets)
+        for k, packet in enumerate(packets):
+            try:
+                outputs = next(results)
+            except StopIteration:
+                break
+            except Exception as exc:  # the pipeline itself broke: this turn's other packets are lost
+                self._count_error(packet, exc, len(packets) - k)
+                break
+            try:
+                self._deliver(packet, outputs)
+            except Exception as exc:
+                self._count_error(packet, exc)
+
+    def _count_error(self, packet: RawPacket, exc: Exception, n: int = 1) -> None:
+        """The pipeline guards its stages; this is the last line: a packet must never stop the service.
+        Counted by type (/health ``ingest_errors``), logged once per type."""
+        kind = type(exc).__name__
+        errors = self.stats.ingest_errors
+        errors[kind] = errors.get(kind, 0) + n
+        if errors[kind] == n:
+            log.error("packet from %s dropped: its processing raised (counted from now on)", packet.sensor_id,
+                      exc_info=exc)
+
+    def _deliver(self, packet: RawPacket, outputs: list[LegOutput]) -> None:
+        self.stats.packets += 1
+        if outputs:
+            if self.cues is not None:
+                self.cues.process(outputs, packet.t_host_s)
+            n = publish_outputs(self.bus, outputs)
+            self.stats.angle_samples += n
+            now_s = self._clock()
+            if self.stats.first_angle_s is None:
+                self.stats.first_angle_s = now_s
+            self.stats.packet_to_angle.add(now_s - packet.t_host_s)
 
     async def _consume(self) -> None:
         while True:
@@ -109,7 +137,7 @@ class LiveRunner:
                     waiter.cancel()
                     done_waiter.cancel()
                 continue
-            self._process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
+            self.process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
             await asyncio.sleep(0)
 
     async def _produce(self) -> None:
@@ -127,7 +155,7 @@ class LiveRunner:
         finally:
             # Ordered shutdown: whatever was received is processed and recorded, then the tail flushed.
             with contextlib.suppress(Exception):
-                self._process_batch(self.queue.drain())
+                self.process_batch(self.queue.drain())
             self.stats.angle_samples += publish_outputs(self.bus, self.pipeline.finish())
             if self.recorder is not None:
                 self.recorder.flush()

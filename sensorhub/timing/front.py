@@ -12,11 +12,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sensorhub.errors import ConfigError
-from sensorhub.model import LegSamples, RawPacket, Segment, SensorRef, Side, TimedSamples
-from sensorhub.protocol.decode import GRID_RATES_HZ, DecodeStats, PacketDecoder, decode_or_count, make_decoder
+from sensorhub.model import ImuPacket, LegSamples, RawPacket, Segment, SensorRef, Side, TimedSamples
+from sensorhub.protocol.decode import (
+    GRID_RATES_HZ,
+    DecodeStats,
+    MalformedPacketError,
+    PacketDecoder,
+    SensorhubV1Decoder,
+    decode_many_counting,
+    decode_or_count,
+    make_decoder,
+)
 from sensorhub.protocol.spec import HEADER_STRUCT, PROTOCOL_NAME, PROTOCOL_VERSION, SAMPLE_SIZE
 from sensorhub.timing.align import LegAligner
 from sensorhub.timing.clock import ClockParams, SensorClock
+from sensorhub.timing.host_time import HostTimeGate
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +63,17 @@ class _Sensor:
 
 
 class _Leg:
-    __slots__ = ("aligner", "now_s", "sensors")
+    __slots__ = ("aligner", "host_gate", "now_s", "sensors")
 
     def __init__(self) -> None:
         self.sensors: list[_Sensor] = []
         self.aligner: LegAligner | None = None
         self.now_s = -math.inf
+        self.host_gate = HostTimeGate()
+
+
+Decoded = tuple[_Sensor, ImuPacket | None]
+"""An admitted packet's sensor and its decoded samples (None: malformed, or held by the decoder)."""
 
 
 def _nominal_rate_hz(period_us: int) -> float | None:
@@ -106,6 +121,7 @@ class Front:
             leg.sensors.append(sensor)
             self._sensor_leg[ref.sensor_id] = leg
         self.unknown_packets = 0
+        self._last_host_s = math.nan  # last accepted host time, any leg (a new leg's first reference)
 
     @property
     def leg_ids(self) -> tuple[str, ...]:
@@ -124,13 +140,60 @@ class Front:
 
     def ingest(self, packet: RawPacket) -> list[LegSamples]:
         """Process one received packet; returns the grid chunks it completed (usually 0 or 1)."""
+        sensor = self._admit(packet)
+        if sensor is None:
+            return []
+        return self.advance(packet, (sensor, decode_or_count(packet, sensor.decoder, sensor.decode_stats)))
+
+    def decode_many(self, packets: Sequence[RawPacket]) -> list[Decoded | None]:
+        """Host-time checks and decoding of many packets (a loop turn's) at once: every sensorhub-v1
+        packet's samples in one numba call. Hand each result, in order, to :meth:`advance`; the outputs
+        are bit-identical to :meth:`ingest` packet by packet (the checks and the decoders keep no state
+        that the later stages change)."""
+        admitted = [self._admit(p) for p in packets]
+        out: list[Decoded | None] = [None] * len(packets)
+        batch = [k for k, s in enumerate(admitted) if s is not None and type(s.decoder) is SensorhubV1Decoder]
+        for k, result in zip(batch, decode_many_counting([packets[k] for k in batch]), strict=True):
+            sensor = admitted[k]
+            assert sensor is not None
+            stats = sensor.decode_stats
+            if isinstance(result, MalformedPacketError):
+                stats.count_malformed(result.reason.value, str(result))
+                out[k] = (sensor, None)
+                continue
+            imu, clipped = result
+            stats.packets += 1
+            stats.samples += imu.n_samples
+            stats.clipped += clipped
+            out[k] = (sensor, imu)
+        for k, sensor in enumerate(admitted):
+            if sensor is not None and out[k] is None:  # other protocols: their own (stateful) decoders
+                out[k] = (sensor, decode_or_count(packets[k], sensor.decoder, sensor.decode_stats))
+        return out
+
+    def _admit(self, packet: RawPacket) -> _Sensor | None:
+        """The packet's sensor, or None for an unknown sensor or a rejected host time (counted)."""
         sensor = self._sensors.get(packet.sensor_id)
         if sensor is None:
             self.unknown_packets += 1
             if self.unknown_packets == 1:
                 log.warning("packet from unconfigured sensor %r ignored (counted)", packet.sensor_id)
+            return None
+        leg = self._sensor_leg[packet.sensor_id]
+        rejected = leg.host_gate.check(packet.t_host_s, self._last_host_s)
+        if rejected is not None:  # before any state is touched: nothing but this packet is lost
+            sensor.decode_stats.count_malformed(
+                rejected.value, f"host receive time {packet.t_host_s!r} rejected ({rejected.value})"
+            )
+            return None
+        self._last_host_s = packet.t_host_s
+        return sensor
+
+    def advance(self, packet: RawPacket, decoded: Decoded | None) -> list[LegSamples]:
+        """Clock mapping and alignment of one admitted, decoded packet (None: nothing to do)."""
+        if decoded is None:
             return []
-        imu = decode_or_count(packet, sensor.decoder, sensor.decode_stats)
+        sensor, imu = decoded
         leg = self._sensor_leg[packet.sensor_id]
         if packet.t_host_s > leg.now_s:
             leg.now_s = packet.t_host_s
