@@ -31,11 +31,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sensorhub.config import BrokerConfig
 from sensorhub.errors import SensorhubError
 from sensorhub.mqtt.topics import check_id
+from sensorhub.mqtt.transport import DrainingClient, inbox_type
 
 log = logging.getLogger(__name__)
 
 # A PUBACK (or a QoS 0 write) slower than this on a live connection counts as a failed publish.
 PUBLISH_TIMEOUT_S = 10.0
+# QoS 1/2 publishes paho puts on the wire before their PUBACKs (its default, set explicitly): more wait
+# in paho's queue, in order. A bulk publisher must keep fewer in flight than this, or its control
+# messages (claims, offers) queue behind its data (the gateway, GatewayTiming.max_inflight).
+INFLIGHT_WINDOW = 20
 # Incoming messages waiting for the consumer; beyond this the oldest are dropped (counted).
 INCOMING_QUEUE_SIZE = 100_000
 # CONNACK reason codes that retrying cannot fix (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87, 0x8C).
@@ -164,6 +169,8 @@ class MqttConnection:
         self._lost: asyncio.Future[None] | None = None  # resolved when the current connection ends
         self._up = asyncio.Event()
         self._incoming: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(INCOMING_QUEUE_SIZE)
+        self._inbox = inbox_type(self._deliver)
+        self._early: list[aiomqtt.Message] = []  # arrived during on_connect: consumers see them after it
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ class MqttConnection:
         """One connection from CONNECT to its loss; True when the broker refused our credentials."""
         b = self.broker
         self.stats.set_state(ConnectionState.CONNECTING)
-        client = aiomqtt.Client(
+        client = DrainingClient(
             b.host,
             b.port,
             username=b.username or None,
@@ -211,6 +218,8 @@ class MqttConnection:
             will=self.will,
             keepalive=b.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
+            queue_type=self._inbox,
+            max_inflight_messages=INFLIGHT_WINDOW,
         )
         try:
             await client.__aenter__()
@@ -224,7 +233,7 @@ class MqttConnection:
             log.warning("MQTT %s: %s", self.identifier, error)
             return refused
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._client, self._lost = client, lost
+        self._client, self._lost, self._early = client, lost, []
         self.stats.connects += 1
         if self.stats.connects > 1:
             self.stats.reconnects += 1
@@ -235,6 +244,9 @@ class MqttConnection:
             if self._on_connect is not None:
                 await self._on_connect(client)
             self._up.set()
+            early, self._early = self._early, []
+            for message in early:
+                self._deliver(message)
             await self._pump(client)  # ends (raises) only when the connection is gone
         except (aiomqtt.MqttError, BrokerUnavailableError) as exc:
             self.stats.lost += 1
@@ -250,13 +262,21 @@ class MqttConnection:
                 await client.__aexit__(None, None, None)
         return False
 
+    def _deliver(self, message: aiomqtt.Message) -> None:
+        """Called by aiomqtt's read callback for each message (no task, no loop turn per message)."""
+        if not self._up.is_set():
+            self._early.append(message)
+            return
+        if self._incoming.full():
+            self._incoming.get_nowait()
+            self.stats.incoming_dropped += 1
+        self._incoming.put_nowait(message)
+
     async def _pump(self, client: aiomqtt.Client) -> None:
-        """Move incoming messages to our queue; aiomqtt's iterator raises MqttError on disconnection."""
-        async for message in client.messages:
-            if self._incoming.full():
-                self._incoming.get_nowait()
-                self.stats.incoming_dropped += 1
-            self._incoming.put_nowait(message)
+        """Until the connection is lost: messages go to ``_deliver``, so aiomqtt's iterator yields none
+        and only raises MqttError on disconnection."""
+        async for _ in client.messages:
+            pass
         raise aiomqtt.MqttError("message iterator ended")
 
     # ---- use --------------------------------------------------------------------------------------------

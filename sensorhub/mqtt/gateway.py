@@ -33,7 +33,7 @@ from sensorhub.errors import ProtocolError
 from sensorhub.model import RawPacket, SensorRef
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, Claim, Offer
-from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, payload_bytes
+from sensorhub.mqtt.client import INFLIGHT_WINDOW, BrokerUnavailableError, MqttConnection, payload_bytes
 from sensorhub.sources import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # QoS 1 for raw packets: a broker hiccup is then a re-send, not a hole in the knee angles, and
 # `sensorhub bench mqtt` measured its cost against QoS 0 as small at gateway rates (README, "Gateway").
 RAW_QOS = 1
+FAIR_SHARE = 8  # raw packets per athlete per round of the publisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,9 @@ class GatewayTiming:
 
     offer_timeout_s: float = 5.0  # no claim this long after an offer: offer again (a worker refused/was busy)
     buffer_packets: int = 10_000  # per unclaimed athlete, drop-oldest (100 s of 4 sensors, 200 Hz, 8/packet)
-    max_inflight: int = 256  # raw publishes awaiting their PUBACK at once (keeps the pipe full)
+    # Raw publishes awaiting their PUBACK at once: below paho's window, so that claims and offers never
+    # queue in paho behind raw packets (they did with 256: a hand-over then took seconds).
+    max_inflight: int = INFLIGHT_WINDOW - 4
     stop_timeout_s: float = 5.0  # on stop: time left to publish what was received for claimed athletes
     tick_s: float = 0.25  # how often offer time-outs are checked
 
@@ -173,6 +176,8 @@ class Gateway:
     async def _clear_claim(self, st: AthleteState, why: str) -> None:
         log.info("athlete %s: clearing the claim of %s (%s); offering it again", st.athlete, st.worker, why)
         st.worker = None
+        # Offered as of now: the time-out check must not offer it too while the clear is in flight.
+        st.offered_s = time.monotonic()
         with contextlib.suppress(BrokerUnavailableError, aiomqtt.MqttError):  # a reconnect re-reads claims
             await self.conn.publish(topics.claim_topic(self.prefix, st.athlete), b"", qos=1, retain=True)
         await self._offer(st)
@@ -183,10 +188,10 @@ class Gateway:
         if worker is not None:
             self._workers[worker] = data
             if data == WORKER_OFFLINE:
-                for st in self._athletes.values():
-                    if st.worker == worker:
-                        self.stats.handovers += 1
-                        await self._clear_claim(st, "its worker went offline")
+                orphans = [st for st in self._athletes.values() if st.worker == worker]
+                self.stats.handovers += len(orphans)
+                # All at once: each clear and offer waits for its PUBACK behind the raw packets in flight.
+                await asyncio.gather(*(self._clear_claim(st, "its worker went offline") for st in orphans))
             return
         athlete = topics.parse_level(self.prefix, "claims", topic)
         if athlete is not None:
@@ -285,12 +290,19 @@ class Gateway:
                     st.retry.clear()
                     st.buffer.clear()
                     st.buffer.extend(merged)
-                while st.buffer and st.worker is not None and self.conn.connected:
-                    await self._slots.acquire()
-                    packet = st.buffer.popleft()
-                    task = asyncio.create_task(self._publish(st, packet))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+            # Round robin, FAIR_SHARE packets per athlete per pass: the backlog of an athlete that was
+            # waiting for a worker must not hold up the live packets of every other athlete.
+            while ready := [st for st in self._athletes.values() if st.buffer and st.worker is not None]:
+                for st in ready:
+                    for _ in range(min(FAIR_SHARE, len(st.buffer))):
+                        if st.worker is None or not self.conn.connected:
+                            break
+                        await self._slots.acquire()
+                        task = asyncio.create_task(self._publish(st, st.buffer.popleft()))
+                        self._inflight.add(task)
+                        task.add_done_callback(self._inflight.discard)
+                if not self.conn.connected:
+                    break
 
     async def _publish(self, st: AthleteState, packet: RawPacket) -> None:
         try:
