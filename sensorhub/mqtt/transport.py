@@ -12,11 +12,14 @@ message goes straight to the connection's own queue, so intake costs no loop tur
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+
+log = logging.getLogger(__name__)
 
 # Packets read per readable event at most (then other callbacks and tasks get their turn).
 READ_BURST_PACKETS = 512
@@ -36,15 +39,19 @@ def inbox_type(deliver: Deliver) -> type[asyncio.Queue[aiomqtt.Message]]:
 
 
 def _readable(sock: Any) -> bool:
-    pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted, invisible to select
+    pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted, invisible to poll
     if pending is not None and pending() > 0:
         return True
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    poller = select.poll()  # not select(): no limit on the descriptor's number
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class DrainingClient(aiomqtt.Client):
     """``aiomqtt.Client`` reading up to READ_BURST_PACKETS packets per readable event (see module doc)."""
+
+    def _client_id(self) -> str:
+        return str(self.identifier)
 
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         def on_readable() -> None:
@@ -55,6 +62,7 @@ class DrainingClient(aiomqtt.Client):
                     if current is None or not _readable(current):
                         break
             except Exception as exc:  # as aiomqtt: a read error means the connection broke
+                log.warning("MQTT %s: reading failed, the connection is dropped: %r", self._client_id(), exc)
                 if not self._disconnected.done():
                     self._disconnected.set_exception(exc)
 
