@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sensorhub.cues import DEFAULT_RULES, CueRuleSet, parse_rules
 from sensorhub.errors import ConfigError
+from sensorhub.model import athlete_id_problem, sensor_id_problem
 
 ENV_PREFIX = "SENSORHUB_"
 RATES_HZ = (50, 100, 200, 400, 800)
@@ -190,9 +191,13 @@ class Config:
                     f"{self.source_file}: athletes[{i}].id: duplicate athlete id {athlete.id!r}"
                 )
             athlete_ids.add(athlete.id)
+            if problem := athlete_id_problem(athlete.id):
+                raise ConfigError(f"{self.source_file}: athletes[{i}].id: {problem}")
             slots: set[tuple[str, str]] = set()
             for j, sensor in enumerate(athlete.sensors):
                 key = f"athletes[{i}].sensors[{j}]"
+                if problem := sensor_id_problem(sensor.id):
+                    raise ConfigError(f"{self.source_file}: {key}.id: {problem}")
                 if sensor.id in seen:
                     raise ConfigError(
                         f"{self.source_file}: {key}.id: sensor id {sensor.id!r} is already used by "
