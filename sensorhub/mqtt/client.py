@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -131,6 +132,23 @@ def client_id(broker: BrokerConfig, role: str) -> str:
     return check_id(f"{stem}-{role}", "MQTT client id")
 
 
+def uses_tls(broker: BrokerConfig) -> bool:
+    return broker.tls or bool(broker.ca_file or broker.cert_file or broker.key_file)
+
+
+def tls_params(broker: BrokerConfig) -> aiomqtt.TLSParameters | None:
+    """``[mqtt]`` TLS settings for aiomqtt (the broker's certificate is always verified against
+    ``ca_file`` or the system's CAs; ``tls_insecure`` only skips the host name check)."""
+    if not uses_tls(broker):
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=broker.ca_file or None,
+        certfile=broker.cert_file or None,
+        keyfile=broker.key_file or None,
+        cert_reqs=ssl.CERT_REQUIRED,
+    )
+
+
 def _is_auth_refusal(exc: BaseException) -> bool:
     rc = getattr(exc, "rc", None)
     value = rc.value if isinstance(rc, ReasonCode) else rc
@@ -220,6 +238,8 @@ class MqttConnection:
             timeout=PUBLISH_TIMEOUT_S,
             queue_type=self._inbox,
             max_inflight_messages=INFLIGHT_WINDOW,
+            tls_params=tls_params(b),
+            tls_insecure=b.tls_insecure if uses_tls(b) else None,
         )
         try:
             await client.__aenter__()
