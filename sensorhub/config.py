@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sensorhub.cues import DEFAULT_RULES, CueRuleSet, parse_rules
 from sensorhub.errors import ConfigError
+from sensorhub.model import athlete_id_problem, sensor_id_problem
 
 ENV_PREFIX = "SENSORHUB_"
 RATES_HZ = (50, 100, 200, 400, 800)
@@ -121,7 +122,15 @@ class BrokerConfig:
     host: str = "127.0.0.1"
     port: int = field(default=1883, metadata=_range(1, 65535))
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False, metadata={"secret": True})  # never printed
+    # TLS (e.g. port 8883): on with tls = true or any file below. ca_file: the CA that signed the broker's
+    # certificate (empty: the system's CAs); cert_file + key_file: this client's certificate, when the
+    # broker requires one. tls_insecure = true skips the check of the broker's host name (testing only).
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    tls_insecure: bool = False
     topic_prefix: str = "sensorhub/v1"
     # Client id stem: "<client_id>-sink", "<client_id>-gateway", ...; empty = "sensorhub-<host>-<pid>".
     client_id: str = ""
@@ -193,6 +202,14 @@ class Config:
 
     def validate_references(self) -> None:
         """Cross-field checks that one table alone cannot express."""
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self.mqtt, key)
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{self.source_file}: mqtt.{key}: {path!r} is not a file")
+        if self.mqtt.key_file and not self.mqtt.cert_file:
+            raise ConfigError(
+                f"{self.source_file}: mqtt.key_file: needs mqtt.cert_file (this client's certificate)"
+            )
         seen: dict[str, str] = {}
         athlete_ids: set[str] = set()
         for i, athlete in enumerate(self.athletes):
@@ -201,9 +218,13 @@ class Config:
                     f"{self.source_file}: athletes[{i}].id: duplicate athlete id {athlete.id!r}"
                 )
             athlete_ids.add(athlete.id)
+            if problem := athlete_id_problem(athlete.id):
+                raise ConfigError(f"{self.source_file}: athletes[{i}].id: {problem}")
             slots: set[tuple[str, str]] = set()
             for j, sensor in enumerate(athlete.sensors):
                 key = f"athletes[{i}].sensors[{j}]"
+                if problem := sensor_id_problem(sensor.id):
+                    raise ConfigError(f"{self.source_file}: {key}.id: {problem}")
                 if sensor.id in seen:
                     raise ConfigError(
                         f"{self.source_file}: {key}.id: sensor id {sensor.id!r} is already used by "
@@ -304,7 +325,14 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
     for name, f in fields.items():
         key = f"{where}.{name}" if where and not where.endswith(":") else f"{where} {name}"
         if name in table:
-            kwargs[name] = _convert(table[name], hints[name], key, f.metadata)
+            try:
+                kwargs[name] = _convert(table[name], hints[name], key, f.metadata)
+            except ConfigError:
+                if not f.metadata.get("secret"):
+                    raise
+                raise ConfigError(
+                    f"{key}: expected {_type_name(hints[name])} (the value is secret)"
+                ) from None
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key}: required key is missing ({_type_name(hints[name])})")
     return cls(**kwargs)

@@ -6,6 +6,7 @@ All arrays are float64 in SI units (see ``sensorhub.conventions``); rows of NaN 
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +25,34 @@ class Segment(StrEnum):
 class Side(StrEnum):
     LEFT = "left"
     RIGHT = "right"
+
+
+# An athlete id becomes an MQTT topic level, a URL path segment, part of file names and an InfluxDB tag:
+# letters, digits and "_.-", starting with a letter or a digit, at most 64 characters.
+ATHLETE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def athlete_id_problem(value: object) -> str:
+    """Why ``value`` cannot be an athlete id; "" when it can. The one check of every entry point
+    (configuration, MQTT offers and claims, the web API), each raising its own error with its key."""
+    if not isinstance(value, str):
+        return f"an athlete id must be a string, got {type(value).__name__}"
+    if ATHLETE_ID_RE.fullmatch(value) is None:
+        return (
+            f"{value[:80]!r} is not a valid athlete id: use 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or a digit (ids become MQTT topic levels, URL paths and file names)"
+        )
+    return ""
+
+
+def sensor_id_problem(value: object) -> str:
+    """Why ``value`` cannot be a sensor id ("" when it can): it becomes an MQTT topic level, so no
+    ``/ + #`` and no control characters; a BLE address (``AA:BB:...``) is fine."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return f"{value!r} is not a valid sensor id: use 1 to 64 characters"
+    if any(c in "/+#" or not c.isprintable() for c in value):
+        return f"{value!r} is not a valid sensor id: '/', '+', '#' and control characters are not allowed"
+    return ""
 
 
 def leg_side(leg_id: str) -> str:

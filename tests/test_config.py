@@ -9,6 +9,7 @@ import pytest
 from sensorhub.cli import main
 from sensorhub.config import load_config
 from sensorhub.errors import ConfigError
+from sensorhub.model import athlete_id_problem
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -175,3 +176,28 @@ def test_config_errors_never_show_secrets(
         assert main(["check-config", str(path)]) != 0
         out, err = capsys.readouterr()
         assert "hunter2" not in out + err and "918273645546372819" not in out + err
+
+
+UNSAFE_ATHLETE_IDS = ["a+b", "team/ana", "ana#1", "", " ana", "ana smith", "-x", "é", "a" * 65]
+
+
+@pytest.mark.parametrize("athlete", UNSAFE_ATHLETE_IDS)
+def test_athlete_ids_unsafe_in_topics_paths_or_files_are_refused_naming_the_key(
+    tmp_path: Path, athlete: str
+) -> None:
+    text = f'[[athletes]]\nid = "ok"\n\n[[athletes]]\nid = "{athlete}"\n'
+    with pytest.raises(ConfigError, match=r"athletes\[1\]\.id: .* is not a valid athlete id"):
+        load_config(_write(tmp_path, text), env={})
+
+
+@pytest.mark.parametrize("sensor", ["s/1", "s+1", "s#1", "s\\u0001"])
+def test_sensor_ids_unsafe_as_topic_levels_are_refused_naming_the_key(tmp_path: Path, sensor: str) -> None:
+    sensors = f'[[athletes.sensors]]\nid = "{sensor}"\nside = "left"\nsegment = "thigh"\n'
+    text = f'[[athletes]]\nid = "ana"\n{sensors}'
+    with pytest.raises(ConfigError, match=r"athletes\[0\]\.sensors\[0\]\.id: .* is not a valid sensor id"):
+        load_config(_write(tmp_path, text), env={})
+
+
+def test_athlete_ids_in_use_stay_valid() -> None:
+    for athlete in ("ana", "athlete1", "ath", "Team_A.01-x", "a" * 64):
+        assert athlete_id_problem(athlete) == ""

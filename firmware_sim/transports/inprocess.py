@@ -180,7 +180,10 @@ class InProcessTransport:
         t_sim_s = 0.0
         while not session.finished:
             t_sim_s += session.step_s
-            for delivery in session.step_until(t_sim_s):
+            # The body model runs in a thread: a step that refills signal blocks (all sensors at the start)
+            # would otherwise stall the loop the system under test shares, long enough under load for the
+            # broker to drop its MQTT clients as silent (keepalive).
+            for delivery in await asyncio.to_thread(session.step_until, t_sim_s):
                 wait_s = t_loop0 + delivery.t_arrive_true_s - loop.time()
                 if wait_s > 0.0:
                     await asyncio.sleep(wait_s)

@@ -16,16 +16,49 @@ from dataclasses import dataclass
 from typing import Any
 
 from sensorhub.errors import ProtocolError
-from sensorhub.model import SensorRef
+from sensorhub.model import SensorRef, athlete_id_problem, sensor_id_problem
 
 WORKER_ONLINE = b"online"
 WORKER_OFFLINE = b"offline"
 
 
+# Anyone allowed to publish on the broker can send these (and a claim is retained, so it comes back on
+# every reconnect): bounded before parsing. An offer of 4 sensors is about 400 B, 3 levels deep.
+MAX_CONTROL_BYTES = 16 * 1024
+MAX_CONTROL_DEPTH = 4
+
+
+def _nesting(data: bytes) -> int:
+    """Deepest ``[``/``{`` nesting of a JSON text (brackets inside strings skipped), without parsing it:
+    the json module recurses per level and raises RecursionError on deep input."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def _object(data: bytes, what: str) -> dict[str, Any]:
+    if len(data) > MAX_CONTROL_BYTES:
+        raise ProtocolError(f"{what}: {len(data)} B, more than {MAX_CONTROL_BYTES} B")
+    if _nesting(data) > MAX_CONTROL_DEPTH:
+        raise ProtocolError(f"{what}: JSON nested deeper than {MAX_CONTROL_DEPTH} levels")
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"{what}: not JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"{what}: expected a JSON object, got {type(value).__name__}")
@@ -66,15 +99,20 @@ class Offer:
     def decode(cls, data: bytes) -> Offer:
         doc = _object(data, "offer")
         athlete = _text(doc, "athlete", "offer")
+        if problem := athlete_id_problem(athlete):
+            raise ProtocolError(f"offer: {problem}")
         entries = doc.get("sensors")
         if not isinstance(entries, list) or not entries:
             raise ProtocolError(f"offer of {athlete!r}: 'sensors' must be a non-empty list")
         sensors = []
         for entry in entries:
             try:
-                sensors.append(SensorRef.from_meta({**entry, "athlete": athlete}))
+                ref = SensorRef.from_meta({**entry, "athlete": athlete})
             except (KeyError, TypeError, ValueError) as exc:
                 raise ProtocolError(f"offer of {athlete!r}: bad sensor entry {entry!r} ({exc})") from None
+            if problem := sensor_id_problem(ref.sensor_id):
+                raise ProtocolError(f"offer of {athlete!r}: {problem}")
+            sensors.append(ref)
         return cls(athlete, tuple(sensors), _text(doc, "gateway", "offer"), _time_s(doc, "offer"))
 
     def mismatch(self, configured: Sequence[SensorRef]) -> str:

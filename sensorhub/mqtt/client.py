@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,11 +32,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sensorhub.config import BrokerConfig
 from sensorhub.errors import SensorhubError
 from sensorhub.mqtt.topics import check_id
+from sensorhub.mqtt.transport import DrainingClient, inbox_type
 
 log = logging.getLogger(__name__)
 
 # A PUBACK (or a QoS 0 write) slower than this on a live connection counts as a failed publish.
 PUBLISH_TIMEOUT_S = 10.0
+# QoS 1/2 publishes paho puts on the wire before their PUBACKs (its default, set explicitly): more wait
+# in paho's queue, in order. A bulk publisher must keep fewer in flight than this, or its control
+# messages (claims, offers) queue behind its data (the gateway, GatewayTiming.max_inflight).
+INFLIGHT_WINDOW = 20
 # Incoming messages waiting for the consumer; beyond this the oldest are dropped (counted).
 INCOMING_QUEUE_SIZE = 100_000
 # CONNACK reason codes that retrying cannot fix (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87, 0x8C).
@@ -126,6 +132,23 @@ def client_id(broker: BrokerConfig, role: str) -> str:
     return check_id(f"{stem}-{role}", "MQTT client id")
 
 
+def uses_tls(broker: BrokerConfig) -> bool:
+    return broker.tls or bool(broker.ca_file or broker.cert_file or broker.key_file)
+
+
+def tls_params(broker: BrokerConfig) -> aiomqtt.TLSParameters | None:
+    """``[mqtt]`` TLS settings for aiomqtt (the broker's certificate is always verified against
+    ``ca_file`` or the system's CAs; ``tls_insecure`` only skips the host name check)."""
+    if not uses_tls(broker):
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=broker.ca_file or None,
+        certfile=broker.cert_file or None,
+        keyfile=broker.key_file or None,
+        cert_reqs=ssl.CERT_REQUIRED,
+    )
+
+
 def _is_auth_refusal(exc: BaseException) -> bool:
     rc = getattr(exc, "rc", None)
     value = rc.value if isinstance(rc, ReasonCode) else rc
@@ -164,6 +187,8 @@ class MqttConnection:
         self._lost: asyncio.Future[None] | None = None  # resolved when the current connection ends
         self._up = asyncio.Event()
         self._incoming: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(INCOMING_QUEUE_SIZE)
+        self._inbox = inbox_type(self._deliver)
+        self._early: list[aiomqtt.Message] = []  # arrived during on_connect: consumers see them after it
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------------
@@ -201,7 +226,7 @@ class MqttConnection:
         """One connection from CONNECT to its loss; True when the broker refused our credentials."""
         b = self.broker
         self.stats.set_state(ConnectionState.CONNECTING)
-        client = aiomqtt.Client(
+        client = DrainingClient(
             b.host,
             b.port,
             username=b.username or None,
@@ -211,6 +236,10 @@ class MqttConnection:
             will=self.will,
             keepalive=b.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
+            queue_type=self._inbox,
+            max_inflight_messages=INFLIGHT_WINDOW,
+            tls_params=tls_params(b),
+            tls_insecure=b.tls_insecure if uses_tls(b) else None,
         )
         try:
             await client.__aenter__()
@@ -224,7 +253,7 @@ class MqttConnection:
             log.warning("MQTT %s: %s", self.identifier, error)
             return refused
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._client, self._lost = client, lost
+        self._client, self._lost, self._early = client, lost, []
         self.stats.connects += 1
         if self.stats.connects > 1:
             self.stats.reconnects += 1
@@ -235,6 +264,9 @@ class MqttConnection:
             if self._on_connect is not None:
                 await self._on_connect(client)
             self._up.set()
+            early, self._early = self._early, []
+            for message in early:
+                self._deliver(message)
             await self._pump(client)  # ends (raises) only when the connection is gone
         except (aiomqtt.MqttError, BrokerUnavailableError) as exc:
             self.stats.lost += 1
@@ -250,13 +282,21 @@ class MqttConnection:
                 await client.__aexit__(None, None, None)
         return False
 
+    def _deliver(self, message: aiomqtt.Message) -> None:
+        """Called by aiomqtt's read callback for each message (no task, no loop turn per message)."""
+        if not self._up.is_set():
+            self._early.append(message)
+            return
+        if self._incoming.full():
+            self._incoming.get_nowait()
+            self.stats.incoming_dropped += 1
+        self._incoming.put_nowait(message)
+
     async def _pump(self, client: aiomqtt.Client) -> None:
-        """Move incoming messages to our queue; aiomqtt's iterator raises MqttError on disconnection."""
-        async for message in client.messages:
-            if self._incoming.full():
-                self._incoming.get_nowait()
-                self.stats.incoming_dropped += 1
-            self._incoming.put_nowait(message)
+        """Until the connection is lost: messages go to ``_deliver``, so aiomqtt's iterator yields none
+        and only raises MqttError on disconnection."""
+        async for _ in client.messages:
+            pass
         raise aiomqtt.MqttError("message iterator ended")
 
     # ---- use --------------------------------------------------------------------------------------------

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 import aiomqtt
 
 from sensorhub.config import BrokerConfig
-from sensorhub.errors import ProtocolError
-from sensorhub.model import RawPacket, SensorRef
+from sensorhub.errors import ConfigError, ProtocolError
+from sensorhub.model import RawPacket, SensorRef, athlete_id_problem, sensor_id_problem
 from sensorhub.mqtt import topics
-from sensorhub.mqtt.claims import WORKER_OFFLINE, Claim, Offer
-from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, payload_bytes
+from sensorhub.mqtt.claims import WORKER_OFFLINE, WORKER_ONLINE, Claim, Offer
+from sensorhub.mqtt.client import INFLIGHT_WINDOW, BrokerUnavailableError, MqttConnection, payload_bytes
+from sensorhub.mqtt.rejects import BoundedTable, Rejections
 from sensorhub.sources import PacketQueue, PacketSource
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 # QoS 1 for raw packets: a broker hiccup is then a re-send, not a hole in the knee angles, and
 # `sensorhub bench mqtt` measured its cost against QoS 0 as small at gateway rates (README, "Gateway").
 RAW_QOS = 1
+FAIR_SHARE = 8  # raw packets per athlete per round of the publisher
+MAX_WORKERS = 1024  # worker statuses remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,9 @@ class GatewayTiming:
 
     offer_timeout_s: float = 5.0  # no claim this long after an offer: offer again (a worker refused/was busy)
     buffer_packets: int = 10_000  # per unclaimed athlete, drop-oldest (100 s of 4 sensors, 200 Hz, 8/packet)
-    max_inflight: int = 256  # raw publishes awaiting their PUBACK at once (keeps the pipe full)
+    # Raw publishes awaiting their PUBACK at once: below paho's window, so that claims and offers never
+    # queue in paho behind raw packets (they did with 256: a hand-over then took seconds).
+    max_inflight: int = INFLIGHT_WINDOW - 4
     stop_timeout_s: float = 5.0  # on stop: time left to publish what was received for claimed athletes
     tick_s: float = 0.25  # how often offer time-outs are checked
 
@@ -75,6 +80,7 @@ class GatewayStats:
     claims: int = 0
     handovers: int = 0  # claims cleared because the claiming worker went offline
     unsent: int = 0  # still buffered when the gateway stopped (athletes nobody claimed)
+    rejected: Counter[str] = field(default_factory=Counter)  # malformed control messages, per reason
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -87,6 +93,7 @@ class GatewayStats:
             "claims": self.claims,
             "handovers": self.handovers,
             "unsent": self.unsent,
+            "rejected": self.rejected.total(),
         }
 
 
@@ -115,8 +122,8 @@ class Gateway:
         self.stats = GatewayStats()
         self._athletes: dict[str, AthleteState] = {}
         for ref in sensors:
-            topics.check_id(ref.athlete, "athlete id")
-            topics.check_id(ref.sensor_id, "sensor id")
+            if problem := athlete_id_problem(ref.athlete) or sensor_id_problem(ref.sensor_id):
+                raise ConfigError(f"MQTT gateway: {problem}")
             st = self._athletes.get(ref.athlete)
             if st is None:
                 st = AthleteState(ref.athlete, (), deque())
@@ -125,7 +132,10 @@ class Gateway:
         self._topic = {s.sensor_id: topics.raw_topic(self.prefix, s.athlete, s.sensor_id) for s in sensors}
         self._athlete_of = {s.sensor_id: self._athletes[s.athlete] for s in sensors}
         self._queue = PacketQueue()
-        self._workers: dict[str, bytes] = {}  # last status per worker id
+        # Last status per worker id (True: online). Any client may invent worker ids: bounded, and the
+        # least recently heard of is forgotten first (a claim naming it is then taken as it comes).
+        self._workers: BoundedTable[str, bool] = BoundedTable(MAX_WORKERS)
+        self.rejects = Rejections(f"gateway {self.gateway_id}", log, self.stats.rejected)
         self._sync = topics.sync_topic(self.prefix, self.gateway_id)
         self._sync_token = ""
         self._synced = False
@@ -173,6 +183,8 @@ class Gateway:
     async def _clear_claim(self, st: AthleteState, why: str) -> None:
         log.info("athlete %s: clearing the claim of %s (%s); offering it again", st.athlete, st.worker, why)
         st.worker = None
+        # Offered as of now: the time-out check must not offer it too while the clear is in flight.
+        st.offered_s = time.monotonic()
         with contextlib.suppress(BrokerUnavailableError, aiomqtt.MqttError):  # a reconnect re-reads claims
             await self.conn.publish(topics.claim_topic(self.prefix, st.athlete), b"", qos=1, retain=True)
         await self._offer(st)
@@ -181,12 +193,18 @@ class Gateway:
         topic, data = str(message.topic), payload_bytes(message)
         worker = topics.parse_level(self.prefix, "workers", topic)
         if worker is not None:
-            self._workers[worker] = data
+            if data not in (WORKER_ONLINE, WORKER_OFFLINE, b""):
+                self.rejects.reject("bad_status", f"{topic[:200]!r}: {data[:40]!r}")
+                return
+            if not data:  # a cleared retained status: nothing known about the worker
+                self._workers.pop(worker)
+                return
+            self._workers[worker] = data == WORKER_ONLINE
             if data == WORKER_OFFLINE:
-                for st in self._athletes.values():
-                    if st.worker == worker:
-                        self.stats.handovers += 1
-                        await self._clear_claim(st, "its worker went offline")
+                orphans = [st for st in self._athletes.values() if st.worker == worker]
+                self.stats.handovers += len(orphans)
+                # All at once: each clear and offer waits for its PUBACK behind the raw packets in flight.
+                await asyncio.gather(*(self._clear_claim(st, "its worker went offline") for st in orphans))
             return
         athlete = topics.parse_level(self.prefix, "claims", topic)
         if athlete is not None:
@@ -205,15 +223,15 @@ class Gateway:
     async def _on_claim(self, st: AthleteState, data: bytes) -> None:
         try:
             claim = Claim.decode(data)
-        except ProtocolError as exc:
-            log.warning("athlete %s: unreadable claim (%s)", st.athlete, exc)
+        except ProtocolError as exc:  # taken as "nobody": the athlete is offered again
+            self.rejects.reject("bad_claim", f"claim of {st.athlete!r}: {exc}")
             claim = None
         if claim is None:
             st.worker = None
             if self._synced and self._offer_due(st, time.monotonic()):
                 await self._offer(st)
             return
-        if self._workers.get(claim.worker) == WORKER_OFFLINE:
+        if self._workers.get(claim.worker) is False:
             st.worker = claim.worker
             await self._clear_claim(st, "its worker is offline")
             return
@@ -227,7 +245,10 @@ class Gateway:
 
     async def _follow(self) -> None:
         async for message in self.conn.messages():
-            await self._on_message(message)
+            try:
+                await self._on_message(message)
+            except Exception as exc:  # no message may end the gateway
+                self.rejects.reject("error", f"on {str(message.topic)[:200]!r}: {exc!r}", error=exc)
 
     async def _reoffer(self) -> None:
         while True:
@@ -285,12 +306,19 @@ class Gateway:
                     st.retry.clear()
                     st.buffer.clear()
                     st.buffer.extend(merged)
-                while st.buffer and st.worker is not None and self.conn.connected:
-                    await self._slots.acquire()
-                    packet = st.buffer.popleft()
-                    task = asyncio.create_task(self._publish(st, packet))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+            # Round robin, FAIR_SHARE packets per athlete per pass: the backlog of an athlete that was
+            # waiting for a worker must not hold up the live packets of every other athlete.
+            while ready := [st for st in self._athletes.values() if st.buffer and st.worker is not None]:
+                for st in ready:
+                    for _ in range(min(FAIR_SHARE, len(st.buffer))):
+                        if st.worker is None or not self.conn.connected:
+                            break
+                        await self._slots.acquire()
+                        task = asyncio.create_task(self._publish(st, st.buffer.popleft()))
+                        self._inflight.add(task)
+                        task.add_done_callback(self._inflight.discard)
+                if not self.conn.connected:
+                    break
 
     async def _publish(self, st: AthleteState, packet: RawPacket) -> None:
         try:

@@ -45,6 +45,8 @@ BUS_QUEUE_SIZE = 100_000
 FLUSH_TIMEOUT_S = 3.0
 # A publish refused on a live connection (not a lost one) is retried after this pause.
 RETRY_PAUSE_S = 0.5
+# ... at most this many times; then the message is dropped (counted) so the ones behind it go out.
+PUBLISH_ATTEMPTS = 3
 
 QOS = {"angles": 0, "status": 1, "events": 1, "cues": 1}
 # Drop tiers when the outbox is full, first dropped first; events and cues share the last tier.
@@ -183,6 +185,7 @@ class MqttSink:
         self.connection.will = aiomqtt.Will(self.status_topic, payloads.SERVICE_OFFLINE, qos=1, retain=True)
         self.published: Counter[str] = Counter()
         self.publish_errors = 0
+        self.failed: Counter[str] = Counter()  # per kind: messages that could not be sent, dropped
         self.flush_dropped = 0  # left in the outbox when the shutdown flush timed out
         self._sub: Subscription | None = None
         self._in_hand: OutMessage | None = None
@@ -206,6 +209,7 @@ class MqttSink:
             "status_superseded": self.outbox.superseded,
             "bus_dropped": self._sub.dropped if self._sub is not None else 0,
             "publish_errors": self.publish_errors,
+            "failed_by_kind": dict(self.failed),
             "flush_dropped": self.flush_dropped,
         }
 
@@ -271,22 +275,45 @@ class MqttSink:
                 self.outbox.mark_empty()
                 message = await self.outbox.get()
             self._in_hand = message
-            await self._deliver(message)
+            sent = await self._deliver(message)
             self._in_hand = None
-            self.published[message.kind] += 1
+            if sent:
+                self.published[message.kind] += 1
 
-    async def _deliver(self, message: OutMessage) -> None:
-        """Until the broker has it (PUBACK for QoS 1); across reconnects."""
+    async def _deliver(self, message: OutMessage) -> bool:
+        """Until the broker has it (PUBACK for QoS 1), across reconnects; False when the message cannot
+        be sent (refused by the client library, or failing on a live connection PUBLISH_ATTEMPTS times):
+        it is dropped and counted, and the messages behind it go on."""
+        attempts = 0
         while True:
             try:
                 await self.connection.publish(message.topic, message.payload, message.qos, message.retain)
-                return
+                return True
             except BrokerUnavailableError:
                 await self.connection.wait_connected()
+            except (ValueError, TypeError) as exc:  # paho refuses it (a wildcard in the topic, too large)
+                self._failed(message, exc)
+                return False
             except aiomqtt.MqttError as exc:  # refused or timed out on a live connection: try again
                 self.publish_errors += 1
+                attempts += 1
+                if attempts >= PUBLISH_ATTEMPTS:
+                    self._failed(message, exc)
+                    return False
                 log.warning("MQTT sink: publish to %s failed (%s); retrying", message.topic, exc)
                 await asyncio.sleep(RETRY_PAUSE_S)
+
+    def _failed(self, message: OutMessage, exc: Exception) -> None:
+        self.failed[message.kind] += 1
+        total = self.failed.total()
+        if total == 1 or total % 1000 == 0:
+            log.error(
+                "MQTT sink: dropped a %s message to %r (%s); %d dropped so far",
+                message.kind,
+                message.topic,
+                exc,
+                total,
+            )
 
     async def _flush(self, sub: Subscription, publisher: asyncio.Task[None]) -> None:
         for message in sub.drain():

@@ -27,18 +27,19 @@ import aiomqtt
 
 from sensorhub.config import BrokerConfig, Config
 from sensorhub.errors import ConfigError, ProtocolError
-from sensorhub.model import RawPacket, SensorRef
+from sensorhub.model import RawPacket, SensorRef, athlete_id_problem, sensor_id_problem
 from sensorhub.mqtt import topics
 from sensorhub.mqtt.claims import WORKER_OFFLINE, WORKER_ONLINE, Claim, Offer
 from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, client_id, payload_bytes
+from sensorhub.mqtt.rejects import BoundedTable, Rejections
 from sensorhub.sources import LinkState, PacketQueue, SensorLink, SourceSetup, configured_sensors
 
 log = logging.getLogger(__name__)
 
 RAW_SUBSCRIBE_QOS = 1  # the gateway publishes at QoS 1; the broker delivers at min(publish, subscribe)
 RELEASE_TIMEOUT_S = 2.0  # on stop: time to release claims and say "offline" before disconnecting
-MALFORMED_LOG_PERIOD_S = 10.0
-MALFORMED_REASONS = ("bad_topic", "unknown_sensor", "short_header")
+MALFORMED_REASONS = ("bad_topic", "unknown_sensor", "short_header", "bad_offer", "bad_claim", "error")
+MAX_REFUSED = 256  # athletes whose refused offers /health explains (ids come from the wire: bounded)
 
 
 class MqttSource:
@@ -52,7 +53,8 @@ class MqttSource:
         self.group = broker.worker_group
         self._by_athlete: dict[str, list[SensorRef]] = {}
         for ref in sensors:
-            topics.check_id(ref.athlete, "athlete id")
+            if problem := athlete_id_problem(ref.athlete) or sensor_id_problem(ref.sensor_id):
+                raise ConfigError(f"MQTT worker: {problem}")
             self._by_athlete.setdefault(ref.athlete, []).append(ref)
         self._athlete_of = {s.sensor_id: s.athlete for s in sensors}
         self._links = {s.sensor_id: SensorLink(s.sensor_id, state=LinkState.MISSING) for s in sensors}
@@ -69,10 +71,10 @@ class MqttSource:
         self.held: dict[str, float] = {}  # athlete -> wall time of the claim
         self._claiming: set[str] = set()  # claimed, our claim not yet seen back from the broker
         self.received: Counter[str] = Counter()  # packets per sensor handed to the pipeline
-        self.malformed: Counter[str] = Counter()  # per reason (MALFORMED_REASONS)
+        self.rejects = Rejections(f"worker {self.worker_id}", log)
+        self.malformed = self.rejects.counts  # per reason (MALFORMED_REASONS)
         self.unclaimed = 0  # packets of an athlete this worker no longer holds (in flight at a hand-over)
-        self.refused: dict[str, str] = {}  # athlete -> why its last offer was refused
-        self._malformed_logged_s: dict[str, float] = {}
+        self.refused: BoundedTable[str, str] = BoundedTable(MAX_REFUSED)  # athlete -> why it was refused
 
     def links(self) -> dict[str, SensorLink]:
         return self._links
@@ -85,7 +87,8 @@ class MqttSource:
             "athletes": sorted(self.held),
             "malformed": {r: self.malformed[r] for r in MALFORMED_REASONS},
             "unclaimed_packets": self.unclaimed,
-            "refused": dict(self.refused),
+            "refused": self.refused.as_dict(),
+            "refused_evicted": self.refused.evicted,
         }
 
     # ---- connection ------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ class MqttSource:
         try:
             claim = Claim.decode(data)
         except ProtocolError as exc:
-            log.warning("worker %s: unreadable claim of %s (%s)", self.worker_id, athlete, exc)
+            self.rejects.reject("bad_claim", f"claim of {athlete!r}: {exc}")
             return
         mine = claim is not None and claim.worker == self.worker_id
         if not self.ready.is_set():  # before our sync echo: the retained claims of earlier connections
@@ -160,13 +163,9 @@ class MqttSource:
 
     # ---- messages ----------------------------------------------------------------------------------------
     def _count_malformed(self, reason: str, detail: str, sensor_id: str | None = None) -> None:
-        self.malformed[reason] += 1
+        self.rejects.reject(reason, detail)
         if sensor_id is not None and sensor_id in self._links:
             self._links[sensor_id].last_error = f"mqtt {reason}: {detail}"
-        now_s = time.monotonic()
-        if now_s - self._malformed_logged_s.get(reason, -1e9) >= MALFORMED_LOG_PERIOD_S:
-            self._malformed_logged_s[reason] = now_s
-            log.warning("worker %s: malformed raw message (%s): %s", self.worker_id, reason, detail)
 
     def _on_raw(self, topic: str, data: bytes, out: PacketQueue) -> None:
         parsed = topics.parse_raw_topic(self.prefix, topic)
@@ -199,12 +198,18 @@ class MqttSource:
             return
         athlete = topics.parse_level(self.prefix, "claims", topic)
         if athlete is not None:
-            await self._on_claim(athlete, data)
-        elif topics.parse_level(self.prefix, "announce", topic) is not None:
+            if athlete_id_problem(athlete):
+                self._count_malformed("bad_claim", f"topic {topic[:200]!r}: {athlete_id_problem(athlete)}")
+            else:
+                await self._on_claim(athlete, data)
+        elif (offered := topics.parse_level(self.prefix, "announce", topic)) is not None:
             try:
                 offer = Offer.decode(data)
             except ProtocolError as exc:
-                log.warning("worker %s: unreadable offer on %s (%s)", self.worker_id, topic, exc)
+                self._count_malformed("bad_offer", f"on {topic[:200]!r}: {exc}")
+                return
+            if offer.athlete != offered:
+                self._count_malformed("bad_offer", f"on {topic[:200]!r}: offers athlete {offer.athlete!r}")
                 return
             await self._take(offer)
         elif topic == self._status_topic and data == WORKER_OFFLINE and self._client is not None:
@@ -233,6 +238,8 @@ class MqttSource:
                         await self._on_message(message, out)
                     except (BrokerUnavailableError, aiomqtt.MqttError) as exc:
                         log.info("worker %s: %s (the reconnect restores the state)", self.worker_id, exc)
+                    except Exception as exc:  # no message may end the worker
+                        self.rejects.reject("error", f"on {str(message.topic)[:200]!r}: {exc!r}", error=exc)
             finally:
                 with contextlib.suppress(TimeoutError, aiomqtt.MqttError, BrokerUnavailableError):
                     async with asyncio.timeout(RELEASE_TIMEOUT_S):

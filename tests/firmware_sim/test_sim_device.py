@@ -588,6 +588,29 @@ async def test_inprocess_transport_fast_and_realtime() -> None:
     assert [p.payload for p in live] == [p.payload for p in same]  # pacing changes times, not content
 
 
+async def test_realtime_transport_runs_the_body_model_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The body model of a realtime in-process simulation runs in a thread: on the loop, its block refills
+    stalled the process it shares with the system under test (an MQTT gateway's keepalive went silent)."""
+    import threading
+
+    from firmware_sim.transports import InProcessTransport
+    from firmware_sim.transports.inprocess import SimSession
+
+    threads: set[int] = set()
+    step_until = SimSession.step_until
+
+    def recording(self: SimSession, t_true_s: float) -> Any:
+        threads.add(threading.get_ident())
+        return step_until(self, t_true_s)
+
+    monkeypatch.setattr(SimSession, "step_until", recording)
+    async with InProcessTransport([_athlete(duration_s=0.3)], realtime=True, seed=2) as tr:
+        packets = [p async for p in tr]
+    assert packets and threads and threading.get_ident() not in threads
+
+
 def test_make_leg_csv_arrays_with_stand_in_motion() -> None:
     from firmware_sim import make_leg_csv_arrays
 

@@ -226,7 +226,14 @@ async def test_malformed_raw_messages_are_counted_and_survived(broker: Mosquitto
         after = runner.stats.packets
         await until(lambda: runner.stats.packets > after + 40, 10.0, "good packets after the bad ones")
     assert dict(w.malformed) == {"short_header": 1, "unknown_sensor": 1, "bad_topic": 1}
-    assert w.diagnostics()["malformed"] == {"bad_topic": 1, "unknown_sensor": 1, "short_header": 1}
+    assert w.diagnostics()["malformed"] == {
+        "bad_topic": 1,
+        "unknown_sensor": 1,
+        "short_header": 1,
+        "bad_offer": 0,
+        "bad_claim": 0,
+        "error": 0,
+    }
     assert "short_header" in w.links()["SH-A1"].last_error
     assert w.held == {} and w.links()["SH-A1"].state == "missing"  # released on the worker's stop
 

@@ -442,3 +442,27 @@ def test_sink_counters_before_it_runs() -> None:
     sink = MqttSink(_config(Path("/nonexistent"), free_port()))
     counters = sink.counters()
     assert counters["connected"] is False and counters["outbox"] == 0 and counters["published"] == 0
+
+
+async def test_a_message_the_broker_cannot_take_is_dropped_counted_and_the_sink_goes_on(
+    tmp_path: Path,
+) -> None:
+    """An athlete id with '+' (from a recording made before ids were validated) makes a topic paho
+    refuses: that one message is dropped and counted, the ones behind it still go out."""
+    with Mosquitto() as broker:
+        received = Received()
+        listener = asyncio.create_task(subscriber(broker.port, received))
+        await asyncio.wait_for(received.connected.wait(), 10)
+        sink = MqttSink(_config(tmp_path, broker.port))
+        bus = Bus()
+        task = asyncio.create_task(sink.run(bus))
+        await sink.connection.wait_connected(10)
+        for leg_id in ("a+b/right", "ana/right"):
+            bus.publish("events", leg_id, Event("rep", leg_id, 20.0, {"depth_deg": 80.0}, 0.5))
+        await until(lambda: len(received.json("events")) == 1, 10, "the good event")
+        assert not task.done()
+        await stop(task)
+        await stop(listener)
+    assert [e["athlete"] for e in received.json("events")] == ["ana"]
+    counters = sink.counters()
+    assert counters["failed_by_kind"] == {"events": 1} and counters["published_by_kind"]["events"] == 1
