@@ -1,0 +1,164 @@
+"""What ``sensorhub bench faults`` counts: every packet the simulator sent, every event and cue the pipeline
+published, and where each of them ended up (recording, history, MQTT subscriber, InfluxDB server).
+
+Outputs are matched one by one (leg, kind, data time), not only counted, so a loss hidden by a duplicate
+still shows. Output times carry rounding (MQTT payloads: 4 digits, VictoriaMetrics: ms), hence a tolerance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from sensorhub.bus import Bus
+from sensorhub.model import Event, RawPacket
+from sensorhub.recording import read_recording
+from sensorhub.sources import PacketQueue
+
+MATCH_TOL_S = 0.002
+Key = tuple[str, str, float]  # (leg id, event type or cue phrase, data time)
+
+
+class TapQueue(PacketQueue):
+    """The source's queue, seen by the bench: counts what the simulator sent, drops what a fault says."""
+
+    def __init__(self, inner: PacketQueue) -> None:
+        super().__init__(1)
+        self.inner = inner
+        self.sent = 0
+        self.dropped_by_fault = 0
+        self.drop_sensors: frozenset[str] = frozenset()
+
+    def put_nowait(self, packet: RawPacket) -> None:
+        self.sent += 1
+        if packet.sensor_id in self.drop_sensors:
+            self.dropped_by_fault += 1
+            return
+        self.inner.put_nowait(packet)
+
+
+@dataclass(slots=True)
+class Published:
+    """Events and cues as the pipeline published them, with the monotonic time of publication."""
+
+    events: list[tuple[float, Key]] = field(default_factory=list)
+    cues: list[tuple[float, Key]] = field(default_factory=list)
+
+    async def collect(self, bus: Bus) -> None:
+        sub = bus.subscribe(["events", "cues"], maxsize=1_000_000)
+        try:
+            async for message in sub:
+                self._add(message.topic, message.payload)
+        finally:
+            sub.close()
+            for message in sub.drain():  # the pipeline's final flush at shutdown
+                self._add(message.topic, message.payload)
+
+    def _add(self, topic: str, payload: Any) -> None:
+        now = time.monotonic()
+        if topic == "events" and isinstance(payload, Event):
+            self.events.append((now, (payload.leg_id, payload.type, float(payload.t_s))))
+        elif topic == "cues":
+            self.cues.append((now, (str(payload.leg_id), str(payload.phrase), float(payload.t_s))))
+
+
+def unmatched(expected: Iterable[Key], got: Iterable[Key], tol_s: float = MATCH_TOL_S) -> list[Key]:
+    """The expected keys with no counterpart in ``got`` (same leg and kind, time within ``tol_s``); each
+    output matches at most once."""
+    pool: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for leg, kind, t in got:
+        pool[(leg, kind)].append(t)
+    missing = []
+    for leg, kind, t in expected:
+        times = pool.get((leg, kind), [])
+        best = min(range(len(times)), key=lambda i: abs(times[i] - t), default=None)
+        if best is not None and abs(times[best] - t) <= tol_s:
+            times.pop(best)
+        else:
+            missing.append((leg, kind, t))
+    return missing
+
+
+class MqttCounter:
+    """A subscriber to every result topic (QoS 1) that reconnects while the broker is away."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.port = port
+        self.prefix = prefix
+        self.events: list[Key] = []
+        self.cues: list[Key] = []
+        self.subscribed = asyncio.Event()
+        self.connects = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client("127.0.0.1", self.port, identifier="faults-bench-counter") as c:
+                    await c.subscribe(f"{self.prefix}/+/+/events", qos=1)
+                    await c.subscribe(f"{self.prefix}/+/+/cues", qos=1)
+                    self.connects += 1
+                    self.subscribed.set()
+                    async for message in c.messages:
+                        self._add(str(message.topic), bytes(message.payload))  # type: ignore[arg-type]
+            except aiomqtt.MqttError:
+                self.subscribed.clear()
+                await asyncio.sleep(0.1)
+
+    def _add(self, topic: str, payload: bytes) -> None:
+        body = json.loads(payload)
+        leg = f"{body['athlete']}/{body['leg']}"
+        if topic.endswith("/events"):
+            self.events.append((leg, str(body["type"]), float(body["t_s"])))
+        else:
+            self.cues.append((leg, str(body["phrase"]), float(body["t_s"])))
+
+
+def history_rows(path: Path) -> tuple[list[Key], list[Key]]:
+    """Events and cues the history store committed (read after the service closed it)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        events = [(r[0], r[1], float(r[2])) for r in conn.execute("SELECT leg_id, type, t_s FROM events")]
+        cues = [(r[0], r[1], float(r[2])) for r in conn.execute("SELECT leg_id, phrase, t_s FROM cues")]
+    return events, cues
+
+
+def recorded_packets(rec_dir: Path) -> int:
+    """Packets in the service's recording(s) (later parts included)."""
+    firsts = sorted(p for p in rec_dir.glob("*.shrec") if ".part" not in p.name)
+    return sum(sum(1 for _ in read_recording(p).packets()) for p in firsts)
+
+
+def influx_points(url: str, since_s: float) -> tuple[list[Key], list[Key], int]:
+    """Event and cue points on the server (one key per point, its fields merged) and the total number of
+    samples of every series, from VictoriaMetrics' export API."""
+    with urllib.request.urlopen(f"{url}/internal/force_flush", timeout=10):
+        pass
+    query = urllib.parse.urlencode({"match[]": '{__name__=~".+"}', "start": f"{since_s - 60:.0f}"})
+    points: dict[tuple[str, str, str, int], None] = {}
+    total = 0
+    with urllib.request.urlopen(f"{url}/api/v1/export?{query}", timeout=60) as resp:
+        for line in resp:
+            series = json.loads(line)
+            metric = series["metric"]
+            total += len(series["timestamps"])
+            measurement = str(metric["__name__"]).split("_", 1)[0]
+            if measurement not in ("landing", "cut", "rep", "cue"):
+                continue
+            leg = f"{metric.get('athlete', '')}/{metric.get('leg', '')}"
+            kind = metric.get("phrase", "") if measurement == "cue" else measurement
+            for ts in series["timestamps"]:
+                points[(measurement, leg, kind, int(ts))] = None
+    events = [(leg, kind, ts / 1000.0) for m, leg, kind, ts in points if m != "cue"]
+    cues = [(leg, kind, ts / 1000.0) for m, leg, kind, ts in points if m == "cue"]
+    return events, cues, total

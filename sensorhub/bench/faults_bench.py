@@ -1,0 +1,353 @@
+"""``sensorhub bench faults``: faults injected while simulated athletes stream through the whole service
+(recorder, history, InfluxDB and MQTT sinks on), and what each fault lost.
+
+Each fault gets a fresh service (``serve``, as ``sensorhub demo`` runs it), a fresh Mosquitto and
+VictoriaMetrics on free loopback ports and a fresh data_dir, so its accounting is its own. The bench runs
+as one of the service's stages: it waits for the live stream, injects the fault, lets the service recover,
+waits for the sinks to settle, then stops the service (ordered shutdown). Then it compares:
+
+- packets: what the simulator sent (counted at the source's queue) with what the runner processed and the
+  recording holds;
+- events and cues: what the pipeline published on the bus with the history store's rows, the messages an
+  MQTT subscriber received and the points on the InfluxDB server (matched one by one).
+
+"serving" is a ``/health`` poll every 0.2 s throughout (failures and the longest gap between answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import aiohttp
+
+from sensorhub.bench.fault_ledger import (
+    Key,
+    MqttCounter,
+    Published,
+    TapQueue,
+    history_rows,
+    influx_points,
+    recorded_packets,
+    unmatched,
+)
+from sensorhub.bench.services import Mosquitto, VictoriaMetrics
+from sensorhub.config import BrokerConfig, Config, InfluxConfig, MqttConfig, SinksConfig, load_config
+from sensorhub.demo.command import auto_sets
+from sensorhub.demo.simulator import SimulatorSource
+from sensorhub.errors import SensorhubError
+from sensorhub.runtime import ServiceHandle, serve
+from sensorhub.sources import LinkState, PacketQueue
+
+FAULTS = ("link_drop", "influx_down", "broker_kill")
+HEALTH_PERIOD_S = 0.2
+SETTLE_TIMEOUT_S = 120.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--athletes", type=int, default=8, help="simulated athletes (2 legs, 4 sensors each)")
+    parser.add_argument("--quick", action="store_true", help="short drills around each fault (tests)")
+    parser.add_argument("--only", choices=FAULTS, action="append", help="run only this fault (repeatable)")
+    parser.add_argument("--link-down-s", type=float, default=2.0, help="sensor link drop duration")
+    parser.add_argument("--influx-down-s", type=float, default=60.0, help="InfluxDB outage duration")
+    parser.add_argument("--broker-down-s", type=float, default=5.0, help="Mosquitto outage duration")
+
+
+# ---- one fault ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    fault: str
+    injected: str = ""
+    health_ok: int = 0
+    health_failed: int = 0
+    longest_gap_s: float = 0.0
+    lost: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (lost, of)
+    allowed: dict[str, int] = field(default_factory=dict)  # kind -> loss the fault explains
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def serving(self) -> bool:
+        return self.health_failed == 0 and self.health_ok > 0 and self.longest_gap_s < 2.0
+
+    @property
+    def ok(self) -> bool:
+        return self.serving and all(lost == self.allowed.get(kind, 0) for kind, (lost, _) in self.lost.items())
+
+
+@dataclass(slots=True)
+class Context:
+    """What an injector may act on."""
+
+    handle: ServiceHandle
+    source: SimulatorSource
+    tap: TapQueue
+    broker: Mosquitto
+    influx: VictoriaMetrics
+    mqtt: MqttCounter
+    row: Row
+    args: argparse.Namespace
+    # Bus events/cues published in this monotonic window may be lost on MQTT (the broker was away).
+    mqtt_window: tuple[float, float] | None = None
+
+
+class _TappedSource(SimulatorSource):
+    """The demo's simulator source, its packets passing through the bench's tap."""
+
+    tap: TapQueue | None = None
+
+    async def run(self, out: PacketQueue) -> None:
+        self.tap = TapQueue(out)
+        await super().run(self.tap)
+
+
+async def _link_drop(ctx: Context) -> None:
+    sensor = ctx.source.sensors[0].sensor_id
+    assert ctx.tap is not None
+    link = ctx.source.links()[sensor]
+    ctx.tap.drop_sensors = frozenset({sensor})
+    link.set_state(LinkState.LOST)
+    await asyncio.sleep(ctx.args.link_down_s)
+    ctx.tap.drop_sensors = frozenset()
+    link.set_state(LinkState.STREAMING)
+    ctx.row.injected = f"{sensor} silent {ctx.args.link_down_s:g} s"
+    ctx.row.allowed["packets recorded"] = ctx.tap.dropped_by_fault
+
+
+async def _influx_down(ctx: Context) -> None:
+    await asyncio.to_thread(ctx.influx.stop)
+    await asyncio.sleep(ctx.args.influx_down_s)
+    await asyncio.to_thread(ctx.influx.start)
+    ctx.row.injected = f"VictoriaMetrics stopped {ctx.args.influx_down_s:g} s"
+
+
+async def _broker_kill(ctx: Context) -> None:
+    t0 = time.monotonic()
+    await asyncio.to_thread(_kill, ctx.broker)
+    await asyncio.sleep(ctx.args.broker_down_s)
+    await asyncio.to_thread(ctx.broker.start)
+    await asyncio.wait_for(ctx.mqtt.subscribed.wait(), 30.0)
+    # Sent while the broker was away, or after it returned but before the counter resubscribed:
+    # the broker keeps no state across a restart (persistence off), so these may be lost.
+    ctx.mqtt_window = (t0, time.monotonic())
+    ctx.row.injected = f"Mosquitto SIGKILLed, restarted after {ctx.args.broker_down_s:g} s"
+
+
+def _kill(broker: Mosquitto) -> None:
+    proc = broker._proc  # noqa: SLF001 - the bench kills the child it started, hard
+    if proc is not None:
+        proc.kill()
+        proc.wait(5)
+    broker._proc = None  # noqa: SLF001
+
+
+INJECT: dict[str, Callable[[Context], Awaitable[None]]] = {
+    "link_drop": _link_drop,
+    "influx_down": _influx_down,
+    "broker_kill": _broker_kill,
+}
+
+
+async def _poll_health(handle: ServiceHandle, row: Row, stop: asyncio.Event) -> None:
+    last_ok = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=1.0)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while not stop.is_set():
+            try:
+                async with http.get(f"{handle.base_url}/health") as resp:
+                    await resp.read()
+                    ok = resp.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            now = time.monotonic()
+            if ok:
+                row.health_ok += 1
+                row.longest_gap_s = max(row.longest_gap_s, now - last_ok)
+                last_ok = now
+            else:
+                row.health_failed += 1
+            await asyncio.sleep(HEALTH_PERIOD_S)
+
+
+async def _settled(handle: ServiceHandle) -> None:
+    """Until the sinks hold nothing back: the InfluxDB spool is written back, the MQTT outbox is empty."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        influx = handle.sink_stats["influxdb"]()
+        mqtt = handle.sink_stats["mqtt"]()
+        if influx["spool_bytes"] == 0 and mqtt["connected"] and mqtt["outbox"] == 0:
+            return
+        await asyncio.sleep(0.25)
+    raise SensorhubError(f"bench faults: the sinks did not settle within {SETTLE_TIMEOUT_S} s")
+
+
+def _scenario(
+    fault: str,
+    holder: dict[str, Context],
+    make: Callable[[ServiceHandle], Context],
+    source_live: Callable[[ServiceHandle], Awaitable[object]],
+    stop: asyncio.Event,
+) -> Callable[[ServiceHandle], Awaitable[None]]:
+    async def bench_faults(handle: ServiceHandle) -> None:
+        await source_live(handle)
+        ctx = holder["ctx"] = make(handle)
+        while len(handle.runner.queue):  # the warm-up backlog
+            await asyncio.sleep(0.05)
+        health_stop = asyncio.Event()
+        poller = asyncio.create_task(_poll_health(handle, ctx.row, health_stop))
+        before_s, after_s = (6.0, 8.0) if ctx.args.quick else (20.0, 30.0)
+        await asyncio.sleep(before_s)
+        await INJECT[fault](ctx)
+        await asyncio.sleep(after_s)
+        await _settled(handle)
+        health_stop.set()
+        await poller
+        stop.set()  # the ordered shutdown cancels this stage
+
+    return bench_faults
+
+
+async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
+    row = Row(fault)
+    with (
+        tempfile.TemporaryDirectory(prefix="sensorhub-faults-") as tmp,
+        Mosquitto() as broker,
+        VictoriaMetrics() as influx,
+    ):
+        config = replace(
+            base,
+            service=replace(base.service, data_dir=tmp, port=0),
+            mqtt=BrokerConfig(port=broker.port, client_id="faults-bench", reconnect_max_s=1.0),
+            sinks=SinksConfig(
+                mqtt=MqttConfig(enabled=True),
+                influxdb=InfluxConfig(enabled=True, url=influx.url, retry_max_s=5.0),
+            ),
+        )
+        source = _TappedSource(config, args.athletes)
+        published = Published()
+        counter = MqttCounter(broker.port, config.mqtt.topic_prefix)
+        stop = asyncio.Event()
+        holder: dict[str, Context] = {}
+
+        def make(handle: ServiceHandle) -> Context:
+            assert source.tap is not None
+            return Context(handle, source, source.tap, broker, influx, counter, row, args)
+
+        async def collect(handle: ServiceHandle) -> None:
+            await published.collect(handle.bus)
+
+        started_s = time.time()
+        counting = asyncio.create_task(counter.run())
+        handle = await serve(
+            config,
+            source,
+            source.sensors,
+            port=0,
+            stop=stop,
+            stages=[collect, auto_sets(source), _scenario(fault, holder, make, lambda _: source.live.wait(), stop)],
+        )
+        await asyncio.sleep(1.0)  # the service's shutdown flush reaches the counter
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)
+        if "ctx" not in holder:
+            raise SensorhubError(f"bench faults: the service ended before {fault} was injected")
+        await asyncio.to_thread(
+            _account, row, holder["ctx"], handle, published, Path(tmp), influx.url, started_s
+        )
+    return row
+
+
+def _account(
+    row: Row, ctx: Context, handle: ServiceHandle, published: Published, data: Path, url: str, since_s: float
+) -> None:
+    tap = ctx.tap
+    processed = handle.runner.stats.packets
+    recorded = recorded_packets(data / "recordings")
+    row.lost["packets processed"] = (tap.sent - processed, tap.sent)
+    row.lost["packets recorded"] = (tap.sent - recorded, tap.sent)
+    row.allowed.setdefault("packets processed", row.allowed.get("packets recorded", 0))
+    events: list[Key] = [k for _, k in published.events]
+    cues: list[Key] = [k for _, k in published.cues]
+    h_events, h_cues = history_rows(data / "history.sqlite3")
+    row.lost["history events"] = (len(unmatched(events, h_events)), len(events))
+    row.lost["history cues"] = (len(unmatched(cues, h_cues)), len(cues))
+    m_events = unmatched(events, ctx.mqtt.events)
+    m_cues = unmatched(cues, ctx.mqtt.cues)
+    row.lost["MQTT events"] = (len(m_events), len(events))
+    row.lost["MQTT cues"] = (len(m_cues), len(cues))
+    if ctx.mqtt_window is not None:  # losses explained by the outage: published inside its window
+        lo, hi = ctx.mqtt_window
+        inside_events = [k for t, k in published.events if lo <= t <= hi]
+        inside_cues = [k for t, k in published.cues if lo <= t <= hi]
+        row.allowed["MQTT events"] = len(m_events) - len(unmatched(m_events, inside_events, 0.0))
+        row.allowed["MQTT cues"] = len(m_cues) - len(unmatched(m_cues, inside_cues, 0.0))
+    i_events, i_cues, i_total = influx_points(url, since_s)
+    row.lost["InfluxDB events"] = (len(unmatched(events, i_events)), len(events))
+    row.lost["InfluxDB cues"] = (len(unmatched([(leg, "", t) for leg, _, t in cues], i_cues)), len(cues))
+    stats = handle.sink_stats["influxdb"]()
+    sink_lost = stats["points_lost"] + stats["points_dropped"] + stats["points_spool_dropped"]
+    row.lost["InfluxDB points"] = (sink_lost + stats["bus_dropped"], stats["points_written"])
+    row.notes.append(
+        f"points written {stats['points_written']} (spooled {stats['points_spooled']}), "
+        f"{i_total} samples on the server"
+    )
+    if stats["points_spooled"] == 0 and ctx.row.fault == "influx_down":
+        row.notes.append("nothing was spooled: the outage was not seen")
+        row.allowed["InfluxDB points"] = -1  # a failed verdict: the fault did not happen
+    mqtt = handle.sink_stats["mqtt"]()
+    row.notes.append(f"MQTT reconnects {mqtt['reconnects']}, counter connects {ctx.mqtt.connects}")
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+
+def _lost_text(row: Row) -> str:
+    parts = []
+    for kind, (lost, of) in row.lost.items():
+        allowed = row.allowed.get(kind, 0)
+        mark = "" if lost == allowed else " !"
+        parts.append(f"{kind} {lost}/{of}{mark}")
+    return "; ".join(parts)
+
+
+def print_table(rows: list[Row]) -> None:
+    print("| fault | injected | serving throughout | lost (per kind: lost/of) | verdict |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        serving = (
+            f"{'yes' if r.serving else 'NO'} ({r.health_ok} /health ok, {r.health_failed} failed, "
+            f"longest gap {r.longest_gap_s:.2f} s)"
+        )
+        expected = ", ".join(f"{k} {v}" for k, v in r.allowed.items() if v)
+        verdict = ("PASS" if r.ok else "FAIL") + (f" (explained: {expected})" if expected else "")
+        print(f"| {r.fault} | {r.injected} | {serving} | {_lost_text(r)} | {verdict} |")
+    for r in rows:
+        for note in r.notes:
+            print(f"  {r.fault}: {note}")
+
+
+def run_faults(args: argparse.Namespace) -> list[Row]:
+    base = load_config(None)
+    base = dataclasses.replace(base, simulator=replace(base.simulator, athletes=args.athletes))
+    rows = []
+    for fault in args.only or FAULTS:
+        with contextlib.suppress(KeyboardInterrupt):
+            rows.append(asyncio.run(_run_fault(fault, args, base)))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    rows = run_faults(args)
+    print(f"{args.athletes} simulated athletes, sinks: recorder, history, InfluxDB, MQTT")
+    print_table(rows)
+    print(f"bench faults: {time.perf_counter() - t0:.0f} s")
+    return 0 if all(r.ok for r in rows) else 1
