@@ -28,6 +28,8 @@ from sensorhub.recording import read_recording
 from sensorhub.sources import PacketQueue
 
 MATCH_TOL_S = 0.002
+# The InfluxDB sink's measurements (sinks/influx_schema.py); VictoriaMetrics names a series measurement_field.
+MEASUREMENTS = ("knee_angles", "sensor_status", "landing", "cut", "rep", "cue")
 Key = tuple[str, str, float]  # (leg id, event type or cue phrase, data time)
 
 
@@ -111,7 +113,7 @@ class MqttCounter:
                     self.connects += 1
                     self.subscribed.set()
                     async for message in c.messages:
-                        self._add(str(message.topic), bytes(message.payload))  # type: ignore[arg-type]
+                        self._add(str(message.topic), bytes(message.payload))
             except aiomqtt.MqttError:
                 self.subscribed.clear()
                 await asyncio.sleep(0.1)
@@ -140,19 +142,22 @@ def recorded_packets(rec_dir: Path) -> int:
 
 
 def influx_points(url: str, since_s: float) -> tuple[list[Key], list[Key], int]:
-    """Event and cue points on the server (one key per point, its fields merged) and the total number of
-    samples of every series, from VictoriaMetrics' export API."""
+    """Event and cue points on the server and the number of points of every measurement (a point's
+    numeric fields are separate series there: merged back by measurement, tags and time), from
+    VictoriaMetrics' export API."""
     with urllib.request.urlopen(f"{url}/internal/force_flush", timeout=10):
         pass
     query = urllib.parse.urlencode({"match[]": '{__name__=~".+"}', "start": f"{since_s - 60:.0f}"})
     points: dict[tuple[str, str, str, int], None] = {}
-    total = 0
+    every: set[tuple[str, tuple[tuple[str, str], ...], int]] = set()
     with urllib.request.urlopen(f"{url}/api/v1/export?{query}", timeout=60) as resp:
         for line in resp:
             series = json.loads(line)
             metric = series["metric"]
-            total += len(series["timestamps"])
-            measurement = str(metric["__name__"]).split("_", 1)[0]
+            name = str(metric.pop("__name__"))
+            measurement = next((m for m in MEASUREMENTS if name.startswith(f"{m}_")), name)
+            tags = tuple(sorted(metric.items()))
+            every.update((measurement, tags, int(ts)) for ts in series["timestamps"])
             if measurement not in ("landing", "cut", "rep", "cue"):
                 continue
             leg = f"{metric.get('athlete', '')}/{metric.get('leg', '')}"
@@ -161,4 +166,4 @@ def influx_points(url: str, since_s: float) -> tuple[list[Key], list[Key], int]:
                 points[(measurement, leg, kind, int(ts))] = None
     events = [(leg, kind, ts / 1000.0) for m, leg, kind, ts in points if m != "cue"]
     cues = [(leg, kind, ts / 1000.0) for m, leg, kind, ts in points if m == "cue"]
-    return events, cues, total
+    return events, cues, len(every)

@@ -43,7 +43,7 @@ from sensorhub.config import BrokerConfig, Config, InfluxConfig, MqttConfig, Sin
 from sensorhub.demo.command import auto_sets
 from sensorhub.demo.simulator import SimulatorSource
 from sensorhub.errors import SensorhubError
-from sensorhub.runtime import ServiceHandle, serve
+from sensorhub.runtime import ServiceHandle, Stage, serve
 from sensorhub.sources import LinkState, PacketQueue
 
 FAULTS = ("link_drop", "influx_down", "broker_kill")
@@ -73,6 +73,7 @@ class Row:
     lost: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (lost, of)
     allowed: dict[str, int] = field(default_factory=dict)  # kind -> loss the fault explains
     notes: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # what the fault did (packets dropped, spooled)
 
     @property
     def serving(self) -> bool:
@@ -80,7 +81,9 @@ class Row:
 
     @property
     def ok(self) -> bool:
-        return self.serving and all(lost == self.allowed.get(kind, 0) for kind, (lost, _) in self.lost.items())
+        return self.serving and all(
+            lost == self.allowed.get(kind, 0) for kind, (lost, _) in self.lost.items()
+        )
 
 
 @dataclass(slots=True)
@@ -120,6 +123,7 @@ async def _link_drop(ctx: Context) -> None:
     link.set_state(LinkState.STREAMING)
     ctx.row.injected = f"{sensor} silent {ctx.args.link_down_s:g} s"
     ctx.row.allowed["packets recorded"] = ctx.tap.dropped_by_fault
+    ctx.row.counters["packets dropped by the link"] = ctx.tap.dropped_by_fault
 
 
 async def _influx_down(ctx: Context) -> None:
@@ -142,11 +146,11 @@ async def _broker_kill(ctx: Context) -> None:
 
 
 def _kill(broker: Mosquitto) -> None:
-    proc = broker._proc  # noqa: SLF001 - the bench kills the child it started, hard
+    proc = broker._proc  # the bench kills the child it started, hard
     if proc is not None:
         proc.kill()
         proc.wait(5)
-    broker._proc = None  # noqa: SLF001
+    broker._proc = None
 
 
 INJECT: dict[str, Callable[[Context], Awaitable[None]]] = {
@@ -195,7 +199,7 @@ def _scenario(
     make: Callable[[ServiceHandle], Context],
     source_live: Callable[[ServiceHandle], Awaitable[object]],
     stop: asyncio.Event,
-) -> Callable[[ServiceHandle], Awaitable[None]]:
+) -> Stage:
     async def bench_faults(handle: ServiceHandle) -> None:
         await source_live(handle)
         ctx = holder["ctx"] = make(handle)
@@ -252,7 +256,11 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
             source.sensors,
             port=0,
             stop=stop,
-            stages=[collect, auto_sets(source), _scenario(fault, holder, make, lambda _: source.live.wait(), stop)],
+            stages=[
+                collect,
+                auto_sets(source),
+                _scenario(fault, holder, make, lambda _: source.live.wait(), stop),
+            ],
         )
         await asyncio.sleep(1.0)  # the service's shutdown flush reaches the counter
         counting.cancel()
@@ -294,11 +302,15 @@ def _account(
     row.lost["InfluxDB cues"] = (len(unmatched([(leg, "", t) for leg, _, t in cues], i_cues)), len(cues))
     stats = handle.sink_stats["influxdb"]()
     sink_lost = stats["points_lost"] + stats["points_dropped"] + stats["points_spool_dropped"]
-    row.lost["InfluxDB points"] = (sink_lost + stats["bus_dropped"], stats["points_written"])
+    # Points the sink took in (written, or lost/dropped on the way) against the points on the server.
+    offered = stats["points_written"] + sink_lost
+    row.lost["InfluxDB points"] = (offered - i_total + stats["bus_dropped"], offered)
     row.notes.append(
-        f"points written {stats['points_written']} (spooled {stats['points_spooled']}), "
-        f"{i_total} samples on the server"
+        f"InfluxDB: {stats['points_written']} points written ({stats['points_spooled']} through the "
+        f"spool), {i_total} on the server, sink counters lost {sink_lost}, bus dropped {stats['bus_dropped']}"
     )
+    row.counters["points spooled"] = stats["points_spooled"]
+    row.counters["MQTT sink reconnects"] = handle.sink_stats["mqtt"]()["reconnects"]
     if stats["points_spooled"] == 0 and ctx.row.fault == "influx_down":
         row.notes.append("nothing was spooled: the outage was not seen")
         row.allowed["InfluxDB points"] = -1  # a failed verdict: the fault did not happen
