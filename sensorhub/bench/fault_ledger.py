@@ -14,7 +14,7 @@ import sqlite3
 import time
 import urllib.parse
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +42,13 @@ class TapQueue(PacketQueue):
         self.sent = 0
         self.dropped_by_fault = 0
         self.drop_sensors: frozenset[str] = frozenset()
+        self.sent_by_sensor: Counter[str] = Counter()
+        self.recent: deque[RawPacket] = deque(maxlen=256)  # real packets, templates for the fuzz
 
     def put_nowait(self, packet: RawPacket) -> None:
         self.sent += 1
+        self.sent_by_sensor[packet.sensor_id] += 1
+        self.recent.append(packet)
         if packet.sensor_id in self.drop_sensors:
             self.dropped_by_fault += 1
             return
@@ -135,10 +139,10 @@ def history_rows(path: Path) -> tuple[list[Key], list[Key]]:
     return events, cues
 
 
-def recorded_packets(rec_dir: Path) -> int:
-    """Packets in the service's recording(s) (later parts included)."""
+def recorded_packets(rec_dir: Path) -> Counter[str]:
+    """Packets by sensor in the service's recording(s) (later parts included)."""
     firsts = sorted(p for p in rec_dir.glob("*.shrec") if ".part" not in p.name)
-    return sum(sum(1 for _ in read_recording(p).packets()) for p in firsts)
+    return Counter(packet.sensor_id for p in firsts for packet in read_recording(p).packets())
 
 
 def influx_points(url: str, since_s: float) -> tuple[list[Key], list[Key], int]:

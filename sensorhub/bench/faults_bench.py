@@ -20,14 +20,25 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import random
 import tempfile
 import time
+import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
 
+from sensorhub.bench.fault_fuzz import (
+    PACKET_KINDS,
+    FuzzCounts,
+    fuzz_http,
+    fuzz_packets,
+    fuzz_ws,
+    inject_packets,
+)
 from sensorhub.bench.fault_ledger import (
     Key,
     MqttCounter,
@@ -46,7 +57,7 @@ from sensorhub.errors import SensorhubError
 from sensorhub.runtime import ServiceHandle, Stage, serve
 from sensorhub.sources import LinkState, PacketQueue
 
-FAULTS = ("link_drop", "influx_down", "broker_kill")
+FAULTS = ("link_drop", "influx_down", "broker_kill", "fuzz")
 HEALTH_PERIOD_S = 0.2
 SETTLE_TIMEOUT_S = 120.0
 
@@ -58,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--link-down-s", type=float, default=2.0, help="sensor link drop duration")
     parser.add_argument("--influx-down-s", type=float, default=60.0, help="InfluxDB outage duration")
     parser.add_argument("--broker-down-s", type=float, default=5.0, help="Mosquitto outage duration")
+    parser.add_argument("--fuzz-packets", type=int, default=100_000, help="fuzzed packets into the queue")
+    parser.add_argument(
+        "--fuzz-web", type=int, default=300, help="malformed websocket messages and HTTP bodies"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="fuzz seed")
+    parser.add_argument(
+        "--fuzz-skip", choices=PACKET_KINDS, action="append", default=[], help="leave out this packet kind"
+    )
 
 
 # ---- one fault ------------------------------------------------------------------------------------
@@ -100,6 +119,7 @@ class Context:
     args: argparse.Namespace
     # Bus events/cues published in this monotonic window may be lost on MQTT (the broker was away).
     mqtt_window: tuple[float, float] | None = None
+    fuzz: FuzzCounts | None = None
 
 
 class _TappedSource(SimulatorSource):
@@ -145,6 +165,25 @@ async def _broker_kill(ctx: Context) -> None:
     ctx.row.injected = f"Mosquitto SIGKILLed, restarted after {ctx.args.broker_down_s:g} s"
 
 
+async def _fuzz(ctx: Context) -> None:
+    rng = random.Random(ctx.args.seed)
+    athlete = ctx.source.sensors[0].athlete
+    victim = [s.sensor_id for s in ctx.source.sensors if s.athlete == athlete]
+    counts = ctx.fuzz = FuzzCounts()
+    kinds = [k for k in PACKET_KINDS if k not in ctx.args.fuzz_skip]
+    packets = fuzz_packets(rng, list(ctx.tap.recent), victim, ctx.args.fuzz_packets, counts, kinds)
+    base = ctx.handle.base_url
+    await asyncio.gather(
+        inject_packets(ctx.handle.runner.queue, packets),
+        fuzz_http(base, [athlete, "nobody"], ctx.args.fuzz_web, rng, counts),
+        fuzz_ws(base, athlete, ctx.args.fuzz_web, rng, counts),
+    )
+    ctx.row.injected = (
+        f"{sum(counts.packets.values())} packets ({athlete}'s sensors, unknown ids), "
+        f"{counts.ws_sent} ws messages, {sum(counts.http_status.values())} HTTP bodies"
+    )
+
+
 def _kill(broker: Mosquitto) -> None:
     proc = broker._proc  # the bench kills the child it started, hard
     if proc is not None:
@@ -157,6 +196,7 @@ INJECT: dict[str, Callable[[Context], Awaitable[None]]] = {
     "link_drop": _link_drop,
     "influx_down": _influx_down,
     "broker_kill": _broker_kill,
+    "fuzz": _fuzz,
 }
 
 
@@ -250,21 +290,30 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
 
         started_s = time.time()
         counting = asyncio.create_task(counter.run())
-        handle = await serve(
-            config,
-            source,
-            source.sensors,
-            port=0,
-            stop=stop,
-            stages=[
-                collect,
-                auto_sets(source),
-                _scenario(fault, holder, make, lambda _: source.live.wait(), stop),
-            ],
-        )
-        await asyncio.sleep(1.0)  # the service's shutdown flush reaches the counter
-        counting.cancel()
-        await asyncio.gather(counting, return_exceptions=True)
+        try:
+            handle = await serve(
+                config,
+                source,
+                source.sensors,
+                port=0,
+                stop=stop,
+                stages=[
+                    collect,
+                    auto_sets(source),
+                    _scenario(fault, holder, make, lambda _: source.live.wait(), stop),
+                ],
+            )
+        except Exception as exc:  # the fault broke the service: that is the finding
+            row.injected = row.injected or fault
+            row.lost["service ended with an error"] = (1, 1)
+            row.notes.append(f"the service ended with an error: {_where(exc)}")
+            if "ctx" not in holder:
+                return row
+            handle = holder["ctx"].handle  # what it had published and saved is still accounted
+        finally:
+            await asyncio.sleep(1.0)  # the service's shutdown flush reaches the counter
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
         if "ctx" not in holder:
             raise SensorhubError(f"bench faults: the service ended before {fault} was injected")
         await asyncio.to_thread(
@@ -273,14 +322,29 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
     return row
 
 
+def _where(exc: BaseException) -> str:
+    """The innermost error of a (nested) exception group and where it was raised."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames[-4:]))
+    return f"{exc!r} at {at}"
+
+
 def _account(
     row: Row, ctx: Context, handle: ServiceHandle, published: Published, data: Path, url: str, since_s: float
 ) -> None:
     tap = ctx.tap
     processed = handle.runner.stats.packets
-    recorded = recorded_packets(data / "recordings")
+    by_sensor = recorded_packets(data / "recordings")
+    recorded = sum(by_sensor.values())
+    fuzz, extra_known = ctx.fuzz, 0
+    if fuzz is not None:
+        _account_fuzz(row, ctx, handle, fuzz, by_sensor)
+        processed -= sum(fuzz.packets.values())
+        extra_known = fuzz.known_id_packets
     row.lost["packets processed"] = (tap.sent - processed, tap.sent)
-    row.lost["packets recorded"] = (tap.sent - recorded, tap.sent)
+    row.lost["packets recorded"] = (tap.sent - recorded + extra_known, tap.sent)
     row.allowed.setdefault("packets processed", row.allowed.get("packets recorded", 0))
     events: list[Key] = [k for _, k in published.events]
     cues: list[Key] = [k for _, k in published.cues]
@@ -316,6 +380,32 @@ def _account(
         row.allowed["InfluxDB points"] = -1  # a failed verdict: the fault did not happen
     mqtt = handle.sink_stats["mqtt"]()
     row.notes.append(f"MQTT reconnects {mqtt['reconnects']}, counter connects {ctx.mqtt.connects}")
+
+
+def _account_fuzz(
+    row: Row, ctx: Context, handle: ServiceHandle, fuzz: FuzzCounts, by_sensor: Counter[str]
+) -> None:
+    """Other athletes' packets all recorded; rejects counted where the service counts them."""
+    victim = ctx.source.sensors[0].athlete
+    others = [s.sensor_id for s in ctx.source.sensors if s.athlete != victim]
+    sent = sum(ctx.tap.sent_by_sensor[s] for s in others)
+    row.lost["other athletes' packets recorded"] = (sent - sum(by_sensor[s] for s in others), sent)
+    stats = handle.pipeline.stats()
+    malformed = Counter[str]()
+    for sensor_id, st in stats.items():
+        if sensor_id in others and st.malformed:
+            row.notes.append(f"{sensor_id} (not fuzzed) counted {st.malformed} malformed packets")
+        malformed.update(st.malformed_by_reason)
+    row.lost["HTTP 5xx"] = (fuzz.http_status["5xx"], sum(fuzz.http_status.values()))
+    recorder = handle.sink_stats["recorder"]()
+    row.notes.append(
+        f"packets by kind {dict(fuzz.packets)}; rejected as malformed {sum(malformed.values())} "
+        f"{dict(malformed)}; recorder errors {recorder.get('errors')}"
+    )
+    row.notes.append(
+        f"HTTP {dict(fuzz.http_status)}; websocket {fuzz.ws_sent} sent, "
+        f"{fuzz.ws_closed_by_server} closed by the server, {fuzz.ws_errors} connection errors"
+    )
 
 
 # ---- the table ------------------------------------------------------------------------------------
