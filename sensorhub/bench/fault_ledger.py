@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import aiomqtt
 
 from sensorhub.bus import Bus
@@ -28,9 +29,58 @@ from sensorhub.recording import read_recording
 from sensorhub.sources import PacketQueue
 
 MATCH_TOL_S = 0.002
+HEALTH_PERIOD_S = 0.2
 # The InfluxDB sink's measurements (sinks/influx_schema.py); VictoriaMetrics names a series measurement_field.
 MEASUREMENTS = ("knee_angles", "sensor_status", "landing", "cut", "rep", "cue")
 Key = tuple[str, str, float]  # (leg id, event type or cue phrase, data time)
+
+
+@dataclass(slots=True)
+class Row:
+    fault: str
+    injected: str = ""
+    health_ok: int = 0
+    health_failed: int = 0
+    longest_gap_s: float = 0.0
+    max_loop_lag_s: float = 0.0  # the poller's own loop: the service's loop when in-process
+    lost: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (lost, of)
+    allowed: dict[str, int] = field(default_factory=dict)  # kind -> loss the fault explains
+    notes: list[str] = field(default_factory=list)
+    skipped: str = ""  # why the fault could not be injected here
+    counters: dict[str, int] = field(default_factory=dict)  # what the fault did (packets dropped, spooled)
+
+    @property
+    def serving(self) -> bool:
+        return self.health_failed == 0 and self.health_ok > 0 and self.longest_gap_s < 2.0
+
+    @property
+    def ok(self) -> bool:
+        return self.serving and all(
+            lost == self.allowed.get(kind, 0) for kind, (lost, _) in self.lost.items()
+        )
+
+
+async def poll_health(base_url: str, row: Row, stop: asyncio.Event) -> None:
+    last_ok = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=1.0)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while not stop.is_set():
+            try:
+                async with http.get(f"{base_url}/health") as resp:
+                    await resp.read()
+                    ok = resp.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            now = time.monotonic()
+            if ok:
+                row.health_ok += 1
+                row.longest_gap_s = max(row.longest_gap_s, now - last_ok)
+                last_ok = now
+            else:
+                row.health_failed += 1
+            t_sleep = time.monotonic()
+            await asyncio.sleep(HEALTH_PERIOD_S)
+            row.max_loop_lag_s = max(row.max_loop_lag_s, time.monotonic() - t_sleep - HEALTH_PERIOD_S)
 
 
 class TapQueue(PacketQueue):
@@ -100,18 +150,20 @@ def unmatched(expected: Iterable[Key], got: Iterable[Key], tol_s: float = MATCH_
 class MqttCounter:
     """A subscriber to every result topic (QoS 1) that reconnects while the broker is away."""
 
-    def __init__(self, port: int, prefix: str) -> None:
+    def __init__(self, port: int, prefix: str, identifier: str = "faults-bench-counter") -> None:
+        self.identifier = identifier
         self.port = port
         self.prefix = prefix
         self.events: list[Key] = []
         self.cues: list[Key] = []
+        self.events_at: list[float] = []  # wall-clock arrival of each of ``events``
         self.subscribed = asyncio.Event()
         self.connects = 0
 
     async def run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client("127.0.0.1", self.port, identifier="faults-bench-counter") as c:
+                async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.identifier) as c:
                     await c.subscribe(f"{self.prefix}/+/+/events", qos=1)
                     await c.subscribe(f"{self.prefix}/+/+/cues", qos=1)
                     self.connects += 1
@@ -127,6 +179,7 @@ class MqttCounter:
         leg = f"{body['athlete']}/{body['leg']}"
         if topic.endswith("/events"):
             self.events.append((leg, str(body["type"]), float(body["t_s"])))
+            self.events_at.append(time.time())
         else:
             self.cues.append((leg, str(body["phrase"]), float(body["t_s"])))
 

@@ -20,16 +20,16 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import random
+import subprocess
 import tempfile
 import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import aiohttp
 
 from sensorhub.bench.fault_fuzz import (
     PACKET_KINDS,
@@ -43,9 +43,11 @@ from sensorhub.bench.fault_ledger import (
     Key,
     MqttCounter,
     Published,
+    Row,
     TapQueue,
     history_rows,
     influx_points,
+    poll_health,
     recorded_packets,
     unmatched,
 )
@@ -57,9 +59,17 @@ from sensorhub.errors import SensorhubError
 from sensorhub.runtime import ServiceHandle, Stage, serve
 from sensorhub.sources import LinkState, PacketQueue
 
-FAULTS = ("link_drop", "influx_down", "broker_kill", "fuzz")
+FAULTS = (
+    "link_drop",
+    "influx_down",
+    "broker_kill",
+    "fuzz",
+    "process",
+    "disk_full",
+)  # process: SIGTERM, SIGKILL
 HEALTH_PERIOD_S = 0.2
 SETTLE_TIMEOUT_S = 120.0
+DISK_MB = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fuzz-web", type=int, default=300, help="malformed websocket messages and HTTP bodies"
     )
+    parser.add_argument("--disk-full-s", type=float, default=10.0, help="how long data_dir stays full")
     parser.add_argument("--seed", type=int, default=1, help="fuzz seed")
     parser.add_argument(
         "--fuzz-skip", choices=PACKET_KINDS, action="append", default=[], help="leave out this packet kind"
@@ -80,29 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---- one fault ------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Row:
-    fault: str
-    injected: str = ""
-    health_ok: int = 0
-    health_failed: int = 0
-    longest_gap_s: float = 0.0
-    lost: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (lost, of)
-    allowed: dict[str, int] = field(default_factory=dict)  # kind -> loss the fault explains
-    notes: list[str] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)  # what the fault did (packets dropped, spooled)
-
-    @property
-    def serving(self) -> bool:
-        return self.health_failed == 0 and self.health_ok > 0 and self.longest_gap_s < 2.0
-
-    @property
-    def ok(self) -> bool:
-        return self.serving and all(
-            lost == self.allowed.get(kind, 0) for kind, (lost, _) in self.lost.items()
-        )
 
 
 @dataclass(slots=True)
@@ -120,6 +108,8 @@ class Context:
     # Bus events/cues published in this monotonic window may be lost on MQTT (the broker was away).
     mqtt_window: tuple[float, float] | None = None
     fuzz: FuzzCounts | None = None
+    data_dir: str = ""
+    full_window: tuple[float, float] | None = None  # when data_dir was full (monotonic)
 
 
 class _TappedSource(SimulatorSource):
@@ -184,6 +174,30 @@ async def _fuzz(ctx: Context) -> None:
     )
 
 
+async def _disk_full(ctx: Context) -> None:
+    """Fill data_dir (a small tmpfs) to the last byte, hold, then free it."""
+    filler = Path(ctx.data_dir) / "filler"
+    t0 = time.monotonic()
+    ctx.row.counters["packets sent before the disk filled"] = ctx.tap.sent
+    await asyncio.to_thread(_fill, filler)
+    await asyncio.sleep(ctx.args.disk_full_s)
+    filler.unlink()
+    ctx.full_window = (t0, time.monotonic() + 1.0)  # + the history writer's next attempt
+    ctx.row.injected = f"data_dir (tmpfs {DISK_MB} MiB) full for {ctx.args.disk_full_s:g} s, then freed"
+
+
+def _fill(path: Path) -> None:
+    chunk = b"\0" * (1 << 20)
+    with path.open("wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError:
+                chunk = chunk[: len(chunk) // 2]  # the last bytes too
+                if not chunk:
+                    return
+
+
 def _kill(broker: Mosquitto) -> None:
     proc = broker._proc  # the bench kills the child it started, hard
     if proc is not None:
@@ -197,28 +211,8 @@ INJECT: dict[str, Callable[[Context], Awaitable[None]]] = {
     "influx_down": _influx_down,
     "broker_kill": _broker_kill,
     "fuzz": _fuzz,
+    "disk_full": _disk_full,
 }
-
-
-async def _poll_health(handle: ServiceHandle, row: Row, stop: asyncio.Event) -> None:
-    last_ok = time.monotonic()
-    timeout = aiohttp.ClientTimeout(total=1.0)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        while not stop.is_set():
-            try:
-                async with http.get(f"{handle.base_url}/health") as resp:
-                    await resp.read()
-                    ok = resp.status == 200
-            except (aiohttp.ClientError, TimeoutError):
-                ok = False
-            now = time.monotonic()
-            if ok:
-                row.health_ok += 1
-                row.longest_gap_s = max(row.longest_gap_s, now - last_ok)
-                last_ok = now
-            else:
-                row.health_failed += 1
-            await asyncio.sleep(HEALTH_PERIOD_S)
 
 
 async def _settled(handle: ServiceHandle) -> None:
@@ -246,7 +240,7 @@ def _scenario(
         while len(handle.runner.queue):  # the warm-up backlog
             await asyncio.sleep(0.05)
         health_stop = asyncio.Event()
-        poller = asyncio.create_task(_poll_health(handle, ctx.row, health_stop))
+        poller = asyncio.create_task(poll_health(handle.base_url, ctx.row, health_stop))
         before_s, after_s = (6.0, 8.0) if ctx.args.quick else (20.0, 30.0)
         await asyncio.sleep(before_s)
         await INJECT[fault](ctx)
@@ -261,14 +255,20 @@ def _scenario(
 
 async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
     row = Row(fault)
-    with (
-        tempfile.TemporaryDirectory(prefix="sensorhub-faults-") as tmp,
-        Mosquitto() as broker,
-        VictoriaMetrics() as influx,
-    ):
+    with contextlib.ExitStack() as stack:
+        data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sensorhub-faults-"))) / "data"
+        data.mkdir()
+        if fault == "disk_full":
+            why = _mount_small_disk(data)
+            if why:
+                row.skipped = row.injected = why
+                return row
+            stack.callback(subprocess.run, ["umount", "-l", str(data)], check=False)
+        broker = stack.enter_context(Mosquitto())
+        influx = stack.enter_context(VictoriaMetrics())
         config = replace(
             base,
-            service=replace(base.service, data_dir=tmp, port=0),
+            service=replace(base.service, data_dir=str(data), port=0),
             mqtt=BrokerConfig(port=broker.port, client_id="faults-bench", reconnect_max_s=1.0),
             sinks=SinksConfig(
                 mqtt=MqttConfig(enabled=True),
@@ -283,7 +283,7 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
 
         def make(handle: ServiceHandle) -> Context:
             assert source.tap is not None
-            return Context(handle, source, source.tap, broker, influx, counter, row, args)
+            return Context(handle, source, source.tap, broker, influx, counter, row, args, data_dir=str(data))
 
         async def collect(handle: ServiceHandle) -> None:
             await published.collect(handle.bus)
@@ -316,10 +316,21 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
             await asyncio.gather(counting, return_exceptions=True)
         if "ctx" not in holder:
             raise SensorhubError(f"bench faults: the service ended before {fault} was injected")
-        await asyncio.to_thread(
-            _account, row, holder["ctx"], handle, published, Path(tmp), influx.url, started_s
-        )
+        await asyncio.to_thread(_account, row, holder["ctx"], handle, published, data, influx.url, started_s)
     return row
+
+
+def _mount_small_disk(path: Path) -> str:
+    """A ``DISK_MB`` tmpfs on ``path``; the reason when that is not possible ("" when mounted)."""
+    if os.geteuid() != 0:
+        return "skipped: mounting a small tmpfs on data_dir needs root"
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if done.returncode == 0 else f"skipped: mount tmpfs failed: {done.stderr.strip()}"
 
 
 def _where(exc: BaseException) -> str:
@@ -361,6 +372,8 @@ def _account(
         inside_cues = [k for t, k in published.cues if lo <= t <= hi]
         row.allowed["MQTT events"] = len(m_events) - len(unmatched(m_events, inside_events, 0.0))
         row.allowed["MQTT cues"] = len(m_cues) - len(unmatched(m_cues, inside_cues, 0.0))
+    if ctx.full_window is not None:
+        _allow_disk_full(row, ctx, published, events, cues, h_events, h_cues, recorded)
     i_events, i_cues, i_total = influx_points(url, since_s)
     row.lost["InfluxDB events"] = (len(unmatched(events, i_events)), len(events))
     row.lost["InfluxDB cues"] = (len(unmatched([(leg, "", t) for leg, _, t in cues], i_cues)), len(cues))
@@ -380,6 +393,38 @@ def _account(
         row.allowed["InfluxDB points"] = -1  # a failed verdict: the fault did not happen
     mqtt = handle.sink_stats["mqtt"]()
     row.notes.append(f"MQTT reconnects {mqtt['reconnects']}, counter connects {ctx.mqtt.connects}")
+
+
+def _allow_disk_full(
+    row: Row,
+    ctx: Context,
+    published: Published,
+    events: list[Key],
+    cues: list[Key],
+    h_events: list[Key],
+    h_cues: list[Key],
+    recorded: int,
+) -> None:
+    """What a full disk may cost: history rows published while it was full; the recording from the first
+    failed write on (the recorder stops there, by design), up to one sync interval before it."""
+    assert ctx.full_window is not None
+    lo, hi = ctx.full_window
+    for kind, all_keys, saved, stamped in (
+        ("history events", events, h_events, published.events),
+        ("history cues", cues, h_cues, published.cues),
+    ):
+        missing = unmatched(all_keys, saved)
+        inside = [k for t, k in stamped if lo <= t <= hi]
+        row.allowed[kind] = len(missing) - len(unmatched(missing, inside, 0.0))
+    before = ctx.row.counters["packets sent before the disk filled"]
+    sync_packets = round(len(ctx.source.sensors) * 25 * 1.0)  # 25 packets/s a sensor, 1 s sync interval
+    lost = ctx.tap.sent - recorded
+    bound = ctx.tap.sent - before + sync_packets
+    row.allowed["packets recorded"] = lost if lost <= bound else bound
+    row.notes.append(
+        f"disk full: recorder {ctx.handle.sink_stats['recorder']()}; "
+        f"history {ctx.handle.sink_stats['history']()}"
+    )
 
 
 def _account_fuzz(
@@ -426,10 +471,13 @@ def print_table(rows: list[Row]) -> None:
     for r in rows:
         serving = (
             f"{'yes' if r.serving else 'NO'} ({r.health_ok} /health ok, {r.health_failed} failed, "
-            f"longest gap {r.longest_gap_s:.2f} s)"
+            f"longest gap {r.longest_gap_s:.2f} s, loop lag max {r.max_loop_lag_s:.2f} s)"
         )
         expected = ", ".join(f"{k} {v}" for k, v in r.allowed.items() if v)
         verdict = ("PASS" if r.ok else "FAIL") + (f" (explained: {expected})" if expected else "")
+        if r.skipped:
+            print(f"| {r.fault} | {r.skipped} | - | - | SKIPPED |")
+            continue
         print(f"| {r.fault} | {r.injected} | {serving} | {_lost_text(r)} | {verdict} |")
     for r in rows:
         for note in r.notes:
@@ -441,7 +489,11 @@ def run_faults(args: argparse.Namespace) -> list[Row]:
     base = dataclasses.replace(base, simulator=replace(base.simulator, athletes=args.athletes))
     rows = []
     for fault in args.only or FAULTS:
-        with contextlib.suppress(KeyboardInterrupt):
+        if fault == "process":
+            from sensorhub.bench.fault_process import run_process_faults
+
+            rows.extend(asyncio.run(run_process_faults(args)))
+        else:
             rows.append(asyncio.run(_run_fault(fault, args, base)))
     return rows
 
@@ -452,4 +504,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.athletes} simulated athletes, sinks: recorder, history, InfluxDB, MQTT")
     print_table(rows)
     print(f"bench faults: {time.perf_counter() - t0:.0f} s")
-    return 0 if all(r.ok for r in rows) else 1
+    return 0 if all(r.ok or r.skipped for r in rows) else 1
