@@ -381,7 +381,10 @@ def _account(
     if len(in_schema) < len(events):
         other = Counter(k[1] for k in events if k[1] not in SCHEMA)
         row.notes.append(f"events of types outside the InfluxDB schema (not written there): {dict(other)}")
-    row.lost["InfluxDB events"] = (len(unmatched(in_schema, i_events)), len(in_schema))
+    missing = unmatched(in_schema, i_events)
+    row.lost["InfluxDB events"] = (len(missing), len(in_schema))
+    if missing:
+        row.notes.append(f"events not on the InfluxDB server (first 3): {missing[:3]}")
     row.lost["InfluxDB cues"] = (len(unmatched([(leg, "", t) for leg, _, t in cues], i_cues)), len(cues))
     stats = handle.sink_stats["influxdb"]()
     sink_lost = stats["points_lost"] + stats["points_dropped"] + stats["points_spool_dropped"]
