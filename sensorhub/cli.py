@@ -164,6 +164,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sensorhub.bench import mqtt_bench
 
         return mqtt_bench.run(args)
+    if args.bench == "faults":
+        from sensorhub.bench import faults_bench
+
+        return faults_bench.run(args)
     if args.bench == "events":
         from sensorhub.bench import events_accuracy
 
@@ -270,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.mqtt_bench import add_arguments as add_mqtt_arguments
 
     add_mqtt_arguments(b)
+    b = bench.add_parser("faults", help="faults injected while athletes stream: what each one lost")
+    from sensorhub.bench.faults_bench import add_arguments as add_faults_arguments
+
+    add_faults_arguments(b)
     b = bench.add_parser("events", help="landing/cut/rep F1, timing, metric errors and cues vs truth")
     from sensorhub.bench.events_accuracy import add_arguments as add_events_arguments
 
