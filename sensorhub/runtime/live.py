@@ -44,6 +44,10 @@ class LiveStats:
     started_s: float = field(default_factory=time.time)
     first_angle_s: float | None = None
     packet_to_angle: LatencyRecorder = field(default_factory=LatencyRecorder)
+    # Wall and CPU time of each turn of the processing task: what every other task on the loop waits
+    # for at most (the CPU time tells a slow turn from one the OS preempted on a busy machine).
+    turn: LatencyRecorder = field(default_factory=LatencyRecorder)
+    turn_cpu: LatencyRecorder = field(default_factory=LatencyRecorder)
 
 
 def publish_outputs(bus: Bus, outputs: list[LegOutput]) -> int:
@@ -109,7 +113,10 @@ class LiveRunner:
                     waiter.cancel()
                     done_waiter.cancel()
                 continue
+            t0, c0 = time.perf_counter(), time.thread_time()
             self._process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
+            self.stats.turn.add(time.perf_counter() - t0)
+            self.stats.turn_cpu.add(time.thread_time() - c0)
             await asyncio.sleep(0)
 
     async def _produce(self) -> None:
