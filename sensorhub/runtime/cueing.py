@@ -18,8 +18,9 @@ from sensorhub.cues import DEFAULT_RULES, Clip, Cue, CueAudio, CueEngine, parse_
 from sensorhub.errors import SinkError
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
 
-# When a leg's calibration completes, the buffered seconds come out in one burst: events found in
-# such a backlog are history, not something to say now. Live outputs span one packet (tens of ms).
+# When a leg's calibration completes, the buffered seconds come out in one burst (live: from a worker
+# thread, in slices marked ``backlog``): events and phases in such a backlog are history, not something
+# to say now. Live outputs span one packet (tens of ms).
 BACKLOG_S = 1.0
 LIVE_PHASE_KIND = "rep_descent"
 
@@ -57,8 +58,9 @@ class CueStage:
         cues: list[Cue] = []
         for out in outputs:
             t_s = out.angles.t_s
-            backlog = t_s.shape[0] > 1 and float(t_s[-1] - t_s[0]) > BACKLOG_S
-            for event in out.events if not backlog else ():
+            if out.backlog or (t_s.shape[0] > 1 and float(t_s[-1] - t_s[0]) > BACKLOG_S):
+                continue  # a phase still in progress is said from the leg's next live output
+            for event in out.events:
                 self._add(cues, self.engine.on_event(event), packet_host_s)
             if out.phase is not None:
                 self._in_phase.add(out.leg_id)

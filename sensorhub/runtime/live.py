@@ -20,6 +20,7 @@ from typing import Protocol
 from sensorhub.bus import Bus
 from sensorhub.model import RawPacket
 from sensorhub.runtime.cueing import CueStage
+from sensorhub.runtime.offload import CalibrationOffload, Deferred
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput, Pipeline
 from sensorhub.sources import PacketQueue, PacketSource
 
@@ -48,6 +49,9 @@ class LiveStats:
     # for at most (the CPU time tells a slow turn from one the OS preempted on a busy machine).
     turn: LatencyRecorder = field(default_factory=LatencyRecorder)
     turn_cpu: LatencyRecorder = field(default_factory=LatencyRecorder)
+    # packet -> angle of the legs still calibrating (their buffered seconds, and the packets that came
+    # while the worker stepped them): not in ``packet_to_angle``, which is the tracking legs' latency
+    calibrating_to_angle: LatencyRecorder = field(default_factory=LatencyRecorder)
 
 
 def publish_outputs(bus: Bus, outputs: list[LegOutput]) -> int:
@@ -73,7 +77,10 @@ class LiveRunner:
         recorder: PacketWriter | None = None,
         clock: Callable[[], float] = time.time,
         cues: CueStage | None = None,
+        offload: bool = True,
     ) -> None:
+        """``offload``: step calibrating legs in a worker thread (``sensorhub.runtime.offload``); False
+        steps every chunk on the loop (the same outputs, but each calibration stalls the loop)."""
         self.source = source
         self.pipeline = pipeline
         self.bus = bus
@@ -83,11 +90,14 @@ class LiveRunner:
         self.stats = LiveStats()
         self._clock = clock
         self.source_done = asyncio.Event()
+        self.offload = CalibrationOffload(pipeline) if offload else None
 
     def _process_batch(self, packets: list[RawPacket]) -> None:
         for packet in packets:
             if self.recorder is not None:
                 self.recorder.write(packet)
+            if self.offload is not None:
+                self.offload.packet_host_s = packet.t_host_s
             outputs = self.pipeline.ingest(packet)
             self.stats.packets += 1
             if outputs:
@@ -99,19 +109,36 @@ class LiveRunner:
                 if self.stats.first_angle_s is None:
                     self.stats.first_angle_s = now_s
                 self.stats.packet_to_angle.add(now_s - packet.t_host_s)
+        if self.offload is not None:
+            self._publish_deferred(self.offload.emit())
+
+    def _publish_deferred(self, items: list[Deferred]) -> None:
+        for item in items:
+            if self.cues is not None:
+                self.cues.process([item.output], item.packet_host_s)
+            n = publish_outputs(self.bus, [item.output])
+            self.stats.angle_samples += n
+            if n:
+                now_s = self._clock()
+                if self.stats.first_angle_s is None:
+                    self.stats.first_angle_s = now_s
+                self.stats.calibrating_to_angle.add(now_s - item.packet_host_s)
 
     async def _consume(self) -> None:
+        offload = self.offload
         while True:
-            if not len(self.queue):
+            if not len(self.queue) and (offload is None or not offload.ready.is_set()):
                 if self.source_done.is_set():
-                    return
-                waiter = asyncio.ensure_future(self.queue.wait())
-                done_waiter = asyncio.ensure_future(self.source_done.wait())
+                    return  # what the worker still holds is collected at shutdown
+                waits = [self.queue.wait(), self.source_done.wait()]
+                if offload is not None:
+                    waits.append(offload.ready.wait())
+                waiters = {asyncio.ensure_future(w) for w in waits}
                 try:
-                    await asyncio.wait({waiter, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    waiter.cancel()
-                    done_waiter.cancel()
+                    for waiter in waiters:
+                        waiter.cancel()
                 continue
             t0, c0 = time.perf_counter(), time.thread_time()
             self._process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))
@@ -135,6 +162,8 @@ class LiveRunner:
             # Ordered shutdown: whatever was received is processed and recorded, then the tail flushed.
             with contextlib.suppress(Exception):
                 self._process_batch(self.queue.drain())
+            if self.offload is not None:
+                self._publish_deferred(self.offload.finish())
             self.stats.angle_samples += publish_outputs(self.bus, self.pipeline.finish())
             if self.recorder is not None:
                 self.recorder.flush()
