@@ -4,7 +4,9 @@ publishes the results on the bus. Every task has an owner (one TaskGroup); shutd
 Latency reported here (``packet_to_angle``) runs from a packet's host receive timestamp to the moment
 the knee angles it completed are published, so it includes queueing, decoding, alignment and the
 filter. Grid points wait for both sensors of a leg: the latency is charged to the packet that completed
-them (see the README, "Timing").
+them (see the README, "Timing"). It is the tracking legs' latency: a calibrating leg is stepped in a
+worker thread (``sensorhub.runtime.offload``) and what it hands back, published later, is measured apart
+(``calibrating_to_angle``).
 """
 
 from __future__ import annotations
