@@ -4,8 +4,9 @@ Until a leg is calibrated its knee estimator buffers the leg's samples, tries to
 every second (3-4 ms each time here) and, once it succeeds, runs the buffered seconds through the filters
 and the event detector at once (15-20 ms per leg). On the loop, every other athlete's packets would wait
 for that, and all legs calibrate at the start of a session. ``CalibrationOffload`` takes the chunks of
-every leg that is not tracking yet (``Pipeline.divert``) and steps them in order in one worker thread; the
-loop then publishes what came back a few rows per turn, the buffered seconds cut into slices.
+every leg that is not tracking yet (``Pipeline.divert``) and steps them in order in a worker thread (a
+second one steps the chunks of the legs that calibrated and still catch up); the loop then publishes
+what came back a few rows per turn, the buffered seconds cut into slices.
 
 Thread, not process: the leg's whole state (filters, detector) stays where it is. The numba kernels of
 the orientation, kinematics and analysis stages release the GIL (``nogil``), so their loops run beside
@@ -65,7 +66,7 @@ def backlog_slices(out: LegOutput, rows: int) -> Iterator[LegOutput]:
 
 
 class CalibrationOffload:
-    """Owns the worker thread and the legs handed to it; the loop calls ``take`` (through the pipeline's
+    """Owns the worker threads and the legs handed to them; the loop calls ``take`` (through the pipeline's
     ``divert``) and ``emit``; ``finish`` at the end of the stream."""
 
     def __init__(self, pipeline: Pipeline, rows_per_turn: int = ROWS_PER_TURN,
@@ -75,9 +76,11 @@ class CalibrationOffload:
         self.slice_rows = slice_rows
         self.packet_host_s = float("nan")  # receive time of the packet being ingested (set by the runner)
         self.ready = asyncio.Event()  # outputs are waiting to be published
-        # One thread: a leg's chunks must be stepped in order, and a second one would only contend with
-        # the loop for the GIL and for this machine's cores.
+        # One thread for the calibrating legs (their attempts and buffered seconds: 3-20 ms a job), one
+        # for the legs that calibrated and still catch up (their chunks of a few rows): those must not
+        # wait behind the other legs' calibrations. A leg has one job at a time, so its order holds.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="calibration")
+        self._catch_up = ThreadPoolExecutor(1, thread_name_prefix="catch-up")
         self._pending: dict[str, list[tuple[LegSamples, float]]] = {}
         self._running: dict[str, Future[list[Deferred]]] = {}
         self._out: deque[Deferred] = deque()
@@ -106,7 +109,8 @@ class CalibrationOffload:
         if not self._running:
             self._switch_s = sys.getswitchinterval()
             sys.setswitchinterval(GIL_SWITCH_S)
-        job = self._executor.submit(self._step, self._pending.pop(leg))
+        executor = self._catch_up if self.pipeline.tracking(leg) else self._executor
+        job = executor.submit(self._step, self._pending.pop(leg))
         self._running[leg] = job
         asyncio.wrap_future(job).add_done_callback(partial(self._done, leg, job))
 
@@ -163,6 +167,7 @@ class CalibrationOffload:
         for leg, chunks in pending.items():
             self._hand_back(leg, self._step(chunks))
         self._executor.shutdown(wait=False)
+        self._catch_up.shutdown(wait=False)
         if running:
             sys.setswitchinterval(self._switch_s)
         out = list(self._out)
