@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sensorhub.bus import Bus
 from sensorhub.model import RawPacket
@@ -130,10 +130,12 @@ class LiveRunner:
         offload = self.offload
         while True:
             if not len(self.queue) and (offload is None or not offload.ready.is_set()):
-                if self.source_done.is_set():
-                    return  # what the worker still holds is collected at shutdown
-                waits = [self.queue.wait(), self.source_done.wait()]
-                if offload is not None:
+                if self.source_done.is_set() and (offload is None or offload.idle()):
+                    return
+                waits: list[Coroutine[Any, Any, Any]] = [self.queue.wait()]
+                if not self.source_done.is_set():
+                    waits.append(self.source_done.wait())
+                if offload is not None:  # the source ended: wait for the workers on the loop
                     waits.append(offload.ready.wait())
                 waiters = {asyncio.ensure_future(w) for w in waits}
                 try:

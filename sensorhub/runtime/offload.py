@@ -75,7 +75,7 @@ class CalibrationOffload:
         self.rows_per_turn = rows_per_turn
         self.slice_rows = slice_rows
         self.packet_host_s = float("nan")  # receive time of the packet being ingested (set by the runner)
-        self.ready = asyncio.Event()  # outputs are waiting to be published
+        self.ready = asyncio.Event()  # a job came back: outputs may wait to be published
         # One thread for the calibrating legs (their attempts and buffered seconds: 3-20 ms a job), one
         # for the legs that calibrated and still catch up (their chunks of a few rows): those must not
         # wait behind the other legs' calibrations. A leg has one job at a time, so its order holds.
@@ -137,8 +137,7 @@ class CalibrationOffload:
     def _hand_back(self, leg: str, results: list[Deferred]) -> None:
         self._out.extend(results)
         self._held[leg] += len(results)
-        if self._out:
-            self.ready.set()
+        self.ready.set()
 
     def emit(self) -> list[Deferred]:
         """The outputs to publish in this turn, oldest first (each leg's in its own order)."""
@@ -157,8 +156,9 @@ class CalibrationOffload:
         return taken
 
     def finish(self) -> list[Deferred]:
-        """End of the stream: waits for the worker (shutdown only), steps what is still pending here and
-        returns everything not yet published; from now on the pipeline steps every chunk itself."""
+        """At shutdown: waits for the workers, steps what is still pending here and returns everything not
+        yet published; from now on the pipeline steps every chunk itself. (A source that ends is waited
+        for on the loop until ``idle``; only a cancelled runner has work left here.)"""
         self.pipeline.divert = None
         running, self._running = self._running, {}
         for leg, job in running.items():
