@@ -1,6 +1,8 @@
 """Numba kernels of the event detector: per-sample features, then one sample-by-sample state machine per
 leg whose state is carried in a float64 array, so chunked (live) and one-batch (offline) processing take
 identical decisions.
+Every kernel releases the GIL (``nogil``): a calibrating leg is stepped in a worker thread
+(``sensorhub.runtime.offload``) while the event loop goes on.
 
 The kernels only find WHEN things happen (global sample indices of take-off, contact, start of descent,
 bottom, end, foot strike); ``sensorhub.analysis.metrics`` computes the metric values.
@@ -164,7 +166,7 @@ def new_feature_state() -> FloatArray:
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lever_operator(wx: float, wy: float, wz: float, dx: float, dy: float, dz: float, out: FloatArray, i: int,
                     col: int) -> None:
     """L = [dw]x + [w]x [w]x, row major into out[i, col:col + 9]: L r = dw x r + w x (w x r)."""
@@ -180,7 +182,7 @@ def _lever_operator(wx: float, wy: float, wz: float, dx: float, dy: float, dz: f
     out[i, col + 8] = wz * wz - ww
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray, shank_gyr: FloatArray,
              q_thigh: FloatArray, q_shank: FloatArray, missing: np.ndarray, g_m_s2: float, rate_hz: float,
              lag: int, state: FloatArray, out: FloatArray) -> None:
@@ -240,7 +242,7 @@ def features(thigh_acc: FloatArray, thigh_gyr: FloatArray, shank_acc: FloatArray
         out[i, F_SE + 2] = sz - g_m_s2 * u22
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rows(state: FloatArray, at: int) -> tuple[float, float, float, float, float, float, float, float, float]:
     """Rotation matrix (row major) of the quaternion stored at state[at:at + 4]."""
     w, x, y, z = state[at], state[at + 1], state[at + 2], state[at + 3]
@@ -249,7 +251,7 @@ def _rows(state: FloatArray, at: int) -> tuple[float, float, float, float, float
             2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float, d: float,
           e: float = -1.0) -> int:
     if n_out < out.shape[0]:
@@ -262,7 +264,7 @@ def _emit(out: FloatArray, n_out: int, kind: float, a: float, b: float, c: float
     return n_out + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _unexplained(f: FloatArray, lever: FloatArray, r: FloatArray) -> float:
     """|f - L r| of one row (f: 3, lever: L row major, 9), m/s^2."""
     ex = f[0] - (lever[0] * r[0] + lever[1] * r[1] + lever[2] * r[2])
@@ -271,13 +273,13 @@ def _unexplained(f: FloatArray, lever: FloatArray, r: FloatArray) -> float:
     return math.sqrt(ex * ex + ey * ey + ez * ez)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sums_reset(s: FloatArray, at: int) -> None:
     for k in range(at, at + SUMS):
         s[k] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sums_add(s: FloatArray, at: int, f: FloatArray, lever: FloatArray) -> None:
     s[at] += 1.0
     s[at + 1] += f[0] * f[0] + f[1] * f[1] + f[2] * f[2]
@@ -288,12 +290,12 @@ def _sums_add(s: FloatArray, at: int, f: FloatArray, lever: FloatArray) -> None:
                                       + lever[6 + c] * lever[6 + k])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _det3(a: float, b: float, c: float, d: float, e: float, f: float, g: float, h: float, k: float) -> float:
     return a * (e * k - f * h) - b * (d * k - f * g) + c * (d * h - e * g)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lever(s: FloatArray, at: int, extra: int, p: FloatArray, prior: int, out: FloatArray) -> None:
     """The lever (into ``out``) from the sums at ``at`` (plus those at ``extra`` when >= 0), ridge-pulled
     towards the prior lever p[prior:prior + 3]: the data decide once they hold enough rotation."""
@@ -316,7 +318,7 @@ def _lever(s: FloatArray, at: int, extra: int, p: FloatArray, prior: int, out: F
     out[2] = _det3(m[0, 0], m[0, 1], v[0], m[1, 0], m[1, 1], v[1], m[2, 0], m[2, 1], v[2]) / det
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rms(s: FloatArray, at: int, r: FloatArray) -> float:
     """RMS of |f - L r| over the samples summed at ``at`` (m/s^2): f.f - 2 r.b + r.A r."""
     rss = s[at + 1]
@@ -327,7 +329,7 @@ def _rms(s: FloatArray, at: int, r: FloatArray) -> float:
     return math.sqrt(max(0.0, rss) / max(s[at], 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray, out: FloatArray) -> int:
     """Run the state machines over one chunk; returns the number of records written to ``out``."""
     n = feat.shape[0]

@@ -2,6 +2,8 @@
 
 Pure functions on float64 arrays. The per-sample loop (``knee_angles_loop``) carries its state in a flat
 array so that a stream cut into arbitrary chunks gives bit-identical results to one batch call.
+Every kernel releases the GIL (``nogil``): a calibrating leg is stepped in a worker thread
+(``sensorhub.runtime.offload``) while the event loop goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ FLAG_IMPLAUSIBLE = 4
 
 # Small products written out: numba's ``@`` goes through BLAS, which needs scipy at run time and costs
 # ~80 ns per 3x3 product against ~8 ns for these loops (measured, see the 2026-12 issue-14 note).
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out = a b (out must not alias a or b)."""
     for r in range(a.shape[0]):
@@ -47,7 +49,7 @@ def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             out[r, c] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _matmul_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """out = a^T b (out must not alias a or b)."""
     for r in range(a.shape[1]):
@@ -58,7 +60,7 @@ def _matmul_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             out[r, c] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _matvec(a: np.ndarray, v: np.ndarray, out: np.ndarray, transpose: bool) -> None:
     """out = a v, or a^T v when ``transpose``."""
     rows = a.shape[1] if transpose else a.shape[0]
@@ -70,13 +72,13 @@ def _matvec(a: np.ndarray, v: np.ndarray, out: np.ndarray, transpose: bool) -> N
         out[r] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _axis(phi: float, theta: float) -> tuple[float, float, float]:
     cp = math.cos(phi)
     return cp * math.cos(theta), cp * math.sin(theta), math.sin(phi)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cross_norm_grad(gx: float, gy: float, gz: float, jx: float, jy: float, jz: float,
                      phi: float, theta: float) -> tuple[float, float, float]:
     """|g x j| and its derivatives with respect to the spherical angles of j."""
@@ -99,7 +101,7 @@ def _cross_norm_grad(gx: float, gy: float, gz: float, jx: float, jy: float, jz: 
     return n, d_phi, d_theta
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hinge_residuals(gyr1: np.ndarray, gyr2: np.ndarray, params: np.ndarray) -> np.ndarray:
     """Seel's hinge residual |w1 x j1| - |w2 x j2| per sample for spherical axis angles ``params``."""
     n = gyr1.shape[0]
@@ -113,13 +115,13 @@ def hinge_residuals(gyr1: np.ndarray, gyr2: np.ndarray, params: np.ndarray) -> n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cost(gyr1: np.ndarray, gyr2: np.ndarray, params: np.ndarray) -> float:
     r = hinge_residuals(gyr1, gyr2, params)
     return float(np.sum(r * r))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fit_hinge_axes(gyr1: np.ndarray, gyr2: np.ndarray, params0: np.ndarray, max_iter: int) -> tuple[
         np.ndarray, float]:
     """Levenberg-Marquardt on Seel's hinge constraint; returns the spherical angles and the mean squared
@@ -168,7 +170,7 @@ def fit_hinge_axes(gyr1: np.ndarray, gyr2: np.ndarray, params0: np.ndarray, max_
     return x, cost / max(n, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sinh_ratio(x: float, y: float) -> float:
     """sinh(x) / sinh(y) for 0 <= x <= y, without overflow."""
     if y < 1e-9:
@@ -176,7 +178,7 @@ def _sinh_ratio(x: float, y: float) -> float:
     return math.exp(x - y) * (1.0 - math.exp(-2.0 * x)) / (1.0 - math.exp(-2.0 * y))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_gaps(values: np.ndarray, prev: np.ndarray, missing: np.ndarray, stats: np.ndarray, dt: float,
               stats_tau_s: float, bridge_min_gap: int) -> None:
     """Fill NaN rows of ``values`` (N, 3) in place; ``prev`` is the last valid row before this block (NaN if
@@ -239,7 +241,7 @@ def fill_gaps(values: np.ndarray, prev: np.ndarray, missing: np.ndarray, stats: 
                     values[r, c] = values[i, c]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def blend_after_gaps(q_slow: np.ndarray, q_fast: np.ndarray, missing: np.ndarray, params: np.ndarray,
                      state: np.ndarray, q_out: np.ndarray, w_out: np.ndarray) -> None:
     """After a gap of >= params[0] samples the inclination (not the heading) comes from the fast filter
@@ -314,7 +316,7 @@ def blend_after_gaps(q_slow: np.ndarray, q_fast: np.ndarray, missing: np.ndarray
         q_out[i, 3] = cw * sz + cx * sy - cy * sx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _quat_matrix(q: np.ndarray, i: int, out: np.ndarray) -> None:
     w = q[i, 0]
     x = q[i, 1]
@@ -336,12 +338,12 @@ def _quat_matrix(q: np.ndarray, i: int, out: np.ndarray) -> None:
     out[2, 2] = 1.0 - 2.0 * (x * x + y * y)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wrap(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decompose_knee(r: np.ndarray, side_sign: float) -> tuple[float, float, float]:
     """Grood & Suntay angles (flexion, valgus, rotation) of the shank-in-thigh rotation matrix.
     R = Ry(flexion) @ Rx(-side*valgus) @ Rz(side*rotation), see sensorhub.conventions."""
@@ -353,7 +355,7 @@ def decompose_knee(r: np.ndarray, side_sign: float) -> tuple[float, float, float
     return flexion, -side_sign * b, side_sign * c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def heading_of_axis(rmat: np.ndarray, col: int) -> tuple[float, float]:
     """Heading of a column's horizontal projection and the squared horizontal norm (its weight)."""
     vx = rmat[0, col]
@@ -361,7 +363,7 @@ def heading_of_axis(rmat: np.ndarray, col: int) -> tuple[float, float]:
     return math.atan2(vy, vx), vx * vx + vy * vy
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def knee_angles_loop(q_thigh: np.ndarray, q_shank: np.ndarray, c_thigh: np.ndarray, c_shank: np.ndarray,
                      missing: np.ndarray, params: np.ndarray, state: np.ndarray, out_rad: np.ndarray,
                      out_flags: np.ndarray) -> None:
@@ -490,7 +492,7 @@ Q_SIZE = 23
 FLAG_RECOVERING = 8
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve_n(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve a x = b (square, copied) by Gaussian elimination with partial pivoting; NaN if singular."""
     n = b.shape[0]
@@ -525,7 +527,7 @@ def _solve_n(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def solve_lever_arms(state: np.ndarray, params: np.ndarray, c_thigh: np.ndarray, c_shank: np.ndarray) -> None:
     """Lever arms from the accumulated normal equations into the state (R_LEVERS_OK = 0 if implausible).
 
@@ -566,7 +568,7 @@ def solve_lever_arms(state: np.ndarray, params: np.ndarray, c_thigh: np.ndarray,
     state[R_LEVERS_OK] = 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lever_matrix(state: np.ndarray, gyr_at: int, gyr_prev2_at: int, gyr_now: np.ndarray, inv_2dt: float,
                   g: np.ndarray) -> None:
     """G with G r = w x (w x r) + dw/dt x r for the previous row (dw/dt: central difference over the rows
@@ -587,7 +589,7 @@ def _lever_matrix(state: np.ndarray, gyr_at: int, gyr_prev2_at: int, gyr_now: np
     g[2, 2] = wz * wz - w2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _knee_matrix(flexion: float, valgus: float, rotation: float, side: float, out: np.ndarray) -> None:
     """Ry(flexion) Rx(-side valgus) Rz(side rotation): shank segment -> thigh segment."""
     cf, sf = math.cos(flexion), math.sin(flexion)
@@ -608,7 +610,7 @@ def _knee_matrix(flexion: float, valgus: float, rotation: float, side: float, ou
     out[2, 2] = -sf * m02 + cf * m22
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def recover_after_gaps(angles_rad: np.ndarray, acc_t: np.ndarray, gyr_t: np.ndarray, acc_s: np.ndarray,
                        gyr_s: np.ndarray, missing: np.ndarray, blending: np.ndarray, c_thigh: np.ndarray,
                        c_shank: np.ndarray, params: np.ndarray, state: np.ndarray, flags: np.ndarray) -> None:

@@ -25,8 +25,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 # Options of every kernel: cached on disk; numpy's error model (no zero-division checks); no reference
 # counting (the kernels never allocate, and an incref/decref pair per array argument of every inner call
-# costs about a tenth of a step). Fast-math stays off: it would break chunked == batch bit-equality.
-_JIT_OPTIONS: dict[str, Any] = {"cache": True, "error_model": "numpy", "_nrt": False}
+# costs about a tenth of a step); the GIL released (a calibrating leg is stepped in a worker thread while
+# the event loop goes on). Fast-math stays off: it would break chunked == batch bit-equality.
+_JIT_OPTIONS: dict[str, Any] = {"cache": True, "error_model": "numpy", "_nrt": False, "nogil": True}
 
 
 def _kernel(fn: _F) -> _F:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,8 +19,9 @@ from sensorhub.cues import DEFAULT_RULES, Clip, Cue, CueAudio, CueEngine, parse_
 from sensorhub.errors import SinkError
 from sensorhub.runtime.pipeline import LatencyRecorder, LegOutput
 
-# When a leg's calibration completes, the buffered seconds come out in one burst: events found in
-# such a backlog are history, not something to say now. Live outputs span one packet (tens of ms).
+# When a leg's calibration completes, the buffered seconds come out in one burst (live: from a worker
+# thread, in slices marked ``backlog``): events and phases in such a backlog are history, not something
+# to say now. Live outputs span one packet (tens of ms).
 BACKLOG_S = 1.0
 LIVE_PHASE_KIND = "rep_descent"
 
@@ -41,6 +43,9 @@ class CueStage:
         self.emitted = 0
         self._clock = clock
         self._in_phase: set[str] = set()
+        # per leg, the data time its calibration completed: movements that began before it (the
+        # calibration bends) are the calibration, not something to cue, even when they end after it
+        self._calibrated_s: dict[str, float] = {}
 
     # ---- control (dashboard, sessions) --------------------------------------------------------------
     def set_drill(self, athlete: str, drill: str) -> None:
@@ -57,12 +62,17 @@ class CueStage:
         cues: list[Cue] = []
         for out in outputs:
             t_s = out.angles.t_s
-            backlog = t_s.shape[0] > 1 and float(t_s[-1] - t_s[0]) > BACKLOG_S
-            for event in out.events if not backlog else ():
-                self._add(cues, self.engine.on_event(event), packet_host_s)
-            if out.phase is not None:
+            if out.calibration is not None:
+                self._calibrated_s[out.leg_id] = out.calibration.t_s
+            if out.backlog or (t_s.shape[0] > 1 and float(t_s[-1] - t_s[0]) > BACKLOG_S):
+                continue  # a phase still in progress is said from the leg's next live output
+            since_s = self._calibrated_s.get(out.leg_id, -math.inf)
+            for event in out.events:
+                if event.t_s >= since_s:
+                    self._add(cues, self.engine.on_event(event), packet_host_s)
+            phase = out.phase
+            if phase is not None and phase.t_start_s >= since_s:
                 self._in_phase.add(out.leg_id)
-                phase = out.phase
                 self._add(
                     cues,
                     self.engine.on_phase(out.leg_id, phase.kind, phase.t_s, phase.metrics),

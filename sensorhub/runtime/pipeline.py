@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +33,7 @@ class LegOutput:
     events: list[Event] = field(default_factory=list)
     phase: LivePhase | None = None  # a rep descent in progress (for live cues)
     calibration: LegCalibration | None = None  # set by the step in which the leg calibrated
+    backlog: bool = False  # rows of a calibration backlog (the past): not cued
 
 
 class LatencyRecorder:
@@ -81,6 +82,9 @@ class Pipeline:
         self.processing = LatencyRecorder()
         self.calibration_errors: dict[str, str] = {}
         self.failed_legs: dict[str, LegFailure] = {}
+        # The live runner's hook (``sensorhub.runtime.offload``): takes the chunks of the legs it steps
+        # off the event loop (while they calibrate); None processes every chunk here, in order.
+        self.divert: Callable[[LegSamples], bool] | None = None
 
     def _knee(self, chunk: LegSamples) -> KneeEstimator:
         knee = self._knees.get(chunk.leg_id)
@@ -153,16 +157,30 @@ class Pipeline:
             result.phase = None
         return result
 
+    def tracking(self, leg_id: str) -> bool:
+        """The leg is calibrated: each chunk costs about its own rows, no buffered seconds."""
+        knee = self._knees.get(leg_id)
+        return knee is not None and knee.calibration is not None
+
+    def step_chunk(self, chunk: LegSamples) -> LegOutput | None:
+        """One grid chunk of one leg through kinematics and analysis (a leg that raises is failed). Chunks
+        of one leg must come in order, one call at a time; other legs' calls may run in other threads."""
+        if chunk.leg_id in self.failed_legs:
+            return None
+        try:
+            return self._step_leg(chunk)
+        except Exception as exc:
+            self._fail(chunk.leg_id, float(chunk.t_s[-1]), exc)
+            return None
+
     def _process(self, chunks: Iterable[LegSamples], final: bool = False) -> list[LegOutput]:
         out: list[LegOutput] = []
         for chunk in chunks:
             if len(chunk) == 0 or chunk.leg_id in self.failed_legs:
                 continue
-            try:
-                result = self._step_leg(chunk)
-            except Exception as exc:
-                self._fail(chunk.leg_id, float(chunk.t_s[-1]), exc)
+            if self.divert is not None and self.divert(chunk):
                 continue
+            result = self.step_chunk(chunk)
             if result is not None:
                 out.append(result)
         if final:

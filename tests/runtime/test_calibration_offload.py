@@ -1,0 +1,148 @@
+"""Calibrating legs are stepped in a worker thread and their buffered seconds published in slices, with
+every angle, event and calibration equal, bit for bit, to the synchronous pipeline's."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from firmware_sim.athletes import SimulatedAthlete
+from firmware_sim.body import simulate
+from firmware_sim.transports.inprocess import InProcessTransport
+from sensorhub.analysis import event_to_json
+from sensorhub.bus import Bus
+from sensorhub.kinematics import knee
+from sensorhub.model import RawPacket
+from sensorhub.runtime import offload
+from sensorhub.runtime.live import LiveRunner
+from sensorhub.runtime.pipeline import LegOutput, Pipeline, sensor_refs_from_meta
+from sensorhub.sources.base import IteratorSource
+
+ANGLE_FIELDS = ("t_s", "flexion_rad", "valgus_rad", "rotation_rad", "quality")
+
+
+@pytest.fixture(scope="module")
+def session() -> tuple[list[dict[str, str]], list[RawPacket]]:
+    """Two athletes (squats with faults, drop jumps), their packets as the host receives them."""
+    athletes = []
+    for k, drill in enumerate(("squat", "drop_jump")):
+        motion = simulate(drill=drill, reps=3, sides=("right", "left"), seed=20 + k, calibration_bends=True,
+                          faults={"valgus": 0.5, "fast_eccentric": 0.5})
+        athletes.append(SimulatedAthlete(f"a{k}", motion, errors="realistic", seed=20 + k))
+    transport = InProcessTransport(athletes, realtime=False, seed=7)
+
+    async def collect() -> list[RawPacket]:
+        return [p async for p in transport]
+
+    return transport.sensor_refs(), asyncio.run(collect())
+
+
+def _collect(outputs: list[LegOutput], into: dict[str, dict[str, Any]]) -> None:
+    for out in outputs:
+        leg = into[out.leg_id]
+        leg["parts"].append(out.angles)
+        leg["events"].extend(event_to_json(e) for e in out.events)
+        if out.calibration is not None:
+            leg["calibration"].append(out.calibration)
+
+
+def _legs() -> dict[str, dict[str, Any]]:
+    return defaultdict(lambda: {"parts": [], "events": [], "calibration": []})
+
+
+def _synchronous(meta: list[dict[str, str]], packets: list[RawPacket]) -> dict[str, dict[str, Any]]:
+    pipeline = Pipeline(sensor_refs_from_meta(meta))
+    legs = _legs()
+    for packet in packets:
+        _collect(pipeline.ingest(packet), legs)
+    _collect(pipeline.finish(), legs)
+    return legs
+
+
+async def _released(packets: list[RawPacket]) -> AsyncIterator[RawPacket]:
+    for k, packet in enumerate(packets):
+        if k % 16 == 15:
+            await asyncio.sleep(0)  # give the worker's hand-backs a turn, as live arrivals do
+        yield packet
+
+
+async def _offloaded(meta: list[dict[str, str]], packets: list[RawPacket],
+                     emitted_rows: list[int]) -> dict[str, dict[str, Any]]:
+    refs = sensor_refs_from_meta(meta)
+    bus = Bus()
+    sub = bus.subscribe(["angles", "events", "calibration"], maxsize=10_000_000)
+    runner = LiveRunner(IteratorSource(_released(packets), [r.sensor_id for r in refs]), Pipeline(refs), bus)
+    assert runner.offload is not None
+    emit = runner.offload.emit
+
+    def counted_emit() -> list[offload.Deferred]:
+        items = emit()
+        emitted_rows.append(sum(len(item.output.angles.t_s) for item in items))
+        return items
+
+    runner.offload.emit = counted_emit  # type: ignore[method-assign]
+    await runner.run()
+    legs = _legs()
+    for message in sub.drain():
+        leg = legs[message.key]
+        if message.topic == "angles":
+            leg["parts"].append(message.payload)
+        elif message.topic == "events":
+            leg["events"].append(event_to_json(message.payload))
+        else:
+            leg["calibration"].append(message.payload)
+    return legs
+
+
+def _joined(parts: list[Any], field: str) -> np.ndarray:
+    return np.concatenate([getattr(p, field) for p in parts])
+
+
+def test_offloaded_calibration_gives_the_synchronous_outputs_in_slices(
+    session: tuple[list[dict[str, str]], list[RawPacket]],
+) -> None:
+    meta, packets = session
+    expected = _synchronous(meta, packets)
+    emitted_rows: list[int] = []
+    got = asyncio.run(_offloaded(meta, packets, emitted_rows))
+    assert set(got) == set(expected) == {"a0/right", "a0/left", "a1/right", "a1/left"}
+    for leg_id, want in expected.items():
+        have = got[leg_id]
+        for field in ANGLE_FIELDS:
+            a, b = _joined(want["parts"], field), _joined(have["parts"], field)
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (leg_id, field)
+        assert have["events"] == want["events"], leg_id
+        assert len(want["events"]) >= 5
+        assert have["calibration"] == want["calibration"] and len(want["calibration"]) == 1
+        # the buffered seconds came in one part before, in slices now; the other parts are unchanged
+        sizes = [len(p.t_s) for p in want["parts"]]
+        i = int(np.argmax(sizes))
+        burst = sizes[i]
+        assert burst > 4 * offload.SLICE_ROWS
+        slices = [offload.SLICE_ROWS] * (burst // offload.SLICE_ROWS) + [burst % offload.SLICE_ROWS] * (
+            burst % offload.SLICE_ROWS > 0)
+        assert [len(p.t_s) for p in have["parts"]] == sizes[:i] + slices + sizes[i + 1:], leg_id
+    assert max(emitted_rows) <= offload.ROWS_PER_TURN
+
+
+def test_calibration_is_solved_off_the_event_loop(
+    session: tuple[list[dict[str, str]], list[RawPacket]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meta, packets = session
+    threads: list[threading.Thread] = []
+    solve = knee.calibrate_knee
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(knee, "calibrate_knee", recorded)
+    asyncio.run(_offloaded(meta, packets, []))
+    assert len(threads) >= 4  # at least one attempt per leg
+    assert threading.main_thread() not in threads
