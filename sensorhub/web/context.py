@@ -6,7 +6,6 @@ module-level endpoint reads it with ``context(request)``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -43,8 +42,8 @@ async def json_body(request: Request) -> dict[str, Any] | Response:
     """The request's JSON object (empty body: ``{}``), or the 400 answer to send instead."""
     try:
         body = await request.json() if await request.body() else {}
-    except json.JSONDecodeError:
-        return JSONResponse({"error": "body must be JSON"}, status_code=400)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8 (both ValueErrors) or nested too deep
+        return JSONResponse({"error": "body must be a JSON object in UTF-8"}, status_code=400)
     if not isinstance(body, dict):
         return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
     return body

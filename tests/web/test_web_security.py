@@ -289,3 +289,13 @@ enabled = false
     assert urlsplit(links["coach"]).hostname != "0.0.0.0"  # a phone cannot open the wildcard address
     printed = "".join(lines) + out + err
     assert printed.count(coach) == 3, printed  # coach, history, health; nowhere else
+
+
+def test_bodies_that_are_not_json_objects_get_400_not_500(tmp_path: Path) -> None:
+    """Found by `sensorhub bench faults`' fuzz: invalid UTF-8 and deeply nested JSON raised past the JSON
+    check (UnicodeDecodeError, RecursionError) and were answered 500."""
+    hdrs = {"Content-Type": "application/json"}
+    with service(tmp_path) as handle:
+        for body in (b"\xb7", b"[" * 20_000 + b"]" * 20_000, b"{", b"[1, 2]"):
+            assert request(handle, "/api/athletes/ana/pain", "POST", body, hdrs)[0] == 400, body[:8]
+        assert post_json(handle, "/api/athletes/ana/pain", {"pain": 1}) == 200
