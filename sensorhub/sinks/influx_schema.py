@@ -33,7 +33,9 @@ class Measurement:
 
 
 DATA_TAGS = ("athlete", "leg", "drill", "session")
-_CONTROL = {"control_score": "float"}
+# measured_metrics (how many of the event's metrics are finite) is always set: a point with no field
+# cannot be written, and an event none of whose metrics could be measured still happened
+_CONTROL = {"control_score": "float", "measured_metrics": "int"}
 
 
 def _floats(*names: str) -> dict[str, str]:
@@ -181,7 +183,9 @@ def angle_lines(angles: KneeAngles, keep: np.ndarray, tags: Mapping[str, str]) -
 def event_line(event: Event, tags: Mapping[str, str]) -> str | None:
     if event.type not in SCHEMA:
         return None
-    fields: dict[str, Any] = {**event.metrics, "control_score": event.control_score}
+    measured = sum(1 for v in event.metrics.values() if isinstance(v, int | float) and math.isfinite(v))
+    fields: dict[str, Any] = {**event.metrics, "control_score": event.control_score,
+                              "measured_metrics": measured}
     return point_line(event.type, tags, fields, _ns(event.t_s))
 
 
