@@ -122,7 +122,7 @@ class BrokerConfig:
     host: str = "127.0.0.1"
     port: int = field(default=1883, metadata=_range(1, 65535))
     username: str = ""
-    password: str = field(default="", repr=False, metadata={"secret": True})  # never printed
+    password: str = field(default="", repr=False)  # never printed (errors: see _SECRET_WORDS)
     # TLS (e.g. port 8883): on with tls = true or any file below. ca_file: the CA that signed the broker's
     # certificate (empty: the system's CAs); cert_file + key_file: this client's certificate, when the
     # broker requires one. tls_insecure = true skips the check of the broker's host name (testing only).
@@ -325,14 +325,7 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str) -> Any:
     for name, f in fields.items():
         key = f"{where}.{name}" if where and not where.endswith(":") else f"{where} {name}"
         if name in table:
-            try:
-                kwargs[name] = _convert(table[name], hints[name], key, f.metadata)
-            except ConfigError:
-                if not f.metadata.get("secret"):
-                    raise
-                raise ConfigError(
-                    f"{key}: expected {_type_name(hints[name])} (the value is secret)"
-                ) from None
+            kwargs[name] = _convert(table[name], hints[name], key, f.metadata)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key}: required key is missing ({_type_name(hints[name])})")
     return cls(**kwargs)

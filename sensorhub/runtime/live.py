@@ -96,6 +96,11 @@ class LiveRunner:
         self.source_done = asyncio.Event()
         self.offload = CalibrationOffload(pipeline) if offload else None
 
+    def idle(self) -> bool:
+        """Everything received so far is processed and published (the queue is empty and no calibration
+        work is in flight)."""
+        return not len(self.queue) and (self.offload is None or self.offload.idle())
+
     def process_batch(self, packets: list[RawPacket]) -> None:
         """One loop turn's packets: recorded, through the pipeline (checked and decoded together, then
         packet by packet) and the cue stage, results on the bus as each packet's are ready."""

@@ -264,7 +264,7 @@ async def test_topics_payloads_retained_status_and_last_will(tmp_path: Path) -> 
         session = Session(speed=1e9)  # as fast as the pipeline goes
         async with Proxy(broker.port) as proxy, running(_config(tmp_path, proxy.port), session) as handle:
             await until(session.source_done.is_set, 30, "the simulated session")
-            await until(lambda: len(handle.runner.queue) == 0, 10, "the pipeline")
+            await until(handle.runner.idle, 10, "the pipeline and its calibration worker")
             truth = session.keys()
             await until(lambda: truth <= _received_keys(received), 10, "every event and cue over MQTT")
             await until(lambda: len(received.json("status")) >= 4, 5, "leg status")
@@ -370,7 +370,7 @@ async def test_broker_restart_mid_session_loses_no_event_or_cue(tmp_path: Path) 
             await asyncio.wait_for(received.connected.wait(), 10)
             await proxy.open()
             await until(session.source_done.is_set, 30, "the simulated session")
-            await until(lambda: len(handle.runner.queue) == 0, 10, "the pipeline")
+            await until(handle.runner.idle, 10, "the pipeline and its calibration worker")
             truth = session.keys()
             await until(
                 lambda: truth <= _received_keys(received), 15, "every event and cue after the restart"
