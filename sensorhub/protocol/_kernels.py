@@ -21,21 +21,11 @@ def scale_samples(
     Evaluated in the spec's order (raw * range * g / 32768, raw * range * pi / 180 / 32768), so the
     results are bit-identical to the formulas in ``docs/protocol.md``.
     """
-    n = raw.shape[0]
-    acc_m_s2 = np.empty((n, 3))
-    gyr_rad_s = np.empty((n, 3))
-    clipped = 0
-    for i in range(n):
-        at_full_scale = False
-        for j in range(3):
-            acc_m_s2[i, j] = raw[i, j] * acc_range_g * GRAVITY_M_S2 / 32768.0
-            gyr_rad_s[i, j] = raw[i, j + 3] * gyr_range_dps * math.pi / 180.0 / 32768.0
-        for j in range(6):
-            if raw[i, j] == 32767 or raw[i, j] == -32768:
-                at_full_scale = True
-        if at_full_scale:
-            clipped += 1
-    return acc_m_s2, gyr_rad_s, clipped
+    bounds = np.array([0, raw.shape[0]], dtype=np.int64)
+    acc_m_s2, gyr_rad_s, clipped = scale_samples_many(
+        raw, bounds, np.full(1, acc_range_g), np.full(1, gyr_range_dps)
+    )
+    return acc_m_s2, gyr_rad_s, int(clipped[0])
 
 
 @njit(cache=True)
@@ -44,7 +34,8 @@ def scale_samples_many(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`scale_samples` over the sample blocks of many packets in one call: packet ``k`` owns rows
     ``bounds[k]:bounds[k + 1]`` of ``raw`` and its own ranges. Same arithmetic, same order, so every
-    value is bit-identical to a per-packet ``scale_samples``; returns clipped samples per packet."""
+    value is the per-packet ``scale_samples`` (which is this on one block); returns clipped samples per
+    packet."""
     n = raw.shape[0]
     acc_m_s2 = np.empty((n, 3))
     gyr_rad_s = np.empty((n, 3))

@@ -34,7 +34,7 @@ from sensorhub.sinks.influx import InfluxSink
 from sensorhub.sinks.spool import Spool
 from sensorhub.sources.base import PacketSource
 from tests.helpers import IdleSource, leg_refs
-from tests.services import VictoriaMetrics, free_port
+from tests.services import VictoriaMetrics, free_port, write_endpoint
 
 T0_S = 1_767_225_600.0 + 0.0025  # 2026-01-01, half a 200 Hz sample off the 20 Hz slot edges
 RATE_HZ = 200.0
@@ -380,13 +380,7 @@ async def test_a_rejected_batch_is_dropped_and_counted_without_wedging_the_spool
         bodies.append(body)
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/api/v2/write", write)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with write_endpoint(write) as port:
         bus = Bus()
         sink = InfluxSink(
             influx_config(f"http://127.0.0.1:{port}", batch_size=1), tmp_path / "s", track_order=True
@@ -404,8 +398,6 @@ async def test_a_rejected_batch_is_dropped_and_counted_without_wedging_the_spool
         assert sink.stats.points_written == 8 and len(bodies) == 8
         assert sink.stats.written_seqs == [0, 1, 2, 3, 4, 5, 7, 8]
         assert "HTTP 400" in sink.stats.last_error
-    finally:
-        await runner.cleanup()
 
 
 # ---- the service wiring ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sensorhub.bus import Bus
 from sensorhub.sinks import spool as spool_module
 from sensorhub.sinks.influx import InfluxSink
 from sensorhub.sinks.spool import Spool, frame
-from tests.services import free_port
+from tests.services import write_endpoint
 from tests.sinks.test_influx_sink import angles_chunk, influx_config, wait_until
 
 
@@ -114,15 +114,9 @@ async def test_the_sink_keeps_running_when_the_spool_cannot_take_a_batch(
             received.append(body)
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/api/v2/write", write)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     full = FullDisk(times=1, fraction=0.3)
     monkeypatch.setattr(spool_module, "_write_all", full)
-    try:
+    async with write_endpoint(write) as port:
         bus = Bus()
         sink = InfluxSink(influx_config(f"http://127.0.0.1:{port}", batch_size=1), tmp_path / "s")
         async with sink:
@@ -144,8 +138,6 @@ async def test_the_sink_keeps_running_when_the_spool_cannot_take_a_batch(
         stats = sink.stats_dict()
         assert stats["points_written"] == 3 and stats["spool_torn"] == 0 and stats["spool_errors"] == 1
         assert len(received) == 3 and not list((tmp_path / "s").glob("*.lp"))
-    finally:
-        await runner.cleanup()
 
 
 def test_a_segment_from_before_records_is_still_read(tmp_path: Path) -> None:
