@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WARMUP_S = 12.0  # > quiet standing + the first squats the knee calibration needs (angles from ~11 s)
+WARMUP_S = 16.0  # > quiet standing + the three bends the knee calibration counts, each back down (angles
+# from ~14 s)
 REPS_PER_DRILL = 5
 MAX_DISTINCT_MOTIONS = 2  # building a motion costs ~0.6 s: more athletes share motions (own sensors)
 # Simulation step and device look-ahead: arrival times stay exact; coarser steps halve the simulator's CPU.
