@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run(
-    n_athletes: int, reps: int, seed: int, realtime: bool, offload: bool
+    n_athletes: int, reps: int, seed: int, offload: bool
 ) -> tuple[dict[str, dict[str, float]], int, int, int]:
     from firmware_sim.athletes import SimulatedAthlete
     from firmware_sim.body import simulate
@@ -77,11 +77,11 @@ async def _run(
             calibration_bends=True,
         )
         athletes.append(SimulatedAthlete(f"a{k:03d}", motion, errors="realistic", seed=seed + k))
-    transport = InProcessTransport(athletes, realtime=realtime, seed=seed)
+    transport = InProcessTransport(athletes, realtime=True, seed=seed)
     refs = sensor_refs_from_meta(transport.sensor_refs())
     # The simulation runs here, before the clock starts: in the loop it would stall the service for
     # 10-100 ms at a time (its devices compute their samples in blocks), which a real sensor never does.
-    packets = _released(list(transport.session.deliveries())) if realtime else aiter(transport)
+    packets = _released(list(transport.session.deliveries()))
     # Everything built so far lives until the end: out of the collector's sight, a full collection of
     # the simulated session's objects (a 0.1-0.3 s pause here) would land in the measurement.
     gc.freeze()
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_run_fast(args.athletes, args.reps, args.seed))
     t0 = time.perf_counter()
     figures, packets, n_cues, n_legs = asyncio.run(
-        _run(args.athletes, args.reps, args.seed, True, not args.calibrate_on_loop)
+        _run(args.athletes, args.reps, args.seed, not args.calibrate_on_loop)
     )
     p2a, c2c = figures["p2a"], figures["cue"]
     wall_s = time.perf_counter() - t0
