@@ -82,13 +82,23 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return record_main(args.config, args.out, args.duration_s, simulator=simulated_source)
 
 
+def _serving_soon() -> None:
+    """A command that will serve: on a cold numba cache, a second process starts compiling now, while
+    this one imports the service and sets up its sources."""
+    from sensorhub.runtime.warmup import start_parallel_compile
+
+    start_parallel_compile()
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    _serving_soon()
     from sensorhub.demo import demo_main
 
     return demo_main(args.config, athletes=args.athletes, port=args.port)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    _serving_soon()
     from sensorhub.demo import simulated_source
     from sensorhub.runtime import run_main
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from sensorhub.jit import njit
 from sensorhub.model import FloatArray
 
 RING = 64  # look-back of the contact onset search and of the flexion-rate lag (samples)

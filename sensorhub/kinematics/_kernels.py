@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from sensorhub.jit import njit
 
 # --- knee loop state layout --------------------------------------------------------------------------
 K_DELTA = 0  # relative heading correction (rotates shank-filter earth into thigh-filter earth), rad

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import numpy as np
-from numba import njit
+
+from sensorhub.jit import njit
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

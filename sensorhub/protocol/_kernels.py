@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from sensorhub.conventions import GRAVITY_M_S2
+from sensorhub.jit import njit
 
 
 @njit(cache=True)
