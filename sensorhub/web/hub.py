@@ -41,6 +41,14 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def next_frame_deadline(deadline_s: float, now_s: float, period_s: float) -> float:
+    """The next flush on a fixed cadence (``deadline + period``, so the work of a flush does not stretch
+    the period: sleeping a period after each flush gave 375 frames in 400 periods); after a stall of more
+    than a period, one period from now (no burst of catch-up frames)."""
+    deadline_s += period_s
+    return deadline_s if deadline_s >= now_s - period_s else now_s + period_s
+
+
 class ClientChannel:
     """One websocket client's outbox. ``athlete=None`` is a coach (sees everyone)."""
 
@@ -204,6 +212,7 @@ class Hub:
         sub = self.bus.subscribe(["angles"], maxsize=20_000)
         loop = asyncio.get_running_loop()
         next_health_s = loop.time()
+        next_frame_s = loop.time()
         try:
             while True:
                 for message in sub.drain():
@@ -212,7 +221,8 @@ class Hub:
                 if self._health is not None and loop.time() >= next_health_s and self.clients:
                     next_health_s = loop.time() + HEALTH_PERIOD_S
                     self.send({"type": "health", "health": self._health()}, None)
-                await asyncio.sleep(self._frame_period_s)
+                next_frame_s = next_frame_deadline(next_frame_s, loop.time(), self._frame_period_s)
+                await asyncio.sleep(next_frame_s - loop.time())
         finally:
             sub.close()
             for channel in list(self.clients):
