@@ -181,7 +181,7 @@ def angle_point_line(angles: KneeAngles, i: int, tags: Mapping[str, str]) -> str
 class Lines:
     """Newline-terminated line protocol and the end offset of each line in it."""
 
-    body: bytes
+    body: bytes | memoryview
     ends: np.ndarray  # int64, one per line
 
     def __len__(self) -> int:
@@ -237,7 +237,7 @@ class KneeAngleLines:
         )
         if undone:
             return self._with_undone_rows(blocks, buf, ends)
-        return Lines(buf[: ends[-1]].tobytes(), ends)
+        return Lines(buf.data[: ends[-1]], ends)  # a view: the batch's join is the one copy
 
     @staticmethod
     def _with_undone_rows(blocks: Sequence[AngleBlock], buf: np.ndarray, ends: np.ndarray) -> Lines:
