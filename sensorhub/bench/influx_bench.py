@@ -4,7 +4,8 @@ free loopback port, Debian package ``victoria-metrics``) or any server given by 
 Phases, each on N knee-angle points (every sample kept: ``angles_rate_hz`` above the data rate):
 line protocol only (conversion cost), bus -> sink -> server (end to end), the same with the server
 stopped (into the fsync'd disk spool), and the spool's write-back when the server returns (launched
-server only). Every point is then counted on the server (``count_over_time`` back to the data).
+server only). Every point is then counted on the server (``count_over_time`` back to the data). Each
+phase prints the CPU time per point of this process (bus, sink, client) and of the launched server.
 """
 
 from __future__ import annotations
