@@ -9,7 +9,8 @@ around it, in units of 2^(e-2), is [4m - 2 (or - 1 below a power of two), 4m + 2
 is even, as the reader rounds half to even). Scaled by 10^k (k chosen so the values have 17 integer
 digits) and divided by 2^(2 - e), with the remainders kept, the interval's ends and v become integers
 plus exact "was there a fraction" flags. The shortest representation is the coarsest unit 10^t with a
-multiple of it in the interval; of those multiples, the one nearest v. Anything outside this exact
+multiple of it in the interval (found by taking one digit off at a time); of those multiples, the one
+nearest v. Anything outside this exact
 range (|v| < 1e-4 or >= 1e16, which Python writes in exponent form anyway, subnormals, an exact tie,
 a timestamp past int64) is reported back undone: the caller writes that row with ``point_line``.
 """
@@ -139,35 +140,42 @@ def write_float(buf: np.ndarray, pos: int, x: float) -> int:
     b, b_exact, _ = _scaled(_U64(4) * m + _U64(2), k, s)
     a, a_exact, _ = _scaled(_U64(4) * m - below, k, s)
 
-    # the coarsest unit 10^t with a multiple of it inside [a, b]
-    t, unit = -1, _U64(1)
-    lo_best, hi_best, unit_best = _U64(0), _U64(0), _U64(1)
-    while unit <= b:
-        hi_n = b // unit
-        if b_exact and b % unit == 0 and not inclusive:
-            hi_n -= _U64(1)
-        if a_exact and a % unit == 0:
-            lo_n = a // unit + (_U64(0) if inclusive else _U64(1))
-        else:
-            lo_n = a // unit + _U64(1)
+    # the coarsest unit 10^t with a multiple of it inside [a, b], one digit off a, b and c at a time
+    # (a division by a constant): aq = a // 10^t, a_whole: a / 10^t is an integer; the same for b; for
+    # c its last removed digit and whether every digit removed below that one was 0
+    t = -1
+    aq, bq, cq = a, b, c
+    a_whole, b_whole = a_exact, b_exact
+    digit, lower_zero = -1, True
+    lo_best, hi_best, c_best, digit_best, lower_zero_best = _U64(0), _U64(0), _U64(0), -1, True
+    while True:
+        hi_n = bq - _U64(1) if b_whole and not inclusive else bq  # b_whole implies bq > 0 (b > 0)
+        lo_n = aq if a_whole and inclusive else aq + _U64(1)
         if lo_n > hi_n:
             break
         t += 1
-        lo_best, hi_best, unit_best = lo_n, hi_n, unit
-        unit *= _U64(10)
+        lo_best, hi_best, c_best, digit_best, lower_zero_best = lo_n, hi_n, cq, digit, lower_zero
+        a_whole = a_whole and aq % _U64(10) == _U64(0)
+        aq //= _U64(10)
+        b_whole = b_whole and bq % _U64(10) == _U64(0)
+        bq //= _U64(10)
+        lower_zero = lower_zero and digit <= 0
+        digit = int(cq % _U64(10))
+        cq //= _U64(10)
     if t < 0:
         return -1
-    # the multiple of unit_best nearest v (an exact tie is not decided here)
-    n = c // unit_best
-    if unit_best == _U64(1):
+    # the multiple of 10^t nearest v (an exact tie is not decided here)
+    n = c_best
+    if t == 0:
         if c_cmp == 0:
             return -1
         up = c_cmp > 0
-    else:
-        twice = _U64(2) * (c % unit_best)
-        if twice == unit_best and c_exact:
+    elif digit_best == 5 and lower_zero_best:
+        if c_exact:
             return -1
-        up = twice >= unit_best
+        up = True
+    else:
+        up = digit_best >= 5
     if up:
         n += _U64(1)
     n = min(max(n, lo_best), hi_best)
