@@ -196,7 +196,6 @@ class InfluxSink:
         cfg = self.config
         check_url(cfg.url)
         await asyncio.to_thread(self._spool.open)
-        await asyncio.to_thread(warm_up)  # off the loop: a cold numba compile takes seconds
         self._update_spool_stats()
         if not self._spool.empty:
             log.info("influxdb: %d spooled segment(s) from a previous run to write", self._spool.n_segments)
@@ -225,12 +224,14 @@ class InfluxSink:
                     f"InfluxDB at {cfg.url}: org {cfg.org!r} / bucket {cfg.bucket!r} not found, or the URL "
                     f"is not an InfluxDB API ({_reason(exc)}): check sinks.influxdb.url, org and bucket"
                 ) from None
-            if isinstance(exc, ApiException) and exc.status == 400:
-                return  # past auth and bucket lookup; only the empty body was refused (some versions)
-            raise SinkError(
-                f"cannot reach InfluxDB at {cfg.url} ({_reason(exc)}): is it running, and is "
-                "sinks.influxdb.url right?"
-            ) from None
+            if not (isinstance(exc, ApiException) and exc.status == 400):
+                raise SinkError(
+                    f"cannot reach InfluxDB at {cfg.url} ({_reason(exc)}): is it running, and is "
+                    "sinks.influxdb.url right?"
+                ) from None
+            # 400: past auth and bucket lookup; only the empty body was refused (some versions)
+        # the knee-angle kernel, off the loop (a cold numba compile takes seconds), before any sample
+        await asyncio.to_thread(warm_up)
 
     async def close(self) -> None:
         if self._client is not None:
