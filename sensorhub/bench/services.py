@@ -7,6 +7,7 @@ failure, not a skip: CI installs both, scripts/test.sh). ``tests/services.py`` r
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,13 @@ class _Service:
     def log(self) -> str:
         path = self._dir / "service.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the running server has used; 0.0 when it is not running."""
+        if self._proc is None or self._proc.poll() is not None:
+            return 0.0
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __enter__(self) -> _Service:
         self.start()

@@ -11,11 +11,19 @@ from sensorhub.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from sensorhub.sinks.influx import InfluxSink, InfluxStats, spool_path
-    from sensorhub.sinks.influx_schema import SCHEMA, angle_lines
+    from sensorhub.sinks.influx_schema import SCHEMA, KneeAngleLines
     from sensorhub.sinks.recorder import BackgroundRecorder
     from sensorhub.sinks.spool import Spool
 
-__all__ = ["SCHEMA", "BackgroundRecorder", "InfluxSink", "InfluxStats", "Spool", "angle_lines", "spool_path"]
+__all__ = [
+    "SCHEMA",
+    "BackgroundRecorder",
+    "InfluxSink",
+    "InfluxStats",
+    "KneeAngleLines",
+    "Spool",
+    "spool_path",
+]
 
 __getattr__ = lazy_exports(
     __name__,
@@ -24,7 +32,7 @@ __getattr__ = lazy_exports(
         "InfluxStats": "influx",
         "spool_path": "influx",
         "SCHEMA": "influx_schema",
-        "angle_lines": "influx_schema",
+        "KneeAngleLines": "influx_schema",
         "BackgroundRecorder": "recorder",
         "Spool": "spool",
     },

@@ -9,7 +9,7 @@ a missing or non-finite value leaves its field out of the point, never a NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from influxdb_client import Point, WritePrecision
 
 from sensorhub.conventions import CUT_KEYS, LANDING_KEYS, REP_KEYS, REP_TIME_KEYS
 from sensorhub.model import Event, KneeAngles
+from sensorhub.sinks import _kernels
 
 # --------------------------------------------------------------------------------------------------
 # Schema: the one table of what is written (README, Grafana test)
@@ -161,23 +162,100 @@ def leg_tags(leg_id: str, extra: TagSource | None) -> dict[str, str]:
     return tags
 
 
-def angle_lines(angles: KneeAngles, keep: np.ndarray, tags: Mapping[str, str]) -> list[str]:
-    out = []
-    for i in keep:
-        line = point_line(
-            "knee_angles",
-            tags,
-            {
-                "flexion_deg": math.degrees(angles.flexion_rad[i]),
-                "valgus_deg": math.degrees(angles.valgus_rad[i]),
-                "rotation_deg": math.degrees(angles.rotation_rad[i]),
-                "quality": int(angles.quality[i]),
-            },
-            _ns(float(angles.t_s[i])),
+def angle_point_line(angles: KneeAngles, i: int, tags: Mapping[str, str]) -> str | None:
+    """Row ``i`` of a knee-angle block as one point (the reference ``knee_angle_lines`` matches)."""
+    return point_line(
+        "knee_angles",
+        tags,
+        {
+            "flexion_deg": math.degrees(angles.flexion_rad[i]),
+            "valgus_deg": math.degrees(angles.valgus_rad[i]),
+            "rotation_deg": math.degrees(angles.rotation_rad[i]),
+            "quality": int(angles.quality[i]),
+        },
+        _ns(float(angles.t_s[i])),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Newline-terminated line protocol and the end offset of each line in it."""
+
+    body: bytes | memoryview
+    ends: np.ndarray  # int64, one per line
+
+    def __len__(self) -> int:
+        return int(self.ends.shape[0])
+
+
+AngleBlock = tuple[KneeAngles, np.ndarray, Mapping[str, str]]  # angles, rows kept, tags
+
+
+class KneeAngleLines:
+    """Knee-angle blocks -> line protocol in one numba call over all their kept rows, byte for byte what
+    ``angle_point_line`` writes row by row; the rows the kernel leaves undone (a value Python would write
+    in exponent form, a non-finite timestamp) are written by ``angle_point_line`` itself."""
+
+    _MAX_PREFIXES = 4096
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[tuple[str, str], ...], bytes] = {}
+
+    def prefix(self, tags: Mapping[str, str]) -> bytes:
+        """``knee_angles,<tags> `` exactly as ``point_line`` writes it (its escaping, its tag order)."""
+        key = tuple(tags.items())
+        found = self._prefixes.get(key)
+        if found is None:
+            line = point_line("knee_angles", tags, {"quality": 0}, 0)
+            assert line is not None and line.endswith(_PROBE_FIELDS)
+            found = line[: -len(_PROBE_FIELDS)].encode()
+            if len(self._prefixes) >= self._MAX_PREFIXES:
+                self._prefixes.clear()
+            self._prefixes[key] = found
+        return found
+
+    def __call__(self, blocks: Sequence[AngleBlock]) -> Lines:
+        prefixes = [self.prefix(tags) for _, _, tags in blocks]
+        counts = np.array([keep.shape[0] for _, keep, _ in blocks], dtype=np.int64)
+        n = int(counts.sum())
+        if n == 0:
+            return Lines(b"", np.zeros(0, dtype=np.int64))
+        row_block = np.repeat(np.arange(len(blocks), dtype=np.int64), counts)
+        prefix_ends = np.cumsum([len(p) for p in prefixes], dtype=np.int64)
+        buf = np.empty(int(counts @ (prefix_ends - np.r_[0, prefix_ends[:-1]])) + n * _kernels.ROW_BYTES,
+                       dtype=np.uint8)
+        ends = np.empty(n, dtype=np.int64)
+        undone = _kernels.knee_angle_rows(
+            np.frombuffer(b"".join(prefixes), dtype=np.uint8),
+            prefix_ends,
+            row_block,
+            *(np.concatenate([getattr(a, name)[keep] for a, keep, _ in blocks]).astype(np.float64, copy=False)
+              for name in ("t_s", "flexion_rad", "valgus_rad", "rotation_rad")),
+            np.concatenate([a.quality[keep] for a, keep, _ in blocks]).astype(np.int64),
+            buf,
+            ends,
         )
-        if line is not None:
-            out.append(line)
-    return out
+        if undone:
+            return self._with_undone_rows(blocks, buf, ends)
+        return Lines(buf.data[: ends[-1]], ends)  # a view: the batch's join is the one copy
+
+    @staticmethod
+    def _with_undone_rows(blocks: Sequence[AngleBlock], buf: np.ndarray, ends: np.ndarray) -> Lines:
+        lines: list[bytes] = []
+        start = 0
+        rows = ((angles, int(i), tags) for angles, keep, tags in blocks for i in keep)
+        for end, (angles, i, tags) in zip(ends.tolist(), rows, strict=True):
+            if end > start:
+                lines.append(buf[start:end].tobytes())
+            else:
+                line = angle_point_line(angles, i, tags)
+                if line is not None:
+                    lines.append(line.encode() + b"\n")
+            start = end
+        return Lines(b"".join(lines), np.cumsum([len(line) for line in lines], dtype=np.int64))
+
+
+_PROBE_FIELDS = "quality=0i 0"
 
 
 def event_line(event: Event, tags: Mapping[str, str]) -> str | None:
@@ -215,3 +293,10 @@ def status_lines(report: Mapping[str, Any], now_s: float) -> list[str]:
         if line is not None:
             out.append(line)
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the knee-angle kernel before the first live sample."""
+    one = np.zeros(1)
+    angles = KneeAngles("warm/up", one + 1.0, one, one, one, np.zeros(1, np.uint8))
+    KneeAngleLines()([(angles, np.arange(1), {})])

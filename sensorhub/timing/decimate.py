@@ -24,9 +24,15 @@ class Decimator:
     def keep(self, key: str, t_s: FloatArray) -> np.ndarray:
         """Indices into ``t_s`` (sorted) of the samples to keep; jumps by search, so the cost is per
         kept sample, not per input sample."""
+        n = t_s.shape[0]
+        first_t_s = self._last_kept_t_s.get(key, -math.inf) + self.min_dt_s - self._tol_s
+        if n and t_s[0] >= first_t_s and bool(np.all(t_s[1:] >= t_s[:-1] + self.min_dt_s - self._tol_s)):
+            # every sample is kept (a rate at or above the data's): the same answer without a search each
+            self._last_kept_t_s[key] = float(t_s[-1])
+            return np.arange(n, dtype=np.int64)
         keep: list[int] = []
-        i = int(np.searchsorted(t_s, self._last_kept_t_s.get(key, -math.inf) + self.min_dt_s - self._tol_s))
-        while i < t_s.shape[0]:
+        i = int(np.searchsorted(t_s, first_t_s))
+        while i < n:
             keep.append(i)
             i = max(i + 1, int(np.searchsorted(t_s, t_s[i] + self.min_dt_s - self._tol_s)))
         if keep:

@@ -30,7 +30,7 @@ from sensorhub.cues.engine import Cue
 from sensorhub.errors import SinkError
 from sensorhub.model import Event, KneeAngles, SensorRef
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
-from sensorhub.sinks.influx import InfluxSink
+from sensorhub.sinks.influx import OFFLOAD_ROWS, InfluxSink
 from sensorhub.sinks.spool import Spool
 from sensorhub.sources.base import PacketSource
 from tests.helpers import IdleSource, leg_refs
@@ -484,3 +484,34 @@ def test_spool_keeps_order_across_segments_and_restarts_and_drops_a_torn_record(
         reopened.remove(segment)
     assert seen == [f"m v={i}i {i}".encode() for i in range(10) for _ in range(3)] + [b"m v=10i 10"]
     assert reopened.torn_records == 1 and reopened.empty and not list(tmp_path.glob("*.lp"))
+
+
+async def test_a_sink_cancelled_mid_conversion_still_writes_what_it_took(tmp_path: Path) -> None:
+    """A loop turn large enough to convert in a worker thread (OFFLOAD_ROWS), the sink cancelled while the
+    thread runs: the shutdown waits for those lines and writes them with the rest."""
+    received: list[bytes] = []
+
+    async def write(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(status=204)
+
+    n_chunks = OFFLOAD_ROWS // CHUNK + 100  # every sample kept (angles_rate_hz above the data rate)
+    async with write_endpoint(write) as port:
+        bus = Bus()
+        sink = InfluxSink(
+            influx_config(f"http://127.0.0.1:{port}", angles_rate_hz=2 * RATE_HZ, batch_size=1_000_000),
+            tmp_path / "s",
+        )
+        async with sink:
+            task = asyncio.create_task(sink.run(bus))
+            await asyncio.sleep(0)
+            for j in range(n_chunks):
+                bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
+            for _ in range(5):
+                await asyncio.sleep(0)  # the consumer takes every message and hands them to the thread
+            assert not sink.idle and sink.stats.points_written == 0
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert sink.stats.points_written == n_chunks * CHUNK
+    assert sum(body.count(b"\n") for body in received) == n_chunks * CHUNK
