@@ -21,7 +21,8 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
+
+from sensorhub.jit import njit
 
 _U64 = np.uint64
 _MASK32 = np.uint64(0xFFFFFFFF)
