@@ -140,6 +140,9 @@ class BrokerConfig:
     reconnect_max_s: float = field(default=10.0, metadata=_range(0.1, 600.0))
     # Workers taking athletes from gateways share this MQTT v5 shared-subscription group.
     worker_group: str = "sensorhub-workers"
+    # A gateway sends an athlete's raw packets of this many ms as one message (bundle/{athlete}); 0 = one
+    # message per packet (raw/{athlete}/{sensor}, for workers older than bundles). Adds at most this latency.
+    raw_bundle_ms: float = field(default=20.0, metadata=_range(0.0, 1000.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """``sensorhub gateway``: a packet source (BLE or simulator) -> raw packets on MQTT, one worker per athlete.
 
-Every packet is published unchanged with its host receive time (``topics.encode_raw``) on
-``raw/{athlete}/{sensor_id}``. Which worker processes an athlete is settled by the claim protocol
-(``sensorhub.mqtt.claims``):
+Packets are published unchanged with their host receive time: an athlete's packets of each
+``[mqtt] raw_bundle_ms`` as one message on ``bundle/{athlete}`` (``topics.encode_bundle``; a broker and a
+worker then handle one message where they handled a packet per sensor), or with ``raw_bundle_ms = 0`` each
+on ``raw/{athlete}/{sensor_id}`` (``topics.encode_raw``). Which worker processes an athlete is settled
+by the claim protocol (``sensorhub.mqtt.claims``):
 
     connect -> subscribe workers/+/status, claims/+ -> own echo on sync/{id} (the retained claims and
     statuses have arrived) -> offer every unclaimed athlete ONCE on announce/{athlete}
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 # QoS 1 for raw packets: a broker hiccup is then a re-send, not a hole in the knee angles, and
 # `sensorhub bench mqtt` measured its cost against QoS 0 as small at gateway rates (README, "Gateway").
 RAW_QOS = 1
-FAIR_SHARE = 8  # raw packets per athlete per round of the publisher
+FAIR_SHARE = 8  # raw packets per athlete per round of the publisher (one packet per message)
+MAX_BUNDLE_PACKETS = 256  # per bundle message (a backlog goes out in messages of at most this many)
 MAX_WORKERS = 1024  # worker statuses remembered
 
 
@@ -117,6 +120,7 @@ class Gateway:
         self.source = source
         self.timing = timing or GatewayTiming()
         self.qos = qos
+        self.bundle_s = broker.raw_bundle_ms / 1000.0
         self.conn = MqttConnection(broker, "gateway", on_connect=self._on_connect, identifier=identifier)
         self.gateway_id = self.conn.identifier
         self.stats = GatewayStats()
@@ -130,6 +134,7 @@ class Gateway:
                 self._athletes[ref.athlete] = st
             st.sensors += (ref,)
         self._topic = {s.sensor_id: topics.raw_topic(self.prefix, s.athlete, s.sensor_id) for s in sensors}
+        self._bundle_topic = {a: topics.bundle_topic(self.prefix, a) for a in self._athletes}
         self._athlete_of = {s.sensor_id: self._athletes[s.athlete] for s in sensors}
         self._queue = PacketQueue()
         # Last status per worker id (True: online). Any client may invent worker ids: bounded, and the
@@ -295,8 +300,14 @@ class Gateway:
         self._wake.clear()
 
     async def _publish_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        round_s = loop.time()
         while True:
             await self._wait_for_work()
+            if self.bundle_s > 0.0:
+                # the packets of one bundle period go out together (at most bundle_s later than alone)
+                await asyncio.sleep(round_s + self.bundle_s - loop.time())
+                round_s = loop.time()
             self._route(self._queue.drain())
             self._progress.set()
             for st in self._athletes.values():
@@ -306,32 +317,40 @@ class Gateway:
                     st.retry.clear()
                     st.buffer.clear()
                     st.buffer.extend(merged)
-            # Round robin, FAIR_SHARE packets per athlete per pass: the backlog of an athlete that was
-            # waiting for a worker must not hold up the live packets of every other athlete.
+            # Round robin, one message per athlete per pass: the backlog of an athlete that was waiting
+            # for a worker must not hold up the live packets of every other athlete.
+            per_message, share = (MAX_BUNDLE_PACKETS, 1) if self.bundle_s > 0.0 else (1, FAIR_SHARE)
             while ready := [st for st in self._athletes.values() if st.buffer and st.worker is not None]:
                 for st in ready:
-                    for _ in range(min(FAIR_SHARE, len(st.buffer))):
-                        if st.worker is None or not self.conn.connected:
+                    for _ in range(share):
+                        if not st.buffer or st.worker is None or not self.conn.connected:
                             break
                         await self._slots.acquire()
-                        task = asyncio.create_task(self._publish(st, st.buffer.popleft()))
+                        packets = [st.buffer.popleft() for _ in range(min(per_message, len(st.buffer)))]
+                        task = asyncio.create_task(self._publish(st, packets))
                         self._inflight.add(task)
                         task.add_done_callback(self._inflight.discard)
                 if not self.conn.connected:
                     break
 
-    async def _publish(self, st: AthleteState, packet: RawPacket) -> None:
+    async def _publish(self, st: AthleteState, packets: list[RawPacket]) -> None:
         try:
-            data = topics.encode_raw(packet.t_host_s, packet.payload)
-            await self.conn.publish(self._topic[packet.sensor_id], data, qos=self.qos)
-            self.stats.published[packet.sensor_id] += 1
+            if self.bundle_s > 0.0:
+                data = topics.encode_bundle([(p.sensor_id, p.t_host_s, p.payload) for p in packets])
+                await self.conn.publish(self._bundle_topic[st.athlete], data, qos=self.qos)
+            else:
+                (packet,) = packets
+                data = topics.encode_raw(packet.t_host_s, packet.payload)
+                await self.conn.publish(self._topic[packet.sensor_id], data, qos=self.qos)
+            self.stats.published.update(p.sensor_id for p in packets)
         except BrokerUnavailableError:
-            st.retry.append(packet)
+            st.retry.extend(packets)
             self._wake.set()
         except aiomqtt.MqttError as exc:
-            self.stats.failed += 1
-            if self.stats.failed == 1 or self.stats.failed % 1000 == 0:
-                log.warning("the broker refused raw packet %d of %s: %s", self.stats.failed, st.athlete, exc)
+            before = self.stats.failed
+            self.stats.failed += len(packets)
+            if before == 0 or before // 1000 != self.stats.failed // 1000:
+                log.warning("the broker refused %d raw packet(s) of %s: %s", len(packets), st.athlete, exc)
         finally:
             self._slots.release()
             self._progress.set()

@@ -3,13 +3,15 @@
 A worker takes athletes, not packets (see ``sensorhub.mqtt.claims``): it listens to the gateways' offers
 through the shared subscription ``$share/{[mqtt] worker_group}/{prefix}/announce/+`` (each offer reaches
 one worker of the group), and for an athlete it is configured for, with the same sensors, it subscribes
-to ``raw/{athlete}/+`` and only after the broker's SUBACK publishes its retained claim. Its status
+to ``raw/{athlete}/+`` and ``bundle/{athlete}`` and only after the broker's SUBACK publishes its retained
+claim. Its status
 (``workers/{id}/status``) is retained "online" with the last will "offline", so when the worker dies the
 gateway hands its athletes to another worker; on a clean stop it releases its claims itself first.
 
-Each raw message becomes a ``RawPacket(sensor_id, t_host_s from the header, payload)`` in the queue;
-a malformed one (topic not parseable, unknown sensor, payload shorter than the header) is counted per
-reason and dropped. Packet-level faults are left to the decoder, as for BLE.
+Each raw message, and each packet of a bundle, becomes a ``RawPacket(sensor_id, t_host_s, payload)`` in
+the queue; a malformed one (topic not parseable, unknown sensor, payload shorter than the header, a bundle
+of an unknown version or cut off) is counted per reason and dropped (a bad bundle as a whole).
+Packet-level faults are left to the decoder, as for BLE.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 
 RAW_SUBSCRIBE_QOS = 1  # the gateway publishes at QoS 1; the broker delivers at min(publish, subscribe)
 RELEASE_TIMEOUT_S = 2.0  # on stop: time to release claims and say "offline" before disconnecting
-MALFORMED_REASONS = ("bad_topic", "unknown_sensor", "short_header", "bad_offer", "bad_claim", "error")
+MALFORMED_REASONS = (
+    "bad_topic", "unknown_sensor", "short_header", "bad_bundle", "bad_offer", "bad_claim", "error"
+)
 MAX_REFUSED = 256  # athletes whose refused offers /health explains (ids come from the wire: bounded)
 
 
@@ -125,7 +129,8 @@ class MqttSource:
                 log.warning("worker %s: refusing the offer of %s: %s", self.worker_id, offer.gateway, reason)
                 return
             # Subscribed (SUBACK) before the claim: no packet sent after the claim can miss this worker.
-            await client.subscribe(topics.raw_filter(self.prefix, offer.athlete), qos=RAW_SUBSCRIBE_QOS)
+            for raw_filter in self._raw_filters(offer.athlete):
+                await client.subscribe(raw_filter, qos=RAW_SUBSCRIBE_QOS)
             self.held[offer.athlete] = time.time()
             for ref in self._by_athlete[offer.athlete]:
                 self._links[ref.sensor_id].set_state(LinkState.CONNECTING)
@@ -159,13 +164,18 @@ class MqttSource:
             client = self._client
             if client is not None:
                 with contextlib.suppress(aiomqtt.MqttError):
-                    await client.unsubscribe(topics.raw_filter(self.prefix, athlete))
+                    for raw_filter in self._raw_filters(athlete):
+                        await client.unsubscribe(raw_filter)
 
     # ---- messages ----------------------------------------------------------------------------------------
     def _count_malformed(self, reason: str, detail: str, sensor_id: str | None = None) -> None:
         self.rejects.reject(reason, detail)
         if sensor_id is not None and sensor_id in self._links:
             self._links[sensor_id].last_error = f"mqtt {reason}: {detail}"
+
+    def _raw_filters(self, athlete: str) -> tuple[str, str]:
+        """Where a gateway publishes an athlete's packets: bundled, or one message per packet."""
+        return topics.bundle_topic(self.prefix, athlete), topics.raw_filter(self.prefix, athlete)
 
     def _on_raw(self, topic: str, data: bytes, out: PacketQueue) -> None:
         parsed = topics.parse_raw_topic(self.prefix, topic)
@@ -176,14 +186,35 @@ class MqttSource:
         if athlete not in self.held:
             self.unclaimed += 1
             return
-        if self._athlete_of.get(sensor_id) != athlete:
-            self._count_malformed("unknown_sensor", f"{sensor_id!r} is not configured for {athlete!r}")
+        if not self._configured(athlete, sensor_id):
             return
         try:
             t_host_s, payload = topics.decode_raw(data)
         except ValueError as exc:
             self._count_malformed("short_header", str(exc), sensor_id)
             return
+        self._accept(sensor_id, t_host_s, payload, out)
+
+    def _on_bundle(self, athlete: str, data: bytes, out: PacketQueue) -> None:
+        try:
+            packets = topics.decode_bundle(data)
+        except ValueError as exc:
+            self._count_malformed("bad_bundle", f"bundle of {athlete[:200]!r}: {exc}")
+            return
+        if athlete not in self.held:
+            self.unclaimed += len(packets)
+            return
+        for sensor_id, t_host_s, payload in packets:
+            if self._configured(athlete, sensor_id):
+                self._accept(sensor_id, t_host_s, payload, out)
+
+    def _configured(self, athlete: str, sensor_id: str) -> bool:
+        if self._athlete_of.get(sensor_id) == athlete:
+            return True
+        self._count_malformed("unknown_sensor", f"{sensor_id[:200]!r} is not configured for {athlete!r}")
+        return False
+
+    def _accept(self, sensor_id: str, t_host_s: float, payload: bytes, out: PacketQueue) -> None:
         out.put_nowait(RawPacket(sensor_id, t_host_s, payload))
         self.received[sensor_id] += 1
         link = self._links[sensor_id]
@@ -195,6 +226,9 @@ class MqttSource:
         topic, data = str(message.topic), payload_bytes(message)
         if topic.startswith(f"{self.prefix}/raw/"):
             self._on_raw(topic, data, out)
+            return
+        if (bundled := topics.parse_level(self.prefix, "bundle", topic)) is not None:
+            self._on_bundle(bundled, data, out)
             return
         athlete = topics.parse_level(self.prefix, "claims", topic)
         if athlete is not None:

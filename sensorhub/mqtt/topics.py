@@ -9,6 +9,9 @@ Results (published by a service, JSON, units in field names):
 
 Scale-out (gateway -> broker -> workers):
     {prefix}/raw/{athlete}/{sensor_id}      one raw sensor packet: RAW_HEADER (host receive time) + bytes
+    {prefix}/bundle/{athlete}               the athlete's raw packets of one bundle period (``[mqtt]
+                                            raw_bundle_ms``): BUNDLE_VERSION, then per packet
+                                            BUNDLE_ENTRY (id length, host time, payload length), id, bytes
     {prefix}/announce/{athlete}             a gateway offers an athlete; workers take it through the
                                             shared subscription $share/{group}/{prefix}/announce/+
     {prefix}/claims/{athlete}               which worker processes the athlete (retained; empty = none)
@@ -21,12 +24,17 @@ Scale-out (gateway -> broker -> workers):
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from sensorhub.errors import ConfigError
 
 RESULT_KINDS = ("angles", "events", "cues", "status")
 # Raw packet payload: little-endian float64 host receive time (s since the epoch), then the packet bytes.
 RAW_HEADER = struct.Struct("<d")
+# Bundle payload: u8 version, then per packet u8 sensor-id length, f64 host receive time, u16 payload length,
+# the sensor id (UTF-8), the packet bytes. A worker refuses a version it does not know (counted, dropped).
+BUNDLE_VERSION = 1
+BUNDLE_ENTRY = struct.Struct("<BdH")
 
 
 def check_id(value: str, what: str) -> str:
@@ -53,6 +61,10 @@ def raw_topic(prefix: str, athlete: str, sensor_id: str) -> str:
 
 def raw_filter(prefix: str, athlete: str = "+") -> str:
     return f"{prefix}/raw/{athlete}/+"
+
+
+def bundle_topic(prefix: str, athlete: str) -> str:
+    return f"{prefix}/bundle/{athlete}"
 
 
 def announce_topic(prefix: str, athlete: str) -> str:
@@ -114,3 +126,37 @@ def decode_raw(data: bytes) -> tuple[float, bytes]:
         raise ValueError(f"raw MQTT payload of {len(data)} B is shorter than its {RAW_HEADER.size} B header")
     (t_host_s,) = RAW_HEADER.unpack_from(data)
     return float(t_host_s), bytes(data[RAW_HEADER.size :])
+
+
+def encode_bundle(packets: Sequence[tuple[str, float, bytes]]) -> bytes:
+    """(sensor_id, t_host_s, payload) in order -> one bundle payload."""
+    parts = [bytes((BUNDLE_VERSION,))]
+    for sensor_id, t_host_s, payload in packets:
+        sid = sensor_id.encode()
+        parts += [BUNDLE_ENTRY.pack(len(sid), t_host_s, len(payload)), sid, payload]
+    return b"".join(parts)
+
+
+def decode_bundle(data: bytes) -> list[tuple[str, float, bytes]]:
+    """A bundle payload -> (sensor_id, t_host_s, payload) in order. Raises ValueError on an unknown
+    version or a payload that does not end where its last entry does (nothing of it is used then)."""
+    if not data or data[0] != BUNDLE_VERSION:
+        version = data[0] if data else None
+        raise ValueError(f"bundle version {version} is not {BUNDLE_VERSION} (a newer gateway?)")
+    out: list[tuple[str, float, bytes]] = []
+    at, end = 1, len(data)
+    while at < end:
+        if at + BUNDLE_ENTRY.size > end:
+            raise ValueError(f"bundle entry {len(out)} is cut off at byte {at} of {end}")
+        n_id, t_host_s, n_payload = BUNDLE_ENTRY.unpack_from(data, at)
+        at += BUNDLE_ENTRY.size
+        if at + n_id + n_payload > end:
+            raise ValueError(f"bundle entry {len(out)} is cut off at byte {at} of {end}")
+        try:
+            sensor_id = data[at : at + n_id].decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"bundle entry {len(out)}: sensor id is not UTF-8") from exc
+        at += n_id
+        out.append((sensor_id, float(t_host_s), bytes(data[at : at + n_payload])))
+        at += n_payload
+    return out

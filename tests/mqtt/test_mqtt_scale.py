@@ -38,13 +38,21 @@ def broker() -> Iterator[Mosquitto]:
         yield mosquitto
 
 
-def team(tmp_path: Path, port: int, client_id: str, athletes: dict[str, list[str]], kind: str) -> Config:
+def team(
+    tmp_path: Path,
+    port: int,
+    client_id: str,
+    athletes: dict[str, list[str]],
+    kind: str,
+    bundle_ms: float = 20.0,
+) -> Config:
     """A configuration naming ``athletes`` (id -> sensor ids in SEGMENTS order) on the test broker."""
     lines = [
         f'[source]\nkind = "{kind}"',
         "[sinks.recorder]\nenabled = false",
         '[simulator]\ndrills = ["squat", "drop_jump"]\nerrors = "clean"',
-        f'[mqtt]\nport = {port}\nclient_id = "{client_id}"\nreconnect_min_s = 0.2\nreconnect_max_s = 1.0',
+        f'[mqtt]\nport = {port}\nclient_id = "{client_id}"\nreconnect_min_s = 0.2\nreconnect_max_s = 1.0\n'
+        f"raw_bundle_ms = {bundle_ms}",
     ]
     for athlete, sensor_ids in athletes.items():
         lines.append(f'[[athletes]]\nid = "{athlete}"')
@@ -140,12 +148,13 @@ class CuttableProxy:
             task.cancel()
 
 
+@pytest.mark.parametrize("bundle_ms", [20.0, 0.0], ids=["bundled", "one-per-message"])
 async def test_two_workers_split_eight_athletes_and_every_packet_reaches_its_worker(
-    broker: Mosquitto, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path, bundle_ms: float
 ) -> None:
     athletes = numbered(8)
     configs = [team(tmp_path, broker.port, name, athletes, "mqtt") for name in ("w1", "w2")]
-    gw_config = team(tmp_path, broker.port, "gw1", athletes, "simulator")
+    gw_config = team(tmp_path, broker.port, f"gw1-{bundle_ms:g}", athletes, "simulator", bundle_ms)
     async with worker(configs[0]) as (w1, r1), worker(configs[1]) as (w2, r2):
         # Real time: the simulator shares this event loop with the gateway and both workers; as fast as
         # it goes it would starve them (`sensorhub bench mqtt` measures throughput in separate processes).
@@ -221,15 +230,19 @@ async def test_malformed_raw_messages_are_counted_and_survived(broker: Mosquitto
             await bad.publish(unknown, topics.encode_raw(1.0, b"x"), qos=1)
             await bad.publish("sensorhub/v1/raw/ana/", topics.encode_raw(1.0, b"x"), qos=1)  # empty level
             await bad.publish(raw, topics.encode_raw(time.time(), b"\x07" * 30), qos=1)  # not a v1 packet
-        await until(lambda: w.malformed.total() == 3, 10.0, "the malformed messages counted")
+            bundle = topics.bundle_topic("sensorhub/v1", "ana")
+            await bad.publish(bundle, b"\x09" + bytes(20), qos=1)  # a bundle version nobody knows
+            await bad.publish(bundle, topics.encode_bundle([("SH-X9", 1.0, b"x")]), qos=1)
+        await until(lambda: w.malformed.total() == 5, 10.0, "the malformed messages counted")
         await until(lambda: runner.pipeline.stats()["SH-A1"].malformed == 1, 10.0, "the decoder's count")
         after = runner.stats.packets
         await until(lambda: runner.stats.packets > after + 40, 10.0, "good packets after the bad ones")
-    assert dict(w.malformed) == {"short_header": 1, "unknown_sensor": 1, "bad_topic": 1}
+    assert dict(w.malformed) == {"short_header": 1, "unknown_sensor": 2, "bad_topic": 1, "bad_bundle": 1}
     assert w.diagnostics()["malformed"] == {
         "bad_topic": 1,
-        "unknown_sensor": 1,
+        "unknown_sensor": 2,
         "short_header": 1,
+        "bad_bundle": 1,
         "bad_offer": 0,
         "bad_claim": 0,
         "error": 0,
@@ -260,3 +273,18 @@ def test_offer_and_claim_payloads_round_trip_and_refuse_garbage() -> None:
     assert topics.parse_level("p", "claims", "p/claims/ana") == "ana"
     assert topics.parse_level("p", "workers", "p/workers/w1/status") == "w1"
     assert topics.parse_level("p", "claims", "p/claims/ana/x") is None
+
+
+def test_bundles_round_trip_and_refuse_what_they_cannot_read() -> None:
+    packets = [("a-right-thigh", 1.7e9 + 0.004, b"\x01\x02"), ("a-left-shank", 1.7e9 + 0.009, b""),
+               ("\u00e9t\u00e9", float("nan"), bytes(300))]
+    data = topics.encode_bundle(packets)
+    back = topics.decode_bundle(data)
+    assert [(s, p) for s, _, p in back] == [(s, p) for s, _, p in packets]
+    assert back[0][1] == packets[0][1] and back[2][1] != back[2][1]  # exact times; NaN kept (gated later)
+    assert topics.decode_bundle(topics.encode_bundle([])) == []
+    not_utf8 = bytes([topics.BUNDLE_VERSION]) + topics.BUNDLE_ENTRY.pack(2, 0.0, 0) + b"\xff\xfe"
+    for bad, why in ((b"", "version"), (b"\x02" + data[1:], "version"), (data[:-1], "cut off"),
+                     (data[:5], "cut off"), (not_utf8, "not UTF-8")):
+        with pytest.raises(ValueError, match=why):
+            topics.decode_bundle(bad)
