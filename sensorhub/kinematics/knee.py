@@ -170,6 +170,7 @@ class KneeEstimator:
         self._next_attempt = self._attempt_step()
         self._last_not_ready: str = "no data"
         self._calibration: KneeCalibration | None = calibration
+        self.calibrated_t_s = math.nan  # time of the last sample the calibration was solved on
         self._filters: tuple[OrientationStream, OrientationStream] | None = None
         self._recovery_factory = recovery_factory or fast_orientation_factory
         self._recovery: list[OrientationStream | None] = [None, None]
@@ -291,6 +292,7 @@ class KneeEstimator:
         except CalibrationPendingError as exc:
             self._last_not_ready = str(exc)
             return False
+        self.calibrated_t_s = float(np.concatenate([s.t_s for s in self._buf])[n - 1])
         return True
 
     def _process_buffer(self, final: bool = False) -> KneeAngles:

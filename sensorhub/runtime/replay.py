@@ -30,13 +30,15 @@ class ReplayResult:
     tail: str = ""
 
     def angles_digest(self) -> str:
-        """SHA-256 over every leg's angle arrays: equal digests = bit-identical outputs."""
+        """SHA-256 over every leg's angle arrays, each joined over the leg's parts: equal digests =
+        bit-identical angles (however a loop turn cut them into parts)."""
         h = hashlib.sha256()
         for leg_id in sorted(self.angles):
             h.update(leg_id.encode())
-            for part in self.angles[leg_id]:
-                for arr in (part.t_s, part.flexion_rad, part.valgus_rad, part.rotation_rad, part.quality):
-                    h.update(np.ascontiguousarray(arr).tobytes())
+            parts = self.angles[leg_id]
+            for name in ("t_s", "flexion_rad", "valgus_rad", "rotation_rad", "quality"):
+                for part in parts:
+                    h.update(np.ascontiguousarray(getattr(part, name)).tobytes())
         return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
