@@ -9,7 +9,8 @@ Public API:
   ``estimate_knee_angles`` its angles and calibration;
 - ``repair_after_gaps(samples, angles, side, rate_hz, calibration)``: offline, the flexion of the
   seconds after each loss burst also from a backward pass over the recording;
-- ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``;
+- ``calibrate_knee(...) -> KneeCalibration`` with its ``CalibrationReport``; ``OneSidedWatch``: live,
+  refuses a calibration whose flexion bends both ways (the offline check of ``estimate_knee``, windowed);
 - ``warmup()``: compile or load every kernel before the first live sample;
 - quality flags (bits of ``KneeAngles.quality``): ``QUALITY_MISSING_INPUT``, ``QUALITY_HEADING_STALE``,
   ``QUALITY_IMPLAUSIBLE``, ``QUALITY_RECOVERING`` (after a long gap: flexion re-anchored on the hinge,
@@ -34,6 +35,7 @@ from sensorhub.kinematics.knee import (
     KneeEstimator,
     KneeParams,
     KneeRun,
+    OneSidedWatch,
     OrientationFactory,
     OrientationStream,
     concat_angles,
@@ -56,6 +58,7 @@ __all__ = [
     "KneeEstimator",
     "KneeParams",
     "KneeRun",
+    "OneSidedWatch",
     "OrientationFactory",
     "OrientationStream",
     "calibrate_knee",

@@ -441,6 +441,13 @@ class KneeRun:
 
 HYPEREXTENSION_LIMIT_DEG = 15.0  # a knee extends only a few degrees past its standing pose (flexion 0):
 # a calibration with a wrong axis sign makes the flexion swing tens of degrees both ways instead
+BENT_BOTH_WAYS_SHARE = 0.01  # of the samples further past standing than that: the calibration is wrong
+_REDO = "record again with 3 s of quiet standing, then 3-5 slow knee bends"
+
+
+def _bends_both_ways(how_much: str) -> str:
+    return (f"the knee angles bend both ways ({how_much}; a knee extends at most about "
+            f"{HYPEREXTENSION_LIMIT_DEG:.0f} deg past standing): the calibration took a wrong flexion axis; ")
 
 
 def check_one_sided(*flexion_rad: FloatArray) -> None:
@@ -451,12 +458,35 @@ def check_one_sided(*flexion_rad: FloatArray) -> None:
     f = f[np.isfinite(f)]
     if f.size == 0:
         return
-    least_deg = float(np.degrees(np.percentile(f, 1.0)))
+    least_deg = float(np.degrees(np.percentile(f, 100.0 * BENT_BOTH_WAYS_SHARE)))
     if least_deg < -HYPEREXTENSION_LIMIT_DEG:
-        raise CalibrationError(
-            f"the knee angles bend both ways (1 % of samples at {least_deg:.0f} deg or less, a knee extends "
-            f"at most about {HYPEREXTENSION_LIMIT_DEG:.0f} deg past standing): the calibration took a wrong "
-            "flexion axis; record again with 3 s of quiet standing, then 3-5 slow knee bends")
+        raise CalibrationError(_bends_both_ways(f"1 % of samples at {least_deg:.0f} deg or less") + _REDO)
+
+
+class OneSidedWatch:
+    """Live, the same check over consecutive windows of a calibrated leg's flexion: ``push`` raises
+    CalibrationError (the leg is then calibrated again) when more than ``BENT_BOTH_WAYS_SHARE`` of a
+    window's samples lie further than ``HYPEREXTENSION_LIMIT_DEG`` past standing."""
+
+    __slots__ = ("_below", "_limit_rad", "_seen", "_window")
+
+    def __init__(self, rate_hz: float, window_s: float = 20.0) -> None:
+        self._window = max(1, round(window_s * rate_hz))
+        self._limit_rad = -math.radians(HYPEREXTENSION_LIMIT_DEG)
+        self._seen = 0
+        self._below = 0
+
+    def push(self, flexion_rad: FloatArray) -> None:
+        f = np.asarray(flexion_rad)
+        self._seen += int(np.count_nonzero(np.isfinite(f)))
+        self._below += int(np.count_nonzero(f < self._limit_rad))
+        if self._seen < self._window:
+            return
+        share = self._below / self._seen
+        self._seen = self._below = 0
+        if share > BENT_BOTH_WAYS_SHARE:
+            raise CalibrationError(_bends_both_ways(f"{100.0 * share:.0f} % of the last samples past that") +
+                                   "stand still 3 s, then do 3-5 slow knee bends to calibrate again")
 
 
 def estimate_knee(samples: LegSamples, side: str, rate_hz: float, params: KneeParams | None = None,

@@ -17,7 +17,7 @@ import numpy as np
 
 from sensorhub.analysis import EventDetector, LivePhase
 from sensorhub.errors import CalibrationError
-from sensorhub.kinematics import KneeEstimator
+from sensorhub.kinematics import KneeEstimator, OneSidedWatch
 from sensorhub.model import Event, KneeAngles, LegCalibration, LegMotion, LegSamples, RawPacket, SensorRef
 from sensorhub.timing import Front, SensorStats
 
@@ -76,6 +76,7 @@ class Pipeline:
         self.front = Front(self.sensors, rate_hz=rate_hz, protocols=protocols)  # sensor id -> its decoder
         self._sides = {s.leg_id: str(s.side) for s in self.sensors}
         self._knees: dict[str, KneeEstimator] = {}
+        self._watches: dict[str, OneSidedWatch] = {}  # a calibrated leg's flexion must bend one way
         self._detectors: dict[str, EventDetector] = {}
         self._rate_hz = rate_hz
         # Processing time of one ingest call (decode .. angles), excluding queueing.
@@ -116,6 +117,7 @@ class Pipeline:
         failure = LegFailure(leg_id, t_s, f"{type(exc).__name__}: {exc}")
         self.failed_legs[leg_id] = failure
         self._knees.pop(leg_id, None)
+        self._watches.pop(leg_id, None)
         self._detectors.pop(leg_id, None)
         log.error("leg %s failed at t=%.3f s, its processing stopped (other legs go on): %s", leg_id, t_s,
                   failure.error, exc_info=exc)
@@ -125,11 +127,17 @@ class Pipeline:
             knee = self._knee(chunk)
             was_calibrated = knee.calibration is not None
             angles, motion = knee.step(chunk)
+            if knee.calibration is not None:
+                watch = self._watches.get(chunk.leg_id)
+                if watch is None:
+                    watch = self._watches[chunk.leg_id] = OneSidedWatch(knee.rate_hz)
+                watch.push(angles.flexion_rad)
         except CalibrationError as exc:
-            # Calibration refused (e.g. no bends within the allowed time): say why and start over
-            # from the next samples; the stream and the other legs go on.
+            # Calibration refused (e.g. no bends within the allowed time), or a calibration whose angles
+            # bend both ways: say why and start over from the next samples; the other legs go on.
             self.calibration_errors[chunk.leg_id] = str(exc)
             del self._knees[chunk.leg_id]
+            self._watches.pop(chunk.leg_id, None)
             self._detectors.pop(chunk.leg_id, None)
             return None
         result = self._analyse(chunk.leg_id, angles, motion, knee.rate_hz)
