@@ -372,8 +372,12 @@ def detect(feat: FloatArray, flex_deg: FloatArray, p: FloatArray, s: FloatArray,
         if valid:
             f_row = feat[i, F_FT : F_FT + 3]
             l_row = feat[i, F_L : F_L + 9]
-            s[kept : kept + 3] = f_row
-            s[kept + 3 : kept + 12] = l_row
+            # element by element: a slice assignment compiles numba's shape-mismatch error message (its
+            # string formatting is a fifth of this module's compile time)
+            for c in range(3):
+                s[kept + c] = f_row[c]
+            for c in range(9):
+                s[kept + 3 + c] = l_row[c]
             # planted shank: the ankle model, taught by planted turning samples while on the ground
             _lever(s, S_ANKLE, -1, p, P_ANKLE_X, ankle)
             se_row = feat[i, F_SE : F_SE + 3]
