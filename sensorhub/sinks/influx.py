@@ -262,7 +262,10 @@ class InfluxSink:
 
     def stats_dict(self) -> dict[str, Any]:
         self.stats.bus_dropped = self._sub.dropped if self._sub is not None else 0
-        return self.stats.as_dict()
+        out = self.stats.as_dict()
+        out["batches_queued"] = self._batches.qsize() + (self._inflight is not None)
+        out["points_pending"] = len(self._pending)
+        return out
 
     @property
     def idle(self) -> bool:
