@@ -64,6 +64,8 @@ from sensorhub.timing import Decimator
 log = logging.getLogger(__name__)
 
 BUS_QUEUE = 100_000  # bus mailbox (drop-oldest, counted): ~5 s of 1000 legs at 20 Hz
+# Batches waiting in memory for the server at most; the next ones go through the disk spool.
+MAX_QUEUED_BATCHES = 16
 
 
 __all__ = ["SCHEMA", "InfluxSink", "InfluxStats", "spool_path"]
@@ -350,7 +352,10 @@ class InfluxSink:
             self.stats.written_seqs.append(seq)
 
     async def _write_or_spool(self, batch: Batch) -> None:
-        if self._spool.empty:
+        # Past MAX_QUEUED_BATCHES waiting, the oldest go to the spool (then every later one, in order, as
+        # in an outage): a server slower than the points come in fails nothing, and grew this queue and
+        # the process without bound (`sensorhub bench soak`); the spool is bounded by spool_max_mb.
+        if self._spool.empty and self._batches.qsize() < MAX_QUEUED_BATCHES:
             failure = await self._write(batch.body(), len(batch.lines))
             if failure is None:
                 self._written(batch.seq)
