@@ -5,8 +5,9 @@ on (recorder and history in a temp data_dir, the MQTT sink on a bench-started Mo
 on a bench-started VictoriaMetrics) and dashboard websocket clients connected throughout (in a second
 process, as browsers would be). Every row period (a minute) one row: RSS, open file descriptors, threads
 of the service's process, the depth of every queue the service keeps, packet -> angle p50/p99 over the
-period (LiveRunner's own measure), angle frames each client got and events so far. At the end: the RSS
-slope after warm-up (least squares), p99 and queue depths of the first third against the last, a verdict.
+period (LiveRunner's own measures, the loop's and the calibration worker's outputs together), angle
+frames each client got and events so far. At the end: the RSS slope after warm-up (least squares), p99
+and queue depths of the first third against the last, a verdict.
 """
 
 from __future__ import annotations
@@ -313,14 +314,17 @@ def _soak_stage(
         t0 = time.monotonic()
         frames_before = [0] * args.clients
         stats = handle.runner.stats
-        stats.packet_to_angle = LatencyRecorder(capacity)
+        # One recorder for both paths: the loop's (tracking legs) and the calibration worker's (legs that
+        # calibrate or still catch up; under overload every leg stays there, and the loop's alone is empty).
+        stats.packet_to_angle = stats.calibrating_to_angle = LatencyRecorder(capacity)
         first: tracemalloc.Snapshot | None = None
         if args.tracemalloc:
             tracemalloc.start(1)
         try:
             for k in range(n_rows):
                 await asyncio.sleep(max(0.0, t0 + (k + 1) * args.row_s - time.monotonic()))
-                recorder, stats.packet_to_angle = stats.packet_to_angle, LatencyRecorder(capacity)
+                recorder = stats.packet_to_angle
+                stats.packet_to_angle = stats.calibrating_to_angle = LatencyRecorder(capacity)
                 latency = await asyncio.to_thread(recorder.percentiles_ms)
                 del recorder
                 frames, connected = dashboards.latest()
