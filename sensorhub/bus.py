@@ -41,6 +41,10 @@ class Subscription:
         self._items.append(message)
         self._event.set()
 
+    def __len__(self) -> int:
+        """Messages waiting (a depth the soak bench watches)."""
+        return len(self._items)
+
     def get_nowait(self) -> Message | None:
         if not self._items:
             return None
@@ -87,6 +91,10 @@ class Bus:
         sub = Subscription(self, frozenset(topics), maxsize)
         self._subs.append(sub)
         return sub
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return tuple(self._subs)
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:

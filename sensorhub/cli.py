@@ -178,6 +178,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sensorhub.bench import faults_bench
 
         return faults_bench.run(args)
+    if args.bench == "soak":
+        from sensorhub.bench import soak_bench
+
+        return soak_bench.run(args)
     if args.bench == "events":
         from sensorhub.bench import events_accuracy
 
@@ -288,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sensorhub.bench.faults_bench import add_arguments as add_faults_arguments
 
     add_faults_arguments(b)
+    b = bench.add_parser("soak", help="the whole service for N minutes: RSS, files, queues, p99 per minute")
+    from sensorhub.bench.soak_bench import add_arguments as add_soak_arguments
+
+    add_soak_arguments(b)
     b = bench.add_parser("events", help="landing/cut/rep F1, timing, metric errors and cues vs truth")
     from sensorhub.bench.events_accuracy import add_arguments as add_events_arguments
 

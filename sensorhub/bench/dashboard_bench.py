@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _client(url: str, frames: list[int], i: int, stop: asyncio.Event) -> None:
+async def angle_frame_client(url: str, frames: list[int], i: int, stop: asyncio.Event) -> None:
     async with websockets.connect(url, max_size=None) as ws:
         while not stop.is_set():
             try:
@@ -52,7 +52,7 @@ async def _client(url: str, frames: list[int], i: int, stop: asyncio.Event) -> N
 async def _clients(urls: list[str], settle_s: float, window_s: float, out: mp.Queue[list[int]]) -> list[int]:
     frames = [0] * len(urls)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(_client(u, frames, i, stop)) for i, u in enumerate(urls)]
+    tasks = [asyncio.create_task(angle_frame_client(u, frames, i, stop)) for i, u in enumerate(urls)]
     await asyncio.sleep(settle_s)
     out.put([])  # connected and past the initial snapshots: the measured window starts
     frames[:] = [0] * len(urls)
@@ -72,20 +72,25 @@ def _client_process(
     out.put(asyncio.run(_clients(urls, settle_s, window_s, out)))
 
 
-def _is_athlete_view(i: int) -> bool:
+def is_athlete_view(i: int) -> bool:
     return i % 10 == 9
+
+
+def client_urls(handle: ServiceHandle, n_clients: int) -> list[str]:
+    """Websocket URLs of ``n_clients`` dashboards: coach views, every tenth an athlete's own view."""
+    base = handle.base_url.replace("http", "ws", 1) + WS_PATH
+    athletes = list(handle.sessions.athletes)
+    return [
+        f"{base}?athlete={athletes[i % len(athletes)]}" if is_athlete_view(i) else base
+        for i in range(n_clients)
+    ]
 
 
 def _load(
     handle: ServiceHandle, n_clients: int, window_s: float, nice: int = 0
 ) -> tuple[list[int], dict[str, float]]:
     """Clients live in another process, as real browsers would: their decoding must not share our GIL."""
-    base = handle.base_url.replace("http", "ws", 1) + WS_PATH
-    athletes = list(handle.sessions.athletes)
-    urls = [
-        f"{base}?athlete={athletes[i % len(athletes)]}" if _is_athlete_view(i) else base
-        for i in range(n_clients)
-    ]
+    urls = client_urls(handle, n_clients)
     settle_s = 2.0
     ctx = mp.get_context("spawn")
     out: mp.Queue[list[int]] = ctx.Queue()
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {args.clients} clients: {_fmt(loaded)}")
     expected = round(args.window_s / FRAME_PERIOD_S)
     for role, athlete_view in (("coach", False), ("athlete", True)):
-        got = sorted(n for i, n in enumerate(frames) if _is_athlete_view(i) == athlete_view)
+        got = sorted(n for i, n in enumerate(frames) if is_athlete_view(i) == athlete_view)
         if got:
             print(
                 f"  {role} clients ({len(got)}): frames min {got[0]} median {got[len(got) // 2]} "

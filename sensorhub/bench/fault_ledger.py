@@ -185,6 +185,39 @@ class MqttCounter:
             self.cues.append((leg, str(body["phrase"]), float(body["t_s"])))
 
 
+class RawTap:
+    """A subscriber to every raw packet topic (QoS 1): what the gateways published and the broker delivered,
+    keyed (sensor id, host receive time), with the arrival time of each."""
+
+    def __init__(self, port: int, prefix: str, identifier: str = "faults-bench-raw-tap") -> None:
+        self.port, self.prefix, self.identifier = port, prefix, identifier
+        self.packets: dict[tuple[str, float], float] = {}  # (sensor id, t_host_s) -> arrival (time.time)
+        self.subscribed = asyncio.Event()
+
+    async def run(self) -> None:
+        from sensorhub.mqtt.topics import decode_raw, parse_raw_topic, raw_filter
+
+        while True:
+            try:
+                async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.identifier) as c:
+                    await c.subscribe(raw_filter(self.prefix), qos=1)
+                    self.subscribed.set()
+                    async for message in c.messages:
+                        where = parse_raw_topic(self.prefix, str(message.topic))
+                        if where is not None and isinstance(message.payload, bytes):
+                            t_host_s, _ = decode_raw(message.payload)
+                            self.packets.setdefault((where[1], t_host_s), time.time())
+            except aiomqtt.MqttError:
+                self.subscribed.clear()
+                await asyncio.sleep(0.1)
+
+
+def recorded_keys(rec_dir: Path) -> set[tuple[str, float]]:
+    """(sensor id, host receive time) of every packet in the recording(s) under ``rec_dir``."""
+    firsts = sorted(p for p in rec_dir.glob("*.shrec") if ".part" not in p.name)
+    return {(pk.sensor_id, pk.t_host_s) for p in firsts for pk in read_recording(p).packets()}
+
+
 def history_rows(path: Path) -> tuple[list[Key], list[Key]]:
     """Events and cues the history store committed (read after the service closed it)."""
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:

@@ -14,20 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sensorhub.bench.fault_ledger import (
     MqttCounter,
+    RawTap,
     Row,
     history_rows,
     influx_points,
     poll_health,
+    recorded_keys,
     unmatched,
 )
 from sensorhub.bench.services import Mosquitto, VictoriaMetrics, free_port
@@ -199,3 +203,143 @@ async def run_process_faults(args: argparse.Namespace) -> list[Row]:
             counting.cancel()
             await asyncio.gather(counting, return_exceptions=True)
     return [term, kill]
+
+
+# ---- worker_kill: the team deployment (gateway + workers over Mosquitto), one worker SIGKILLed ------------
+
+SEGMENTS = (("right", "thigh"), ("right", "shank"), ("left", "thigh"), ("left", "shank"))
+HANDOVER_TIMEOUT_S = 30.0
+PREFIX = "sensorhub/v1"
+
+
+def _team_config(data: Path, port: int, broker: int, client_id: str, kind: str, athletes: int) -> str:
+    """A worker (``kind = "mqtt"``, serving /health on ``port``) or the gateway (``"simulator"``) of
+    ``athletes`` simulated athletes, named as the simulator names them."""
+    lines = [
+        f'[service]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{data}"\nlog_level = "warning"',
+        f'[source]\nkind = "{kind}"',
+        f"[sinks.recorder]\nenabled = true\nsync_interval_s = {SYNC_INTERVAL_S}",
+        f'[mqtt]\nport = {broker}\nclient_id = "{client_id}"\nreconnect_min_s = 0.2\nreconnect_max_s = 1.0',
+    ]
+    for i in range(1, athletes + 1):
+        lines.append(f'[[athletes]]\nid = "athlete{i}"')
+        for side, segment in SEGMENTS:
+            sensor = f'id = "athlete{i}-{side}-{segment}"\nside = "{side}"\nsegment = "{segment}"'
+            lines.append(f"[[athletes.sensors]]\n{sensor}")
+    return "\n\n".join(lines) + "\n"
+
+
+def _held(service: _Service) -> list[str]:
+    """The athletes a worker holds (its /health ``source.athletes``); [] when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{service.base_url}/health", timeout=1.0) as resp:
+            return list(json.load(resp)["source"]["athletes"])
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> float:
+    """Seconds until ``condition`` holds (polled every 0.1 s); SensorhubError after ``timeout_s``."""
+    t0 = time.monotonic()
+    while not await condition():
+        if time.monotonic() - t0 > timeout_s:
+            raise SensorhubError(f"bench faults: {what} not within {timeout_s:g} s")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - t0
+
+
+async def run_worker_kill(args: argparse.Namespace) -> list[Row]:
+    """Two workers share the athletes a gateway publishes; one is SIGKILLed mid-session. The survivor must
+    take its athletes (the broker publishes the dead worker's will, the gateway offers them again and
+    buffers their packets meanwhile). Lost: the raw packets the broker delivered (a tap subscriber saw
+    them) that neither worker recorded; allowed: those of the dead worker's athletes from its last
+    recording sync to the hand-over."""
+    row = Row("worker_kill")
+    before_s, after_s = (8.0, 8.0) if args.quick else (20.0, 30.0)
+    n = args.athletes
+    with tempfile.TemporaryDirectory(prefix="sensorhub-faults-team-") as tmp, Mosquitto() as broker:
+        root = Path(tmp)
+        workers = []
+        for name in ("w1", "w2"):
+            port = free_port()
+            cfg = root / f"{name}.toml"
+            cfg.write_text(_team_config(root / name, port, broker.port, name, "mqtt", n))
+            workers.append(_Service(cfg, port, root / f"{name}.log"))
+        gw_cfg = root / "gw.toml"
+        gw_cfg.write_text(_team_config(root / "gw", free_port(), broker.port, "gw", "simulator", n))
+        tap = RawTap(broker.port, PREFIX)
+        tapping = asyncio.create_task(tap.run())
+        gateway: subprocess.Popen[bytes] | None = None
+        health_stop = asyncio.Event()
+        try:
+            await asyncio.wait_for(tap.subscribed.wait(), 10.0)
+            await asyncio.gather(*(asyncio.to_thread(w.start) for w in workers))
+            with (root / "gw.log").open("ab") as out:
+                cmd = [sys.executable, "-m", "sensorhub.cli", "gateway", "--config", str(gw_cfg)]
+                gateway = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            everyone = {f"athlete{i}" for i in range(1, n + 1)}
+
+            async def split() -> bool:
+                held = [set(await asyncio.to_thread(_held, w)) for w in workers]
+                return held[0] | held[1] == everyone and bool(held[0]) and bool(held[1])
+
+            await _until(split, READY_TIMEOUT_S, "both workers holding athletes")
+            held = [await asyncio.to_thread(_held, w) for w in workers]
+            victim, survivor = (workers[0], workers[1]) if len(held[0]) >= len(held[1]) else workers[::-1]
+            moved = set(held[workers.index(victim)])
+            poller = asyncio.create_task(poll_health(survivor.base_url, row, health_stop))
+            await asyncio.sleep(before_s)
+            kill_s = time.time()
+            await asyncio.to_thread(victim.signal, signal.SIGKILL)
+
+            async def taken_over() -> bool:
+                return set(await asyncio.to_thread(_held, survivor)) == everyone
+
+            handover_s = await _until(taken_over, HANDOVER_TIMEOUT_S, "the survivor holding every athlete")
+            await asyncio.sleep(after_s)
+            gateway.send_signal(signal.SIGTERM)  # publishes what it still buffers, then stops
+            await asyncio.to_thread(gateway.wait, 30.0)
+            await asyncio.sleep(1.0)  # the last packets reach the survivor and the tap
+            health_stop.set()
+            await poller
+            rc = await asyncio.to_thread(survivor.signal, signal.SIGTERM)
+        finally:
+            health_stop.set()
+            for proc in [gateway, *(w.proc for w in workers)]:
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+            tapping.cancel()
+            await asyncio.gather(tapping, return_exceptions=True)
+        recorded = set().union(*(recorded_keys(root / w / "recordings") for w in ("w1", "w2")))
+    _account_worker_kill(row, tap, recorded, moved, kill_s, handover_s)
+    row.injected = (
+        f"{victim.config.stem} (holding {len(moved)} of {n} athletes) SIGKILLed; {survivor.config.stem} held "
+        f"them all {handover_s:.2f} s later (then SIGTERM: exit code {rc})"
+    )
+    return [row]
+
+
+def _account_worker_kill(
+    row: Row, tap: RawTap, recorded: set[tuple[str, float]], moved: set[str], kill_s: float, handover_s: float
+) -> None:
+    sent_moved = [k for k in tap.packets if k[0].split("-")[0] in moved]
+    sent_other = [k for k in tap.packets if k[0].split("-")[0] not in moved]
+    missing_moved = [k for k in sent_moved if k not in recorded]
+    missing_other = [k for k in sent_other if k not in recorded]
+    # Explained: delivered to the dead worker after its last recording sync, or while nobody held them.
+    lo, hi = kill_s - SYNC_INTERVAL_S - 0.5, kill_s + handover_s + 0.5
+    inside = [k for k in missing_moved if lo <= tap.packets[k] <= hi]
+    row.lost["raw packets of the dead worker's athletes"] = (len(missing_moved), len(sent_moved))
+    row.allowed["raw packets of the dead worker's athletes"] = len(inside)
+    row.lost["raw packets of the other athletes"] = (len(missing_other), len(sent_other))
+    row.lost["no packets seen"] = (int(not sent_moved or not sent_other), 1)
+    row.counters["packets lost around the kill"] = len(inside)
+    if missing_moved:
+        at = sorted(tap.packets[k] - kill_s for k in missing_moved)
+        row.notes.append(
+            f"{len(missing_moved)} raw packets of {sorted(moved)} not recorded by either worker: delivered "
+            f"{at[0]:+.2f} .. {at[-1]:+.2f} s around the kill (the dead worker's last sync <= "
+            f"{SYNC_INTERVAL_S} s before it; hand-over {handover_s:.2f} s)"
+        )
+    else:
+        row.notes.append(f"every raw packet recorded by a worker; hand-over {handover_s:.2f} s")

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import random
 import subprocess
@@ -52,6 +53,7 @@ from sensorhub.bench.fault_ledger import (
     unmatched,
 )
 from sensorhub.bench.services import Mosquitto, VictoriaMetrics
+from sensorhub.bench.tcp_proxy import TcpProxy
 from sensorhub.config import BrokerConfig, Config, InfluxConfig, MqttConfig, SinksConfig, load_config
 from sensorhub.demo.command import auto_sets
 from sensorhub.demo.simulator import SimulatorSource
@@ -64,10 +66,13 @@ FAULTS = (
     "link_drop",
     "influx_down",
     "broker_kill",
+    "silent_drop",
     "fuzz",
     "process",
+    "worker_kill",
     "disk_full",
-)  # process: SIGTERM, SIGKILL
+)  # process: SIGTERM, SIGKILL of the service; worker_kill: SIGKILL of an MQTT worker (team deployment)
+PROCESS_FAULTS = ("process", "worker_kill")
 HEALTH_PERIOD_S = 0.2
 SETTLE_TIMEOUT_S = 120.0
 DISK_MB = 16
@@ -80,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--link-down-s", type=float, default=2.0, help="sensor link drop duration")
     parser.add_argument("--influx-down-s", type=float, default=60.0, help="InfluxDB outage duration")
     parser.add_argument("--broker-down-s", type=float, default=5.0, help="Mosquitto outage duration")
+    parser.add_argument(
+        "--keepalive-s", type=int, default=15, help="the service's MQTT keepalive (silent_drop)"
+    )
     parser.add_argument("--fuzz-packets", type=int, default=100_000, help="fuzzed packets into the queue")
     parser.add_argument(
         "--fuzz-web", type=int, default=300, help="malformed websocket messages and HTTP bodies"
@@ -109,6 +117,7 @@ class Context:
     # Bus events/cues published in this monotonic window may be lost on MQTT (the broker was away).
     mqtt_window: tuple[float, float] | None = None
     fuzz: FuzzCounts | None = None
+    proxy: TcpProxy | None = None  # between the service's MQTT sink and the broker (silent_drop)
     data_dir: str = ""
     full_window: tuple[float, float] | None = None  # when data_dir was full (monotonic)
 
@@ -154,6 +163,39 @@ async def _broker_kill(ctx: Context) -> None:
     # the broker keeps no state across a restart (persistence off), so these may be lost.
     ctx.mqtt_window = (t0, time.monotonic())
     ctx.row.injected = f"Mosquitto SIGKILLed, restarted after {ctx.args.broker_down_s:g} s"
+
+
+async def _silent_drop(ctx: Context) -> None:
+    """The sink's TCP connection to the broker goes silent (no FIN/RST). The client must notice within its
+    keepalive -- by the first publish left without PUBACK for ``PUBLISH_TIMEOUT_S`` (the sink always has
+    something to send), else by paho's keepalive (a ping after ``keepalive_s`` of silence, given up after
+    another ``keepalive_s``) -- then reconnect and re-send what was not acknowledged."""
+    assert ctx.proxy is not None
+    stats = ctx.handle.sink_stats["mqtt"]
+    keepalive_s = ctx.args.keepalive_s
+    lost_before = stats()["connection_lost"]
+    t0 = time.monotonic()
+    flows = ctx.proxy.blackhole()
+    bound_s = keepalive_s + 1.0  # + the 1 s period of aiomqtt's housekeeping (paho's checks)
+    deadline = t0 + 4 * bound_s + 10.0
+    detected_s = reconnected_s = math.nan
+    while time.monotonic() < deadline:
+        now_stats = stats()
+        if math.isnan(detected_s) and now_stats["connection_lost"] > lost_before:
+            detected_s = time.monotonic() - t0
+        if not math.isnan(detected_s) and now_stats["connected"]:
+            reconnected_s = time.monotonic() - t0
+            break
+        await asyncio.sleep(0.1)
+    ctx.row.injected = (
+        f"the sink's broker connection ({flows} TCP flow) silently dropped (no FIN/RST), "
+        f"keepalive {keepalive_s} s"
+    )
+    ctx.row.lost[f"not detected within {bound_s:g} s"] = (int(not detected_s <= bound_s), 1)
+    ctx.row.lost["not reconnected"] = (int(math.isnan(reconnected_s)), 1)
+    ctx.row.notes.append(
+        f"silent drop detected after {detected_s:.1f} s, reconnected after {reconnected_s:.1f} s"
+    )
 
 
 async def _fuzz(ctx: Context) -> None:
@@ -211,6 +253,7 @@ INJECT: dict[str, Callable[[Context], Awaitable[None]]] = {
     "link_drop": _link_drop,
     "influx_down": _influx_down,
     "broker_kill": _broker_kill,
+    "silent_drop": _silent_drop,
     "fuzz": _fuzz,
     "disk_full": _disk_full,
 }
@@ -256,7 +299,7 @@ def _scenario(
 
 async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
     row = Row(fault)
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sensorhub-faults-"))) / "data"
         data.mkdir()
         if fault == "disk_full":
@@ -267,10 +310,16 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
             stack.callback(subprocess.run, ["umount", "-l", str(data)], check=False)
         broker = stack.enter_context(Mosquitto())
         influx = stack.enter_context(VictoriaMetrics())
+        proxy = await stack.enter_async_context(TcpProxy(broker.port)) if fault == "silent_drop" else None
         config = replace(
             base,
             service=replace(base.service, data_dir=str(data), port=0),
-            mqtt=BrokerConfig(port=broker.port, client_id="faults-bench", reconnect_max_s=1.0),
+            mqtt=BrokerConfig(
+                port=proxy.port if proxy is not None else broker.port,
+                client_id="faults-bench",
+                reconnect_max_s=1.0,
+                keepalive_s=args.keepalive_s,
+            ),
             sinks=SinksConfig(
                 mqtt=MqttConfig(enabled=True),
                 influxdb=InfluxConfig(enabled=True, url=influx.url, retry_max_s=5.0),
@@ -284,7 +333,10 @@ async def _run_fault(fault: str, args: argparse.Namespace, base: Config) -> Row:
 
         def make(handle: ServiceHandle) -> Context:
             assert source.tap is not None
-            return Context(handle, source, source.tap, broker, influx, counter, row, args, data_dir=str(data))
+            return Context(
+                handle, source, source.tap, broker, influx, counter, row, args, proxy=proxy,
+                data_dir=str(data),
+            )
 
         async def collect(handle: ServiceHandle) -> None:
             await published.collect(handle.bus)
@@ -401,7 +453,12 @@ def _account(
         row.notes.append("nothing was spooled: the outage was not seen")
         row.allowed["InfluxDB points"] = -1  # a failed verdict: the fault did not happen
     mqtt = handle.sink_stats["mqtt"]()
-    row.notes.append(f"MQTT reconnects {mqtt['reconnects']}, counter connects {ctx.mqtt.connects}")
+    gave_up = sum(mqtt["failed_by_kind"].values())
+    row.lost["MQTT messages the sink gave up on"] = (gave_up, mqtt["published"] + gave_up)
+    row.notes.append(
+        f"MQTT reconnects {mqtt['reconnects']}, counter connects {ctx.mqtt.connects}, sink gave up on "
+        f"{mqtt['failed_by_kind']}, publish errors {mqtt['publish_errors']}"
+    )
 
 
 def _allow_disk_full(
@@ -498,10 +555,11 @@ def run_faults(args: argparse.Namespace) -> list[Row]:
     base = dataclasses.replace(base, simulator=replace(base.simulator, athletes=args.athletes))
     rows = []
     for fault in args.only or FAULTS:
-        if fault == "process":
-            from sensorhub.bench.fault_process import run_process_faults
+        if fault in PROCESS_FAULTS:
+            from sensorhub.bench.fault_process import run_process_faults, run_worker_kill
 
-            rows.extend(asyncio.run(run_process_faults(args)))
+            run_one = run_process_faults if fault == "process" else run_worker_kill
+            rows.extend(asyncio.run(run_one(args)))
         else:
             rows.append(asyncio.run(_run_fault(fault, args, base)))
     return rows

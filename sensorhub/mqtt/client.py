@@ -7,7 +7,9 @@ and connect again with a fresh client. The connection's state and counters are p
 
 ``publish`` never waits on a dead connection: it races the broker's acknowledgement (QoS 1: PUBACK)
 against the loss of the connection and raises :class:`BrokerUnavailableError` when the connection is down
-or drops before the acknowledgement, so the caller decides what to re-send (the sink re-queues).
+or drops before the acknowledgement, so the caller decides what to re-send (the sink re-queues). No
+acknowledgement within ``PUBLISH_TIMEOUT_S`` on a connection that looks up is a silent network drop: the
+connection is dropped then and there (the keepalive alone takes up to twice ``keepalive_s``).
 Incoming messages (after ``on_connect`` subscribed) are an async iterator, ``messages()``; no callbacks.
 """
 
@@ -183,7 +185,7 @@ class MqttConnection:
         self._on_connect = on_connect
         self.backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s, rng)
         self.stats = ConnectionStats()
-        self._client: aiomqtt.Client | None = None
+        self._client: DrainingClient | None = None
         self._lost: asyncio.Future[None] | None = None  # resolved when the current connection ends
         self._up = asyncio.Event()
         self._incoming: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(INCOMING_QUEUE_SIZE)
@@ -332,6 +334,19 @@ class MqttConnection:
         except aiomqtt.MqttError as exc:
             if lost.done():
                 raise BrokerUnavailableError(f"MQTT {self.identifier}: connection lost: {exc}") from exc
+            if not isinstance(exc, aiomqtt.MqttCodeError):
+                # No acknowledgement in PUBLISH_TIMEOUT_S on a connection that looks up: the network went
+                # silent (a refusal has a reason code). Re-publishing on it would time out again until the
+                # keepalive gives up (up to twice keepalive_s) and callers would drop the message as refused;
+                # MQTT re-sends unacknowledged messages on a new connection instead.
+                self._up.clear()  # at once: publishers wait for the next connection, not this dying one
+                if not lost.done():
+                    lost.set_result(None)
+                client.abandon(exc)
+                raise BrokerUnavailableError(
+                    f"MQTT {self.identifier}: no acknowledgement within {PUBLISH_TIMEOUT_S:g} s, "
+                    "the connection is dropped"
+                ) from exc
             raise
 
     async def subscribe(self, topic: str, qos: int = 1) -> None:

@@ -53,6 +53,14 @@ class DrainingClient(aiomqtt.Client):
     def _client_id(self) -> str:
         return str(self.identifier)
 
+    def abandon(self, error: Exception) -> None:
+        """Give up on a connection that stopped answering without a FIN or RST (a silent network drop): the
+        socket is closed here, as paho closes it when its keepalive expires, and the message iteration
+        ends with ``error``."""
+        if not self._disconnected.done():
+            self._disconnected.set_exception(error)
+        self._client._sock_close()  # paho's own close: unregisters the socket from the loop, then closes it
+
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         def on_readable() -> None:
             try:

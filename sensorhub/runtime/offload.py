@@ -139,13 +139,22 @@ class CalibrationOffload:
         self._held[leg] += len(results)
         self.ready.set()
 
+    def depth(self) -> int:
+        """Chunks waiting for a worker plus outputs waiting to be published (a queue /health watches)."""
+        return sum(len(chunks) for chunks in self._pending.values()) + len(self._out)
+
     def emit(self) -> list[Deferred]:
-        """The outputs to publish in this turn, oldest first (each leg's in its own order)."""
+        """The outputs to publish in this turn, oldest first (each leg's in its own order). Only the
+        buffered seconds (``backlog``) are paced, ``rows_per_turn`` a turn: a catching-up leg's outputs
+        come at the live rate, and a per-turn budget on them would fall behind whenever the loop turns
+        fewer than rate / budget times a second (many legs, a busy loop), the legs never leaving the
+        worker and the outputs piling up here without bound."""
         taken: list[Deferred] = []
         rows = 0
         while self._out:
-            n = int(self._out[0].output.angles.t_s.shape[0])
-            if taken and rows + n > self.rows_per_turn:
+            head = self._out[0].output
+            n = int(head.angles.t_s.shape[0]) if head.backlog else 0
+            if n and rows and rows + n > self.rows_per_turn:
                 break
             item = self._out.popleft()
             self._held[item.output.leg_id] -= 1

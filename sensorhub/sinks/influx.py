@@ -71,6 +71,8 @@ BUS_QUEUE = 100_000  # bus mailbox (drop-oldest, counted): ~5 s of 1000 legs at 
 # A loop turn with more knee-angle rows than this converts them in a worker thread (the kernel releases
 # the GIL): about 1 ms of conversion here; 5000 rows took 3.6 ms (median) to 9 ms on the loop.
 OFFLOAD_ROWS = 2000
+# Batches waiting in memory for the server at most; the next ones go through the disk spool.
+MAX_QUEUED_BATCHES = 16
 
 
 __all__ = ["SCHEMA", "InfluxSink", "InfluxStats", "spool_path"]
@@ -277,7 +279,10 @@ class InfluxSink:
 
     def stats_dict(self) -> dict[str, Any]:
         self.stats.bus_dropped = self._sub.dropped if self._sub is not None else 0
-        return self.stats.as_dict()
+        out = self.stats.as_dict()
+        out["batches_queued"] = self._batches.qsize() + (self._inflight is not None)
+        out["points_pending"] = len(self._pending)
+        return out
 
     @property
     def idle(self) -> bool:
@@ -400,7 +405,10 @@ class InfluxSink:
             self.stats.written_seqs.append(seq)
 
     async def _write_or_spool(self, batch: Batch) -> None:
-        if self._spool.empty:
+        # Past MAX_QUEUED_BATCHES waiting, the oldest go to the spool (then every later one, in order, as
+        # in an outage): a server slower than the points come in fails nothing, and grew this queue and
+        # the process without bound (`sensorhub bench soak`); the spool is bounded by spool_max_mb.
+        if self._spool.empty and self._batches.qsize() < MAX_QUEUED_BATCHES:
             failure = await self._write(batch.body(), batch.n_points)
             if failure is None:
                 self._written(batch.seq)

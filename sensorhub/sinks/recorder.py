@@ -74,6 +74,7 @@ class BackgroundRecorder:
             "path": str(self.path),
             "parts": self._part,
             "packets": self.packets,
+            "queued": self._queue.qsize(),
             "dropped": self.dropped,
             "errors": self.errors,
             "last_error": self.last_error,

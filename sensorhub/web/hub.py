@@ -60,6 +60,10 @@ class ClientChannel:
         self.sent = 0
         self.closed = False
 
+    def __len__(self) -> int:
+        """Frames waiting to be sent."""
+        return len(self._frames)
+
     def offer(self, frame: str) -> None:
         if len(self._frames) == self._frames.maxlen:
             self.dropped += 1

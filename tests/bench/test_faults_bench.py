@@ -61,3 +61,19 @@ def test_link_drop_loses_only_the_dropped_window_and_an_influx_outage_nothing() 
     _only_dropped_window_lost(link)
     assert influx.counters["points spooled"] > 0  # the outage was seen: points went through the spool
     assert all(lost == 0 for lost, _ in influx.lost.values()), influx.lost
+
+
+def test_a_silent_network_drop_is_noticed_within_the_keepalive_and_a_dead_worker_is_replaced() -> None:
+    rows = run_faults(_args("--quick", "--athletes", "2", "--only", "silent_drop", "--only", "worker_kill"))
+    by_fault = {r.fault: r for r in rows}
+    silent, worker = by_fault["silent_drop"], by_fault["worker_kill"]
+    for row in rows:
+        assert row.serving, row
+        assert row.ok, row
+    assert silent.lost["MQTT events"][1] > 0, "no events: nothing was measured"
+    assert silent.lost["MQTT events"][0] == silent.lost["MQTT messages the sink gave up on"][0] == 0
+    assert silent.lost["not detected within 16 s"] == (0, 1)  # keepalive 15 s
+    lost, sent = worker.lost["raw packets of the other athletes"]
+    assert lost == 0 and sent > 0
+    # the dead worker's athletes lose its unsynced recording tail and the hand-over: under 2 s of 4 sensors
+    assert worker.counters["packets lost around the kill"] < 2 * 4 * 25

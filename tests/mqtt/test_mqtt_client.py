@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 import aiomqtt
 import pytest
 
+from sensorhub.bench.tcp_proxy import TcpProxy
 from sensorhub.config import BrokerConfig
-from sensorhub.mqtt.client import MqttConnection, payload_bytes
+from sensorhub.mqtt import client as client_module
+from sensorhub.mqtt.client import BrokerUnavailableError, MqttConnection, payload_bytes
 from sensorhub.mqtt.gateway import GatewayTiming
 from tests.services import Mosquitto
 
@@ -136,3 +138,28 @@ async def test_a_gateways_raw_packets_in_flight_never_hold_up_its_claims_and_off
 async def _collect(conn: MqttConnection, seen: list[str]) -> None:
     async for message in conn.messages():
         seen.append(str(message.topic))
+
+
+async def test_a_silently_dropped_connection_is_given_up_at_the_publish_timeout_and_the_message_resent(
+    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The network between client and broker goes dark (no FIN/RST). A publish that gets no PUBACK is not
+    a refusal to drop: the connection is given up (long before its 60 s keepalive would notice) and the
+    message goes out on the next one."""
+    monkeypatch.setattr(client_module, "PUBLISH_TIMEOUT_S", 1.0)
+    seen: list[str] = []
+    async with connected(broker.port, "watcher", "silent/#") as watcher, TcpProxy(broker.port) as proxy:
+        follow = asyncio.create_task(_collect(watcher, seen))
+        config = BrokerConfig(port=proxy.port, keepalive_s=60, reconnect_min_s=0.1, reconnect_max_s=0.2)
+        async with MqttConnection(config, "silent") as conn:
+            await conn.wait_connected(10.0)
+            assert proxy.blackhole() == 1
+            with pytest.raises(BrokerUnavailableError):
+                await conn.publish("silent/1", b"1", qos=1)
+            await conn.wait_connected(10.0)
+            await conn.publish("silent/1", b"1", qos=1)
+            assert conn.stats.lost == 1 and conn.stats.reconnects == 1
+        async with asyncio.timeout(10.0):
+            while "silent/1" not in seen:
+                await asyncio.sleep(0.05)
+        follow.cancel()

@@ -18,7 +18,7 @@ from firmware_sim.transports.inprocess import InProcessTransport
 from sensorhub.analysis import event_to_json
 from sensorhub.bus import Bus
 from sensorhub.kinematics import knee
-from sensorhub.model import RawPacket
+from sensorhub.model import KneeAngles, RawPacket
 from sensorhub.runtime import offload
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import LegOutput, Pipeline, sensor_refs_from_meta
@@ -83,7 +83,7 @@ async def _offloaded(meta: list[dict[str, str]], packets: list[RawPacket],
 
     def counted_emit() -> list[offload.Deferred]:
         items = emit()
-        emitted_rows.append(sum(len(item.output.angles.t_s) for item in items))
+        emitted_rows.append(sum(len(item.output.angles.t_s) for item in items if item.output.backlog))
         return items
 
     runner.offload.emit = counted_emit  # type: ignore[method-assign]
@@ -151,3 +151,23 @@ def test_calibration_is_solved_off_the_event_loop(
     asyncio.run(_offloaded(meta, packets, []))
     assert len(threads) >= 4  # at least one attempt per leg
     assert threading.main_thread() not in threads
+
+
+def _output(leg_id: str, rows: int, backlog: bool) -> LegOutput:
+    z = np.zeros(rows)
+    return LegOutput(leg_id, KneeAngles(leg_id, z, z, z, z, np.zeros(rows, np.uint8)), backlog=backlog)
+
+
+def test_catching_up_legs_outputs_are_not_held_to_the_per_turn_budget() -> None:
+    """100 legs that calibrated and still catch up hand back 8 rows each: all are published in the turn,
+    only the buffered seconds behind them are paced. (A budget on every row let the hand-back queue grow
+    without bound once the loop turned fewer than 20 000 rows / 200 a second: 50 athletes, a busy loop.)"""
+    pipeline = Pipeline([])
+    off = offload.CalibrationOffload(pipeline, rows_per_turn=200)
+    for k in range(100):
+        off._hand_back(f"a{k}/right", [offload.Deferred(_output(f"a{k}/right", 8, False), 0.0)])
+    off._hand_back("b/right", [offload.Deferred(_output("b/right", 50, True), 0.0) for _ in range(10)])
+    turns = [[(d.output.leg_id, d.output.backlog) for d in off.emit()] for _ in range(3)]
+    assert turns[0][:100] == [(f"a{k}/right", False) for k in range(100)]
+    assert [len(t) for t in turns] == [104, 4, 2]  # the backlog: 200 rows a turn
+    assert not off.ready.is_set()

@@ -30,7 +30,7 @@ from sensorhub.cues.engine import Cue
 from sensorhub.errors import SinkError
 from sensorhub.model import Event, KneeAngles, SensorRef
 from sensorhub.runtime.service import ServiceHandle, Stage, serve_in_thread
-from sensorhub.sinks.influx import OFFLOAD_ROWS, InfluxSink
+from sensorhub.sinks.influx import MAX_QUEUED_BATCHES, OFFLOAD_ROWS, InfluxSink
 from sensorhub.sinks.spool import Spool
 from sensorhub.sources.base import PacketSource
 from tests.helpers import IdleSource, leg_refs
@@ -398,6 +398,31 @@ async def test_a_rejected_batch_is_dropped_and_counted_without_wedging_the_spool
         assert sink.stats.points_written == 8 and len(bodies) == 8
         assert sink.stats.written_seqs == [0, 1, 2, 3, 4, 5, 7, 8]
         assert "HTTP 400" in sink.stats.last_error
+
+
+async def test_a_slow_server_spills_to_the_spool_instead_of_growing_the_queue(tmp_path: Path) -> None:
+    """The server answers, slower than the points come in (nothing fails): past MAX_QUEUED_BATCHES waiting
+    in memory, batches go through the spool (bounded, on disk) and every one is written, in order. (They
+    waited in memory, however many: a slow server grew the process without bound.)"""
+    n = 4 * MAX_QUEUED_BATCHES
+
+    async def write(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.02)
+        return web.Response(status=204)
+
+    async with write_endpoint(write) as port:
+        bus = Bus()
+        sink = InfluxSink(
+            influx_config(f"http://127.0.0.1:{port}", batch_size=1), tmp_path / "s", track_order=True
+        )
+        async with running(sink, bus):
+            for j in range(n):
+                bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
+            await wait_until(lambda: sink.stats.points_written == n)
+        assert sink.stats.written_seqs == list(range(n))
+        # all 64 queue at once: those behind the first MAX_QUEUED_BATCHES (+ the one in flight) are spooled
+        assert sink.stats.points_spooled >= n - MAX_QUEUED_BATCHES - 1
 
 
 # ---- the service wiring ---------------------------------------------------------------------------
