@@ -186,8 +186,8 @@ class MqttCounter:
 
 
 class RawTap:
-    """A subscriber to every raw packet topic (QoS 1): what the gateways published and the broker delivered,
-    keyed (sensor id, host receive time), with the arrival time of each."""
+    """A subscriber to every raw packet topic, bundled or not (QoS 1): what the gateways published and the
+    broker delivered, keyed (sensor id, host receive time), with the arrival time of each."""
 
     def __init__(self, port: int, prefix: str, identifier: str = "faults-bench-raw-tap") -> None:
         self.port, self.prefix, self.identifier = port, prefix, identifier
@@ -195,18 +195,25 @@ class RawTap:
         self.subscribed = asyncio.Event()
 
     async def run(self) -> None:
-        from sensorhub.mqtt.topics import decode_raw, parse_raw_topic, raw_filter
+        from sensorhub.mqtt.topics import bundle_topic, decode_bundle, decode_raw, parse_raw_topic, raw_filter
 
         while True:
             try:
                 async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.identifier) as c:
                     await c.subscribe(raw_filter(self.prefix), qos=1)
+                    await c.subscribe(bundle_topic(self.prefix, "+"), qos=1)
                     self.subscribed.set()
                     async for message in c.messages:
+                        if not isinstance(message.payload, bytes):
+                            continue
+                        now_s = time.time()
                         where = parse_raw_topic(self.prefix, str(message.topic))
-                        if where is not None and isinstance(message.payload, bytes):
+                        if where is not None:
                             t_host_s, _ = decode_raw(message.payload)
-                            self.packets.setdefault((where[1], t_host_s), time.time())
+                            self.packets.setdefault((where[1], t_host_s), now_s)
+                            continue
+                        for sensor_id, t_host_s, _ in decode_bundle(message.payload):
+                            self.packets.setdefault((sensor_id, t_host_s), now_s)
             except aiomqtt.MqttError:
                 self.subscribed.clear()
                 await asyncio.sleep(0.1)
