@@ -44,10 +44,18 @@ async def live_stream(websocket: WebSocket) -> None:
                 await websocket.send_text(await channel.get())
 
         async def listen() -> None:
+            # Only a JSON {"type": "ping"} text frame means anything; binary frames, other JSON and
+            # garbage are ignored (receive_text raised KeyError on a binary frame, .get failed on a list).
             while True:
-                text = await websocket.receive_text()
-                with contextlib.suppress(json.JSONDecodeError):
-                    if json.loads(text).get("type") == "ping":
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                text = message.get("text")
+                if text is None:
+                    continue
+                with contextlib.suppress(json.JSONDecodeError, RecursionError):
+                    frame = json.loads(text)
+                    if isinstance(frame, dict) and frame.get("type") == "ping":
                         channel.offer(encode({"type": "pong"}))
 
         async with asyncio.TaskGroup() as tg:

@@ -194,11 +194,15 @@ def test_request_bodies_are_bounded(tmp_path: Path) -> None:
 
 
 def test_websocket_messages_are_bounded(tmp_path: Path) -> None:
-    """A client may send pings; a message over the limit closes its connection (1009, message too big)."""
+    """A client may send pings (anything else is ignored: binary frames, other JSON, garbage); a message
+    over the limit closes its connection (1009, message too big)."""
 
     async def run(handle: ServiceHandle) -> int | None:
         async with websockets.connect(f"ws://127.0.0.1:{handle.port}/ws/v1") as ws:
             assert json.loads(await ws.recv())["type"] == "hello"
+            # binary frames, JSON that is not an object, garbage: ignored, the connection stays
+            for odd in (b"\x00\x01binary", "[1, 2]", '"ping"', "{not json", "[" * 4000):
+                await ws.send(odd)
             await ws.send(json.dumps({"type": "ping"}))
             async with asyncio.timeout(5):
                 while json.loads(await ws.recv())["type"] != "pong":
