@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -132,61 +133,46 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     )
 
 
+# Each benchmark's module, with ``add_arguments(parser)`` and ``run(args) -> int``; imported only when
+# that benchmark is asked for (they import the bench services, InfluxDB and MQTT clients: ~2 s of a
+# `sensorhub demo` start if built into every parser).
+BENCHES: dict[str, tuple[str, str]] = {
+    "filter": ("sensorhub.bench.filter_bench", "orientation filter throughput vs VQF, imufusion, Madgwick"),
+    "accuracy": ("sensorhub.bench.sim_accuracy",
+                 "accuracy on BROAD (real data) and/or the simulator population"),
+    "latency": ("sensorhub.bench.latency_bench",
+                "packet -> angle and condition -> cue latency, live pipeline"),
+    "capacity": ("sensorhub.bench.capacity_bench",
+                 "sensors per core: real-time ramp through the whole service path"),
+    "dashboard": ("sensorhub.bench.dashboard_bench", "ingestion latency with N dashboard clients connected"),
+    "startup": ("sensorhub.bench.startup_bench", "seconds from `sensorhub demo` to the first live frame"),
+    "influx": ("sensorhub.bench.influx_bench",
+               "InfluxDB sink points/s to a local VictoriaMetrics, outage and spool"),
+    "mqtt": ("sensorhub.bench.mqtt_bench", "raw packets/s and events/s gateway -> Mosquitto -> worker"),
+    "faults": ("sensorhub.bench.faults_bench", "faults injected while athletes stream: what each one lost"),
+    "soak": ("sensorhub.bench.soak_bench",
+             "the whole service for N minutes: RSS, files, queues, p99 per minute"),
+    "events": ("sensorhub.bench.events_accuracy",
+               "landing/cut/rep F1, timing, metric errors and cues vs truth"),
+}
+
+
+class _BenchParser(argparse.ArgumentParser):
+    """A benchmark's parser: its module's arguments are added when the benchmark is parsed."""
+
+    module = ""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.module:
+            module, self.module = importlib.import_module(self.module), ""
+            module.add_arguments(self)
+        return super().parse_known_args(args, namespace)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.bench == "filter":
-        from sensorhub.bench import filter_bench
-
-        return filter_bench.run(args)
-    if args.bench == "accuracy":
-        if args.broad is None and not args.sim:
-            raise SensorhubError("bench accuracy: give --broad DIR (real data) and/or --sim (simulator)")
-        code = 0
-        if args.broad is not None:
-            from sensorhub.bench.broad_bench import run_broad
-
-            code |= run_broad(Path(args.broad), args.per_trial)
-        if args.sim:
-            from sensorhub.bench import sim_accuracy
-
-            code |= sim_accuracy.run(args)
-        return code
-    if args.bench == "latency":
-        from sensorhub.bench import latency_bench
-
-        return latency_bench.run(args)
-    if args.bench == "capacity":
-        from sensorhub.bench import capacity_bench
-
-        return capacity_bench.run(args)
-    if args.bench == "dashboard":
-        from sensorhub.bench import dashboard_bench
-
-        return dashboard_bench.run(args)
-    if args.bench == "startup":
-        from sensorhub.bench import startup_bench
-
-        return startup_bench.run(args)
-    if args.bench == "influx":
-        from sensorhub.bench import influx_bench
-
-        return influx_bench.run(args)
-    if args.bench == "mqtt":
-        from sensorhub.bench import mqtt_bench
-
-        return mqtt_bench.run(args)
-    if args.bench == "faults":
-        from sensorhub.bench import faults_bench
-
-        return faults_bench.run(args)
-    if args.bench == "soak":
-        from sensorhub.bench import soak_bench
-
-        return soak_bench.run(args)
-    if args.bench == "events":
-        from sensorhub.bench import events_accuracy
-
-        return events_accuracy.run(args)
-    raise SensorhubError(f"unknown benchmark {args.bench!r}")
+    return int(importlib.import_module(BENCHES[args.bench][0]).run(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,51 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("bench", help="benchmarks: filter speed, accuracy, latency")
-    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    b = bench.add_parser("filter", help="orientation filter throughput vs VQF, imufusion, Madgwick")
-    from sensorhub.bench.filter_bench import add_arguments
-
-    add_arguments(b)
-    b = bench.add_parser("accuracy", help="accuracy on BROAD (real data) and/or the simulator population")
-    from sensorhub.bench.sim_accuracy import add_arguments as add_accuracy_arguments
-
-    add_accuracy_arguments(b)
-    b = bench.add_parser("latency", help="packet -> angle and condition -> cue latency, live pipeline")
-    from sensorhub.bench.latency_bench import add_arguments as add_latency_arguments
-
-    add_latency_arguments(b)
-    b = bench.add_parser("capacity", help="sensors per core: real-time ramp through the whole service path")
-    from sensorhub.bench.capacity_bench import add_arguments as add_capacity_arguments
-
-    add_capacity_arguments(b)
-    b = bench.add_parser("dashboard", help="ingestion latency with N dashboard clients connected")
-    from sensorhub.bench.dashboard_bench import add_arguments as add_dashboard_arguments
-
-    add_dashboard_arguments(b)
-    b = bench.add_parser("startup", help="seconds from `sensorhub demo` to the first live frame")
-    from sensorhub.bench.startup_bench import add_arguments as add_startup_arguments
-
-    add_startup_arguments(b)
-    b = bench.add_parser("influx", help="InfluxDB sink points/s to a local VictoriaMetrics, outage and spool")
-    from sensorhub.bench.influx_bench import add_arguments as add_influx_arguments
-
-    add_influx_arguments(b)
-    b = bench.add_parser("mqtt", help="raw packets/s and events/s gateway -> Mosquitto -> worker")
-    from sensorhub.bench.mqtt_bench import add_arguments as add_mqtt_arguments
-
-    add_mqtt_arguments(b)
-    b = bench.add_parser("faults", help="faults injected while athletes stream: what each one lost")
-    from sensorhub.bench.faults_bench import add_arguments as add_faults_arguments
-
-    add_faults_arguments(b)
-    b = bench.add_parser("soak", help="the whole service for N minutes: RSS, files, queues, p99 per minute")
-    from sensorhub.bench.soak_bench import add_arguments as add_soak_arguments
-
-    add_soak_arguments(b)
-    b = bench.add_parser("events", help="landing/cut/rep F1, timing, metric errors and cues vs truth")
-    from sensorhub.bench.events_accuracy import add_arguments as add_events_arguments
-
-    add_events_arguments(b)
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH", parser_class=_BenchParser)
+    for name, (module, help_text) in BENCHES.items():
+        bench.add_parser(name, help=help_text).module = module
 
     p = sub.add_parser("gateway", help="BLE/simulated sensors -> raw packets on MQTT for `run` workers")
     _add_config(p)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from sensorhub.bench.population_runs import RecordingRun, plan, run_population
+from sensorhub.errors import SensorhubError
 from sensorhub.model import FloatArray
 
 BOUNDS_RMSE_DEG = (2.0, 2.0, 4.0)  # flexion, valgus, rotation
@@ -93,6 +95,20 @@ def minute_rmse(run: RecordingRun) -> tuple[FloatArray, FloatArray]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``sensorhub bench accuracy``: BROAD (real data) and/or the simulator population."""
+    if args.broad is None and not args.sim:
+        raise SensorhubError("bench accuracy: give --broad DIR (real data) and/or --sim (simulator)")
+    code = 0
+    if args.broad is not None:
+        from sensorhub.bench.broad_bench import run_broad
+
+        code |= run_broad(Path(args.broad), args.per_trial)
+    if args.sim:
+        code |= run_sim(args)
+    return code
+
+
+def run_sim(args: argparse.Namespace) -> int:
     """Print the tables; 0 when every bound holds on every recording."""
     per_family = 1 if args.quick else max(1, args.per_family)
     pairs = plan(args.split, per_family)
