@@ -221,6 +221,14 @@ def _write_bytes(buf: np.ndarray, pos: int, src: np.ndarray) -> int:
     return pos + src.shape[0]
 
 
+@njit(inline="always", **_JIT)
+def _write_field(buf: np.ndarray, pos: int, name: np.ndarray, deg: float) -> int:
+    """``name`` then ``deg`` when it is finite (else nothing); -1 for a float write_float cannot write."""
+    if not math.isfinite(deg):
+        return pos
+    return write_float(buf, _write_bytes(buf, pos, name), deg)
+
+
 def _ascii(text: str) -> np.ndarray:
     return np.array(list(text.encode()), dtype=np.uint8)
 
@@ -257,30 +265,21 @@ def knee_angle_rows(
             block = row_block[i]
             first = prefix_ends[block - 1] if block > 0 else 0
             pos = _write_bytes(buf, pos, prefixes[first : prefix_ends[block]])
-            deg = flexion_rad[i] * _RAD_TO_DEG
-            if math.isfinite(deg):
-                pos = _write_bytes(buf, pos, _FLEXION)
-                pos = write_float(buf, pos, deg)
-                ok = pos >= 0
-                if ok:
-                    buf[pos] = 44  # ','
-                    pos += 1
+            end = _write_field(buf, pos, _FLEXION, flexion_rad[i] * _RAD_TO_DEG)
+            ok = end >= 0
+            if ok and end > pos:
+                buf[end] = 44  # ','
+                end += 1
+            pos = end
         if ok:
             pos = _write_bytes(buf, pos, _QUALITY)
             pos = _write_int(buf, pos, quality[i])
             buf[pos] = 105  # 'i'
-            pos += 1
-            deg = rotation_rad[i] * _RAD_TO_DEG
-            if math.isfinite(deg):
-                pos = _write_bytes(buf, pos, _ROTATION)
-                pos = write_float(buf, pos, deg)
-                ok = pos >= 0
+            pos = _write_field(buf, pos + 1, _ROTATION, rotation_rad[i] * _RAD_TO_DEG)
+            ok = pos >= 0
         if ok:
-            deg = valgus_rad[i] * _RAD_TO_DEG
-            if math.isfinite(deg):
-                pos = _write_bytes(buf, pos, _VALGUS)
-                pos = write_float(buf, pos, deg)
-                ok = pos >= 0
+            pos = _write_field(buf, pos, _VALGUS, valgus_rad[i] * _RAD_TO_DEG)
+            ok = pos >= 0
         if ok:
             buf[pos] = 32  # ' '
             pos = _write_int(buf, pos + 1, np.int64(np.rint(t_ns)))
