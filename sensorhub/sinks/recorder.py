@@ -84,7 +84,9 @@ class BackgroundRecorder:
         next_flush_s = time.monotonic() + self._flush_every_s
         while True:
             try:
-                packet = self._queue.get(timeout=max(0.0, next_flush_s - time.monotonic()))
+                # failed: nothing to flush, so block (a zero timeout here spun a core and starved the loop)
+                timeout_s = None if self.failed else max(0.0, next_flush_s - time.monotonic())
+                packet = self._queue.get(timeout=timeout_s)
             except queue.Empty:
                 packet = _TICK
             if packet is None:

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import struct
+import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +68,33 @@ def test_a_disk_error_stops_the_recording_cleanly_and_is_reported(tmp_path: Path
     back = read_recording(tmp_path / "r.shrec")
     assert list(back) == packets[:100]
     assert back.tail is not None and back.tail.offset == header + sum(sizes[:100])
+
+
+def _thread_cpu_s(native_id: int) -> float:
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_failed_recorder_waits_for_packets_instead_of_spinning(tmp_path: Path) -> None:
+    """After a disk error the thread has nothing to flush: it must block on its queue. (It polled with a
+    zero timeout, spinning a core and starving the event loop: the disk_full fault blocked the service
+    for minutes.)"""
+    writer = RecordingWriter(tmp_path / "r.shrec", META)
+    writer._file = FillingFile(writer._file, 0)  # type: ignore[assignment]
+    rec = BackgroundRecorder(writer, flush_every_s=0.01)
+    packets = two_sensor_packets(0.1)
+    rec.write(packets[0])
+    while not rec.failed:
+        time.sleep(0.01)
+    native_id = rec._thread.native_id
+    assert native_id is not None
+    cpu_before_s = _thread_cpu_s(native_id)
+    time.sleep(1.0)
+    rec.write(packets[1])  # still counted as dropped
+    spent_s = _thread_cpu_s(native_id) - cpu_before_s
+    rec.close()
+    assert spent_s < 0.1, f"the failed recorder's thread used {spent_s:.2f} s of CPU in 1 s"
+    assert rec.status()["dropped"] == 1
 
 
 def service_config(tmp_path: Path, **recorder: Any) -> Config:
