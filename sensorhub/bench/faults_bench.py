@@ -60,6 +60,7 @@ from sensorhub.demo.simulator import SimulatorSource
 from sensorhub.errors import SensorhubError
 from sensorhub.runtime import ServiceHandle, Stage, serve
 from sensorhub.sinks import SCHEMA
+from sensorhub.sinks.recorder import RESUME_EVERY_S
 from sensorhub.sources import LinkState, PacketQueue
 
 FAULTS = (
@@ -225,6 +226,7 @@ async def _disk_full(ctx: Context) -> None:
     await asyncio.to_thread(_fill, filler)
     await asyncio.sleep(ctx.args.disk_full_s)
     filler.unlink()
+    ctx.row.counters["packets sent when the disk was freed"] = ctx.tap.sent
     ctx.full_window = (t0, time.monotonic() + 1.0)  # + the history writer's next attempt
     ctx.row.injected = f"data_dir (tmpfs {DISK_MB} MiB) full for {ctx.args.disk_full_s:g} s, then freed"
 
@@ -472,7 +474,8 @@ def _allow_disk_full(
     recorded: int,
 ) -> None:
     """What a full disk may cost: history rows published while it was full; the recording from the first
-    failed write on (the recorder stops there, by design), up to one sync interval before it."""
+    failed write (up to one sync interval before it) until the recorder's next part after the disk was
+    freed (one resume interval)."""
     assert ctx.full_window is not None
     lo, hi = ctx.full_window
     for kind, all_keys, saved, stamped in (
@@ -482,11 +485,12 @@ def _allow_disk_full(
         missing = unmatched(all_keys, saved)
         inside = [k for t, k in stamped if lo <= t <= hi]
         row.allowed[kind] = len(missing) - len(unmatched(missing, inside, 0.0))
-    before = ctx.row.counters["packets sent before the disk filled"]
-    sync_packets = round(len(ctx.source.sensors) * 25 * 1.0)  # 25 packets/s a sensor, 1 s sync interval
+    per_s = len(ctx.source.sensors) * 25  # packets a second: 25 a sensor
+    full = ctx.row.counters["packets sent when the disk was freed"] - ctx.row.counters[
+        "packets sent before the disk filled"]
+    bound = full + round(per_s * (1.0 + RESUME_EVERY_S))  # + the sync and resume intervals
     lost = ctx.tap.sent - recorded
-    bound = ctx.tap.sent - before + sync_packets
-    row.allowed["packets recorded"] = lost if lost <= bound else bound
+    row.allowed["packets recorded"] = min(lost, bound)
     row.notes.append(
         f"disk full: recorder {ctx.handle.sink_stats['recorder']()}; "
         f"history {ctx.handle.sink_stats['history']()}"

@@ -6,10 +6,11 @@ loses at most the record being written. The recorder thread:
   crash loses at most about that much);
 - continues in a new part file (``NAME.part002.shrec``, ...; replayed in order as one recording) when
   a part reaches ``max_bytes`` or ``max_s``;
-- stops recording on the first disk error (``OSError``: disk full, I/O error): the file is closed with
-  everything before the failed write readable, the error is logged and shown in ``status()`` (/health
-  ``sinks.recorder``), and later packets are counted as ``dropped`` instead of piling up behind a
-  failing disk. A packet of an unknown sensor is counted in ``errors`` and skipped.
+- on a disk error (``OSError``: disk full, I/O error) closes the part with everything before the failed
+  write readable, logs the error and shows it in ``status()`` (/health ``sinks.recorder``); packets
+  that come while the disk fails are counted as ``dropped`` instead of piling up behind it; every
+  ``resume_every_s`` it tries a new part (when the disk has room again) and records on from there.
+A packet of an unknown sensor is counted in ``errors`` and skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from typing import Any
@@ -28,7 +30,9 @@ from sensorhub.recording import RecordingWriter, part_path
 log = logging.getLogger(__name__)
 
 
-_TICK = RawPacket("", 0.0, b"")  # wakes the thread for a timed flush
+_TICK = RawPacket("", 0.0, b"")  # wakes the thread for a timed flush (or a resume attempt)
+RESUME_EVERY_S = 5.0  # after a disk error: how often a new part is tried
+RESUME_FREE_BYTES = 4 << 20  # ... and only with this much room (a part torn at its header is no use)
 
 
 class BackgroundRecorder:
@@ -43,8 +47,10 @@ class BackgroundRecorder:
         *,
         max_bytes: int | None = None,
         max_s: float | None = None,
+        resume_every_s: float = RESUME_EVERY_S,
     ) -> None:
         self.writer = writer
+        self._resume_every_s = resume_every_s
         self.path = writer.path  # the first part: replay and analyze open this one
         self._flush_every_s = flush_every_s
         self._max_bytes = max_bytes
@@ -55,7 +61,7 @@ class BackgroundRecorder:
         self.packets = 0
         self.errors = 0
         self.dropped = 0
-        self.failed = ""  # why recording stopped ("" while it records)
+        self.failed = ""  # why recording is paused ("" while it records)
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name=f"recorder {writer.path.name}", daemon=True)
         self._thread.start()
@@ -81,12 +87,10 @@ class BackgroundRecorder:
         }
 
     def _run(self) -> None:
-        next_flush_s = time.monotonic() + self._flush_every_s
+        next_wake_s = time.monotonic() + self._flush_every_s  # the next flush, or while failed resume try
         while True:
             try:
-                # failed: nothing to flush, so block (a zero timeout here spun a core and starved the loop)
-                timeout_s = None if self.failed else max(0.0, next_flush_s - time.monotonic())
-                packet = self._queue.get(timeout=timeout_s)
+                packet = self._queue.get(timeout=max(0.0, next_wake_s - time.monotonic()))
             except queue.Empty:
                 packet = _TICK
             if packet is None:
@@ -94,6 +98,10 @@ class BackgroundRecorder:
             if self.failed:
                 if packet is not _TICK:
                     self.dropped += 1
+                if time.monotonic() < next_wake_s:
+                    continue
+                next_wake_s = time.monotonic() + (self._flush_every_s if self._resume()
+                                                  else self._resume_every_s)
                 continue
             try:
                 if packet is not _TICK:
@@ -101,9 +109,9 @@ class BackgroundRecorder:
                     self.packets += 1
                     if self._should_rotate():
                         self._rotate()
-                if time.monotonic() >= next_flush_s:
+                if time.monotonic() >= next_wake_s:
                     self.writer.flush()
-                    next_flush_s = time.monotonic() + self._flush_every_s
+                    next_wake_s = time.monotonic() + self._flush_every_s
             except SinkError as exc:  # a packet of a sensor not in the metadata: skip it
                 self.errors += 1
                 if str(exc) != self.last_error:
@@ -111,6 +119,7 @@ class BackgroundRecorder:
                 self.last_error = str(exc)
             except OSError as exc:
                 self._fail(exc)
+                next_wake_s = time.monotonic() + self._resume_every_s
         if not self.failed:
             try:
                 self.writer.close()
@@ -124,21 +133,41 @@ class BackgroundRecorder:
 
     def _rotate(self) -> None:
         self.writer.close()  # flushed and fsync'd
-        self._part += 1
-        meta = {**self.writer.meta, "part": self._part, "first_part": self.path.name}
+        self._next_part()
+
+    def _next_part(self) -> None:
+        part = self._part + 1
+        meta = {**self.writer.meta, "part": part, "first_part": self.path.name}
         meta.pop("created_utc", None)
+        path = part_path(self.path, part)
         try:
-            self.writer = RecordingWriter(part_path(self.path, self._part), meta, fsync_on_flush=True)
+            self.writer = RecordingWriter(path, meta, fsync_on_flush=True)
         except SinkError as exc:  # cannot create the file: the disk
+            path.unlink(missing_ok=True)  # a part torn in its header would stop the replay there
             raise OSError(str(exc)) from exc
+        self._part = part
         _fsync_dir(self.path.parent)
         self._part_started_s = time.monotonic()
 
+    def _resume(self) -> bool:
+        """After a disk error: record on in a new part if the disk has room again."""
+        try:
+            if shutil.disk_usage(self.path.parent).free < RESUME_FREE_BYTES:
+                return False
+            self._next_part()
+        except OSError:
+            return False
+        log.warning("recorder %s: recording again in part %d (%d packets dropped while the disk failed)",
+                    self.path, self._part, self.dropped)
+        self.failed = ""
+        return True
+
     def _fail(self, exc: OSError) -> None:
-        """Stop recording: what was written before stays readable (records carry their CRC)."""
+        """Pause recording: what was written before stays readable (records carry their CRC)."""
         self.errors += 1
         self.failed = self.last_error = f"{exc.strerror or exc}"
-        log.error("recorder %s: disk error, recording stopped: %s", self.writer.path, self.failed)
+        log.error("recorder %s: disk error, recording paused (a new part is tried every %g s): %s",
+                  self.writer.path, self._resume_every_s, self.failed)
         try:
             self.writer.close()
         except OSError as close_exc:

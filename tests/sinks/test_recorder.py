@@ -70,6 +70,30 @@ def test_a_disk_error_stops_the_recording_cleanly_and_is_reported(tmp_path: Path
     assert back.tail is not None and back.tail.offset == header + sum(sizes[:100])
 
 
+def test_after_a_disk_error_recording_resumes_in_a_new_part_when_there_is_room(tmp_path: Path) -> None:
+    """The disk fills mid-part; once it has room again the recorder goes on in the next part: the
+    recording replays as one with only the packets of the failure missing (counted as dropped)."""
+    packets = two_sensor_packets(4.0)
+    writer = RecordingWriter(tmp_path / "r.shrec", META)
+    sizes = [len(p.payload) + 18 for p in packets]
+    writer._file = FillingFile(writer._file, sum(sizes[:100]) + 7)  # type: ignore[assignment]
+    rec = BackgroundRecorder(writer, flush_every_s=0.01, resume_every_s=0.2)
+    for p in packets[:150]:  # the 101st fails; the next 49 come while the disk is full
+        rec.write(p)
+    deadline_s = time.monotonic() + 5.0
+    while rec.status()["dropped"] < 49 and time.monotonic() < deadline_s:
+        time.sleep(0.01)
+    while rec.failed and time.monotonic() < deadline_s:  # the next part opens after resume_every_s
+        time.sleep(0.01)
+    status = rec.status()
+    assert status["state"] == "recording" and status["parts"] == 2 and status["dropped"] == 49
+    for p in packets[150:]:
+        rec.write(p)
+    rec.close()
+    assert list(read_recording(tmp_path / "r.shrec")) == packets[:100] + packets[150:]
+    assert rec.status()["packets"] == 100 + len(packets) - 150
+
+
 def _thread_cpu_s(native_id: int) -> float:
     fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
