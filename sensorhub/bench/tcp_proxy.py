@@ -1,8 +1,12 @@
-"""A TCP relay the fault bench puts between a client and a service (the broker), to break the network
-between them the way networks break: ``blackhole()`` makes every connection open at that moment stop
-carrying bytes in both directions while both sockets stay open -- no FIN, no RST, as when a NAT or a
-firewall loses its state or a link goes dark. Only the protocol's own keepalive can tell. Connections
-made afterwards are relayed as before (the network is back for new flows)."""
+"""A TCP relay the fault bench and the tests put between a client and a service (the broker), to break
+the network between them the way networks break:
+- ``blackhole()``: every connection open at that moment stops carrying bytes in both directions while
+  both sockets stay open -- no FIN, no RST, as when a NAT or a firewall loses its state or a link goes
+  dark. Only the protocol's own keepalive can tell. Connections made afterwards are relayed as before.
+- ``cut()``: every open connection is aborted at both ends (no MQTT DISCONNECT: the broker publishes the
+  client's last will), as when a link fails hard.
+- ``shut()`` / ``open()``: new connections are refused (as by a stopped service) until reopened, on the
+  same port."""
 
 from __future__ import annotations
 
@@ -31,19 +35,34 @@ class TcpProxy:
         self._flows: set[_Flow] = set()
 
     async def __aenter__(self) -> TcpProxy:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        await self.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.shut()
+        self.cut()
+
+    async def open(self) -> None:
+        """Accept connections (again), on the same port after a ``shut``."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+            self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def shut(self) -> None:
+        """Refuse new connections; the open ones go on."""
         if self._server is not None:
-            self._server.close()
-        for flow in list(self._flows):
+            self._server.close()  # the listening socket only (wait_closed would wait for the flows too)
+            self._server = None
+
+    def cut(self) -> int:
+        """Abort every open connection at both ends; returns how many."""
+        flows, self._flows = self._flows, set()
+        for flow in flows:
             for task in flow.pumps:
                 task.cancel()
             for writer in flow.writers:
                 writer.transport.abort()
-        self._flows.clear()
+        return len(flows)
 
     def blackhole(self) -> int:
         """Every open flow goes silent (the sockets stay open); returns how many."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from sensorhub.bench.tcp_proxy import TcpProxy
 from sensorhub.bus import Bus
 from sensorhub.config import Config, load_config
 from sensorhub.demo import simulated_source
@@ -105,49 +106,6 @@ async def gateway(config: Config, realtime: bool) -> AsyncIterator[tuple[Gateway
         await asyncio.wait_for(task, 30.0)
 
 
-class CuttableProxy:
-    """TCP relay in front of the broker: ``cut`` drops every connection like a failed network (no MQTT
-    DISCONNECT, so the broker publishes the client's last will) and refuses new ones."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._pumps: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> CuttableProxy:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.cut()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pump(src, dst))
-            self._pumps.add(task)
-            task.add_done_callback(self._pumps.discard)
-
-    @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-
-    def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        for task in self._pumps:
-            task.cancel()
-
-
 @pytest.mark.parametrize("bundle_ms", [20.0, 0.0], ids=["bundled", "one-per-message"])
 async def test_two_workers_split_eight_athletes_and_every_packet_reaches_its_worker(
     broker: Mosquitto, tmp_path: Path, bundle_ms: float
@@ -185,7 +143,7 @@ async def test_two_workers_split_eight_athletes_and_every_packet_reaches_its_wor
 async def test_a_dead_workers_athletes_go_to_the_other_worker(broker: Mosquitto, tmp_path: Path) -> None:
     athletes = numbered(8)
     gw_config = team(tmp_path, broker.port, "gw2", athletes, "simulator")
-    async with CuttableProxy(broker.port) as proxy:
+    async with TcpProxy(broker.port) as proxy:
         config_dying = team(tmp_path, proxy.port, "dying", athletes, "mqtt")
         config_alive = team(tmp_path, broker.port, "alive", athletes, "mqtt")
         async with worker(config_dying) as (dying, _), worker(config_alive) as (alive, _):
@@ -194,6 +152,7 @@ async def test_a_dead_workers_athletes_go_to_the_other_worker(broker: Mosquitto,
                 taken = set(dying.held)
                 assert taken and alive.held, "both workers should hold athletes before the failure"
                 before = dict(alive.received)
+                await proxy.shut()
                 proxy.cut()  # the dying worker's connection drops without DISCONNECT: its will fires
                 t_cut_s = time.monotonic()
                 await until(

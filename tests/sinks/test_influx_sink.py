@@ -14,7 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 from base64 import b64encode
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,20 @@ async def running(sink: InfluxSink, bus: Bus, **kw: Any) -> AsyncIterator[Influx
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def one_point_batches(
+    write: Callable[[web.Request], Awaitable[web.Response]], tmp_path: Path
+) -> AsyncIterator[tuple[Bus, InfluxSink]]:
+    """A running sink writing every point as its own batch to the server ``write`` handles."""
+    async with write_endpoint(write) as port:
+        bus = Bus()
+        sink = InfluxSink(
+            influx_config(f"http://127.0.0.1:{port}", batch_size=1), tmp_path / "s", track_order=True
+        )
+        async with running(sink, bus):
+            yield bus, sink
 
 
 async def wait_until(cond: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
@@ -380,24 +394,19 @@ async def test_a_rejected_batch_is_dropped_and_counted_without_wedging_the_spool
         bodies.append(body)
         return web.Response(status=204)
 
-    async with write_endpoint(write) as port:
-        bus = Bus()
-        sink = InfluxSink(
-            influx_config(f"http://127.0.0.1:{port}", batch_size=1), tmp_path / "s", track_order=True
-        )
-        async with running(sink, bus):
-            mode["status"] = 503
-            for j in range(6):
-                bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
-            await wait_until(lambda: sink.stats.points_spooled == 6)
-            mode["status"] = 204
-            for j in range(6, 9):
-                bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
-            await wait_until(lambda: sink.idle)
-        assert sink.stats.points_dropped == 1 and sink.stats.batches_dropped == 1
-        assert sink.stats.points_written == 8 and len(bodies) == 8
-        assert sink.stats.written_seqs == [0, 1, 2, 3, 4, 5, 7, 8]
-        assert "HTTP 400" in sink.stats.last_error
+    async with one_point_batches(write, tmp_path) as (bus, sink):
+        mode["status"] = 503
+        for j in range(6):
+            bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
+        await wait_until(lambda: sink.stats.points_spooled == 6)
+        mode["status"] = 204
+        for j in range(6, 9):
+            bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
+        await wait_until(lambda: sink.idle)
+    assert sink.stats.points_dropped == 1 and sink.stats.batches_dropped == 1
+    assert sink.stats.points_written == 8 and len(bodies) == 8
+    assert sink.stats.written_seqs == [0, 1, 2, 3, 4, 5, 7, 8]
+    assert "HTTP 400" in sink.stats.last_error
 
 
 async def test_a_slow_server_spills_to_the_spool_instead_of_growing_the_queue(tmp_path: Path) -> None:
@@ -411,18 +420,13 @@ async def test_a_slow_server_spills_to_the_spool_instead_of_growing_the_queue(tm
         await asyncio.sleep(0.02)
         return web.Response(status=204)
 
-    async with write_endpoint(write) as port:
-        bus = Bus()
-        sink = InfluxSink(
-            influx_config(f"http://127.0.0.1:{port}", batch_size=1), tmp_path / "s", track_order=True
-        )
-        async with running(sink, bus):
-            for j in range(n):
-                bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
-            await wait_until(lambda: sink.stats.points_written == n)
-        assert sink.stats.written_seqs == list(range(n))
-        # all 64 queue at once: those behind the first MAX_QUEUED_BATCHES (+ the one in flight) are spooled
-        assert sink.stats.points_spooled >= n - MAX_QUEUED_BATCHES - 1
+    async with one_point_batches(write, tmp_path) as (bus, sink):
+        for j in range(n):
+            bus.publish("angles", "ana/right", angles_chunk("ana/right", j))
+        await wait_until(lambda: sink.stats.points_written == n)
+    assert sink.stats.written_seqs == list(range(n))
+    # all 64 queue at once: those behind the first MAX_QUEUED_BATCHES (+ the one in flight) are spooled
+    assert sink.stats.points_spooled >= n - MAX_QUEUED_BATCHES - 1
 
 
 # ---- the service wiring ---------------------------------------------------------------------------
