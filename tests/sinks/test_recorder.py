@@ -94,6 +94,25 @@ def test_after_a_disk_error_recording_resumes_in_a_new_part_when_there_is_room(t
     assert rec.status()["packets"] == 100 + len(packets) - 150
 
 
+def test_packets_of_unknown_sensors_are_skipped_counted_and_logged_sparingly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Packets from 150 sensor ids nobody configured (a fuzzer, a misconfigured gateway): each skipped and
+    counted, the known ones recorded, and the log gets 3 lines (1st, 10th, 100th), not one per id."""
+    packets = two_sensor_packets(4.0)
+    rec = BackgroundRecorder(RecordingWriter(tmp_path / "r.shrec", META), flush_every_s=0.01)
+    for k, p in enumerate(packets):
+        rec.write(p)
+        if k < 150:
+            rec.write(replace(p, sensor_id=f"stranger-{k}"))
+    rec.close()
+    status = rec.status()
+    assert status["errors"] == 150 and status["packets"] == len(packets)
+    assert list(read_recording(tmp_path / "r.shrec")) == packets
+    lines = [r for r in caplog.records if r.name == "sensorhub.sinks.recorder"]
+    assert len(lines) == 3 and "stranger-99" in lines[-1].getMessage()
+
+
 def _thread_cpu_s(native_id: int) -> float:
     fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
