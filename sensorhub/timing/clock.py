@@ -46,6 +46,12 @@ class ClockParams:
     history_packets: int = 64  # released packets remembered to recognise duplicates and late ones
     latency_smoothing: float = 0.02  # EWMA weight of a packet's excess latency in ``latency_s``
     settle_s: float = 10.0  # sensor time the fit must span before ``drift_ppm`` is reported
+    # A packet whose sensor clock ran ahead of the host clock since the last released packet by more than
+    # this (+ max_drift_ppm of the interval) cannot have been sent then: the sensor clock jumped (a corrupt
+    # or crafted t0, a clock reset without the restart flag). Mapped on, its samples would land that far
+    # in the future and the grid would fill the jump; instead a new run starts at it (re-anchored on the
+    # host clock), as on a restart.
+    max_ahead_s: float = 2.0
 
 
 @dataclass(slots=True)
@@ -131,6 +137,7 @@ class SensorClock:
         self._started = False
         self._host_ref_s = 0.0  # host time origin of the fit's y axis (first packet ever)
         self._last_out_s = -np.inf
+        self._last_host_s = -np.inf  # host receive time of the last released packet
         self._slope_prior = 0.0
         self.last_accepted_s = -np.inf
         """Host receive time of the newest packet taken into the stream (held or released), i.e. the
@@ -168,7 +175,9 @@ class SensorClock:
             self._restart(packet)
             out.append(self._release(packet, packet.seq))
             return out
-        if dt_us <= 0:  # seq forward but the sensor clock went back: a restart whose first packet was lost
+        if dt_us <= 0 or self._jumped_ahead(packet, dt_us):
+            # seq forward but the sensor clock went back (a restart whose first packet was lost), or ran
+            # ahead of the host clock: a new run
             out.extend(self.flush())
             self._restart(packet)
             out.append(self._release(packet, packet.seq))
@@ -263,6 +272,11 @@ class SensorClock:
         hi = min(after)
         return self._ext_t0(lo) < t0_ext < self._ext_t0(hi)
 
+    def _jumped_ahead(self, packet: ImuPacket, dt_us: int) -> bool:
+        host_s = packet.t_host_s - self._last_host_s
+        ahead_s = dt_us * 1e-6 - host_s
+        return ahead_s > self.params.max_ahead_s + self.params.max_drift_ppm * 1e-6 * abs(host_s)
+
     @staticmethod
     def _fits_earlier(packet: ImuPacket, ds: int, dt_us: int) -> bool:
         """Sequence and sensor clock both behind by about the same number of packets."""
@@ -276,6 +290,7 @@ class SensorClock:
     def _release(self, packet: ImuPacket, ext_seq: int) -> TimedSamples:
         if packet.t_host_s > self.last_accepted_s:
             self.last_accepted_s = packet.t_host_s
+        self._last_host_s = packet.t_host_s
         params = self.params
         stats = self._stats
         n = packet.n_samples

@@ -263,6 +263,43 @@ def test_sensor_restart_starts_a_new_run(with_flag: bool) -> None:
     assert abs(t_s[-1] - (HOST0_S + 7.0 + 4.995 + 0.0075)) < 2e-3
 
 
+def _with_t0(packet: RawPacket, t0_us: int) -> RawPacket:
+    head = list(struct.unpack_from("<BBHIHBBH", packet.payload))
+    head[3] = t0_us % 2**32
+    return RawPacket(packet.sensor_id, packet.t_host_s, struct.pack("<BBHIHBBH", *head) + packet.payload[14:])
+
+
+@pytest.mark.parametrize("ahead_s", [5.0, 123.0, 2147.0])
+def test_a_sensor_time_jump_the_host_clock_does_not_see_starts_a_new_run(ahead_s: float) -> None:
+    """One packet whose t0 ran ``ahead_s`` ahead (a corrupt or crafted header): its samples are not mapped
+    into the future (they were, up to 0.95 * ahead_s: the grid then filled the jump with hundreds of
+    thousands of rows in one turn); the stream goes on at its true times."""
+    packets, _ = make_stream("s", duration_s=6.0, seed=3)
+    k = len(packets) // 2
+    head = struct.unpack_from("<BBHIHBBH", packets[k].payload)
+    packets[k] = _with_t0(packets[k], head[3] + round(ahead_s * 1e6))
+    clock = SensorClock("s")
+    out: list[TimedSamples] = []
+    for p in packets:
+        got = clock.push(decode_packet(p.sensor_id, p.t_host_s, p.payload), p.t_host_s)
+        for chunk in got:  # nothing is ever mapped after the time its packet was received
+            assert chunk.t_s[-1] <= p.t_host_s + 0.05
+        out.extend(got)
+    t_s = times(out)
+    assert np.all(np.diff(t_s) > 0.0) and t_s[-1] - t_s[0] < 6.1
+    assert clock.stats().restarts == 2  # into the jump and back out of it
+
+
+def test_a_long_silence_with_the_host_clock_is_not_a_jump() -> None:
+    """A sensor silent for 10 minutes whose clock ran on with the host's (500 ppm at most): one run."""
+    before, _ = make_stream("s", duration_s=3.0, seed=5, drift_ppm=400.0)
+    after, _ = make_stream("s", duration_s=3.0, seed=6, drift_ppm=400.0, seq0=len(before),
+                           t0_us=123_456 + 603_000_000, host0_s=HOST0_S + 603.0 / (1 + 400e-6))
+    clock = SensorClock("s")
+    run_clock(clock, before + after[1:])
+    assert clock.stats().restarts == 0 and clock.stats().lost > 0
+
+
 # --- aligner --------------------------------------------------------------------------------------
 
 
