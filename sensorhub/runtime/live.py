@@ -56,6 +56,9 @@ class LiveStats:
     # packet -> angle of the legs still calibrating (their buffered seconds, and the packets that came
     # while the worker stepped them): not in ``packet_to_angle``, which is the tracking legs' latency
     calibrating_to_angle: LatencyRecorder = field(default_factory=LatencyRecorder)
+    # Turns the loop waited for the calibration workers (their pending rows over MAX_PENDING_ROWS):
+    # the machine cannot keep up; the source queue drops meanwhile (``dropped``)
+    offload_waits: int = 0
 
 
 def publish_outputs(bus: Bus, outputs: list[LegOutput]) -> int:
@@ -182,6 +185,11 @@ class LiveRunner:
                 finally:
                     for waiter in waiters:
                         waiter.cancel()
+                continue
+            if offload is not None and offload.full():  # overloaded: the workers first, the queue drops
+                self.stats.offload_waits += 1
+                self._publish_deferred(offload.emit())
+                await (asyncio.sleep(0) if offload.ready.is_set() else offload.ready.wait())
                 continue
             t0, c0 = time.perf_counter(), time.thread_time()
             self.process_batch(self.queue.drain(MAX_PACKETS_PER_TURN))

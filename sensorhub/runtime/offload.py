@@ -40,6 +40,11 @@ from sensorhub.runtime.pipeline import LegOutput, Pipeline
 ROWS_PER_TURN = 200
 # ...and the buffered seconds arrive in slices of this many rows (each a bus message).
 SLICE_ROWS = 50
+# Rows handed to the workers and not yet stepped (waiting or in a running job), at most: past it the
+# loop takes no more packets until a job comes back, so that under sustained overload the bounded source
+# queue drops (counted) instead of this growing without bound. Normal operation stays far below (the
+# workers keep up: a turn's chunks).
+MAX_PENDING_ROWS = 100_000
 # The GIL switch interval while the worker runs (the loop waits at most about this long for the GIL).
 GIL_SWITCH_S = 0.0005
 
@@ -70,8 +75,10 @@ class CalibrationOffload:
     ``divert``) and ``emit``; ``finish`` at the end of the stream."""
 
     def __init__(self, pipeline: Pipeline, rows_per_turn: int = ROWS_PER_TURN,
-                 slice_rows: int = SLICE_ROWS) -> None:
+                 slice_rows: int = SLICE_ROWS, max_pending_rows: int = MAX_PENDING_ROWS) -> None:
         self.pipeline = pipeline
+        self.max_pending_rows = max_pending_rows
+        self.pending_rows = 0  # rows of the chunks taken and not stepped yet (waiting or in a job)
         self.rows_per_turn = rows_per_turn
         self.slice_rows = slice_rows
         self.packet_host_s = float("nan")  # receive time of the packet being ingested (set by the runner)
@@ -82,7 +89,7 @@ class CalibrationOffload:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="calibration")
         self._catch_up = ThreadPoolExecutor(1, thread_name_prefix="catch-up")
         self._pending: dict[str, list[tuple[LegSamples, float]]] = {}
-        self._running: dict[str, Future[list[Deferred]]] = {}
+        self._running: dict[str, Future[tuple[list[Deferred], int]]] = {}
         self._out: deque[Deferred] = deque()
         self._held: Counter[str] = Counter()  # per leg: outputs handed back, not yet published
         self._switch_s = sys.getswitchinterval()  # restored whenever the worker is idle
@@ -100,8 +107,13 @@ class CalibrationOffload:
         if not self.busy(leg) and self.pipeline.tracking(leg):
             return False
         self._pending.setdefault(leg, []).append((chunk, self.packet_host_s))
+        self.pending_rows += len(chunk)
         self._submit(leg)
         return True
+
+    def full(self) -> bool:
+        """Whether the loop should wait for the workers before it takes more packets."""
+        return self.pending_rows > self.max_pending_rows
 
     def _submit(self, leg: str) -> None:
         if leg in self._running or leg not in self._pending:
@@ -114,8 +126,8 @@ class CalibrationOffload:
         self._running[leg] = job
         asyncio.wrap_future(job).add_done_callback(partial(self._done, leg, job))
 
-    def _step(self, chunks: list[tuple[LegSamples, float]]) -> list[Deferred]:
-        """In the worker thread: the chunks of one leg, in order."""
+    def _step(self, chunks: list[tuple[LegSamples, float]]) -> tuple[list[Deferred], int]:
+        """In the worker thread: the chunks of one leg, in order; also their rows."""
         out: list[Deferred] = []
         for chunk, packet_host_s in chunks:
             result = self.pipeline.step_chunk(chunk)
@@ -123,13 +135,15 @@ class CalibrationOffload:
                 continue
             parts = [result] if result.calibration is None else backlog_slices(result, self.slice_rows)
             out.extend(Deferred(part, packet_host_s) for part in parts)
-        return out
+        return out, sum(len(chunk) for chunk, _ in chunks)
 
-    def _done(self, leg: str, job: Future[list[Deferred]], _: object) -> None:
+    def _done(self, leg: str, job: Future[tuple[list[Deferred], int]], _: object) -> None:
         if self._running.get(leg) is not job:
             return  # collected by ``finish``
         del self._running[leg]
-        self._hand_back(leg, job.result())
+        results, rows = job.result()
+        self.pending_rows -= rows
+        self._hand_back(leg, results)
         self._submit(leg)  # the chunks that arrived meanwhile
         if not self._running:
             sys.setswitchinterval(self._switch_s)
@@ -171,10 +185,11 @@ class CalibrationOffload:
         self.pipeline.divert = None
         running, self._running = self._running, {}
         for leg, job in running.items():
-            self._hand_back(leg, job.result())
+            self._hand_back(leg, job.result()[0])
         pending, self._pending = self._pending, {}
+        self.pending_rows = 0
         for leg, chunks in pending.items():
-            self._hand_back(leg, self._step(chunks))
+            self._hand_back(leg, self._step(chunks)[0])
         self._executor.shutdown(wait=False)
         self._catch_up.shutdown(wait=False)
         if running:

@@ -117,7 +117,9 @@ async def serve(
         extra=lambda: {
             "clients": len(hub_ref[0].clients),
             "dropped_frames": hub_ref[0].dropped_frames(),
-            "queue": {"packets": len(runner.queue), "dropped": runner.queue.dropped},
+            "queue": {"packets": len(runner.queue), "dropped": runner.queue.dropped,
+                      "offload_rows": runner.offload.pending_rows if runner.offload else 0,
+                      "offload_waits": runner.stats.offload_waits},
             "bus_published": bus.published,
             "sinks": {name: stats() for name, stats in handle.sink_stats.items()},
             # A source's own counters when it keeps any (the MQTT worker: claims held, malformed, refused).

@@ -153,7 +153,7 @@ class LegAligner:
         a = self._tracks[Segment.THIGH]
         b = self._tracks[Segment.SHANK]
         if k_end - self._next_k > self._max_fill_points:
-            self._next_k = self._skip_silence(self._next_k, a, b)
+            self._next_k = self._skip_silence(self._next_k, k_end, a, b)
             if k_end < self._next_k:
                 return None
         grid_s, thigh_acc, thigh_gyr, shank_acc, shank_gyr, a.lo, b.lo = align_tracks(
@@ -164,9 +164,10 @@ class LegAligner:
         self._next_k = k_end + 1
         return LegSamples(self.leg_id, grid_s, thigh_acc, thigh_gyr, shank_acc, shank_gyr)
 
-    def _skip_silence(self, next_k: int, a: _Track, b: _Track) -> int:
+    def _skip_silence(self, next_k: int, k_end: int, a: _Track, b: _Track) -> int:
         """Both sensors silent for longer than ``max_fill_s``: jump the grid to the data instead of
-        emitting hours of NaN rows (e.g. after a host clock step or a long disconnection)."""
+        emitting hours of NaN rows (e.g. after a host clock step or a long disconnection); with no data
+        yet past the grid, past ``k_end`` (the host clock says those points are final)."""
         next_grid_s = next_k / self.rate_hz
         first_new_s = math.inf
         for track in (a, b):
@@ -175,5 +176,5 @@ class LegAligner:
                     first_new_s = min(first_new_s, float(track.t_s[i]))
                     break
         if first_new_s - next_grid_s > self.max_fill_s:
-            return math.ceil(first_new_s * self.rate_hz)
+            return math.ceil(first_new_s * self.rate_hz) if math.isfinite(first_new_s) else k_end + 1
         return next_k

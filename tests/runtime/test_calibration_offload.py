@@ -19,7 +19,7 @@ from sensorhub.analysis import event_to_json
 from sensorhub.bus import Bus
 from sensorhub.kinematics import knee
 from sensorhub.model import KneeAngles, RawPacket
-from sensorhub.runtime import offload
+from sensorhub.runtime import live, offload
 from sensorhub.runtime.live import LiveRunner
 from sensorhub.runtime.pipeline import LegOutput, Pipeline, sensor_refs_from_meta
 from sensorhub.sources.base import IteratorSource
@@ -171,3 +171,42 @@ def test_catching_up_legs_outputs_are_not_held_to_the_per_turn_budget() -> None:
     assert turns[0][:100] == [(f"a{k}/right", False) for k in range(100)]
     assert [len(t) for t in turns] == [104, 4, 2]  # the backlog: 200 rows a turn
     assert not off.ready.is_set()
+
+
+def test_under_overload_no_turn_is_taken_while_the_workers_are_behind_and_the_queue_drops(
+    session: tuple[list[dict[str, str]], list[RawPacket]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker far slower than the packets come (every chunk it steps takes 20 ms), small turns: the loop
+    takes a turn of packets only while at most ``max_pending_rows`` rows wait for the worker (so they
+    stay bounded: at most a turn's chunks past it), and the packets that do not fit are dropped by the
+    bounded source queue, counted. (Without the bound they grew with the stream: +100 MB in the last
+    minutes of a 60-minute soak on an overloaded machine.)"""
+    meta, packets = session
+    refs = sensor_refs_from_meta(meta)
+    monkeypatch.setattr(live, "MAX_PACKETS_PER_TURN", 100)
+    pipeline = Pipeline(refs)
+    step_chunk = pipeline.step_chunk
+
+    def slow_step(chunk: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            threading.Event().wait(0.02)  # off the loop (the worker)
+        return step_chunk(chunk)
+
+    monkeypatch.setattr(pipeline, "step_chunk", slow_step)
+    runner = LiveRunner(IteratorSource(_released(packets), [r.sensor_id for r in refs]), pipeline, Bus())
+    off = runner.offload
+    assert off is not None
+    off.max_pending_rows = 400
+    runner.queue._maxsize = 300
+    waiting_at_turns: list[int] = []
+    process_batch = runner.process_batch
+
+    def watched(batch: list[RawPacket]) -> None:
+        waiting_at_turns.append(off.pending_rows)
+        process_batch(batch)
+
+    monkeypatch.setattr(runner, "process_batch", watched)
+    asyncio.run(runner.run())
+    assert max(waiting_at_turns) <= 400 and max(waiting_at_turns) > 0
+    assert runner.stats.offload_waits > 0 and runner.queue.dropped > 0
+    assert runner.stats.packets + runner.queue.dropped == len(packets)

@@ -552,6 +552,26 @@ def test_aligner_jumps_over_a_long_silence_of_both_sensors() -> None:
     assert 3599.0 < gap < 3600.1 and not np.isnan(leg.thigh_acc_m_s2[leg.t_s > after[0]]).any()
 
 
+def test_aligner_gives_up_a_long_silence_before_any_new_sample() -> None:
+    """Both sensors silent and the host clock a minute on (packets dropped by a full queue): the grid
+    moves past the silence without NaN rows, and the samples that come later are aligned. (With no
+    sample past the grid yet, the jump target was infinite: OverflowError, and the leg failed for good.)"""
+    aligner = LegAligner("a/right", 200.0, max_fill_s=10.0)
+    before = HOST0_S + np.arange(200) * 0.005
+    chunks = []
+    for seg in (Segment.THIGH, Segment.SHANK):
+        chunks.append(aligner.push(seg, _samples(seg.value, before)))
+    chunks.append(aligner.advance(HOST0_S + 60.0))  # a minute later, nothing new
+    after = HOST0_S + 61.0 + np.arange(200) * 0.005
+    for seg in (Segment.THIGH, Segment.SHANK):
+        chunks.append(aligner.push(seg, _samples(seg.value, after)))
+    leg = concat_legs([c for c in chunks if c is not None])["a/right"]
+    assert leg.t_s[-1] >= after[-1] - 0.1 and np.all(np.diff(leg.t_s) > 0.0)
+    skipped = (leg.t_s > before[-1] + 1.0) & (leg.t_s < HOST0_S + 59.0)
+    assert not skipped.any()  # no NaN rows for the minute of silence (at most the last second's)
+    assert not np.isnan(leg.thigh_acc_m_s2[leg.t_s >= after[0]]).any()
+
+
 _BASE_PACKETS = two_sensor_packets(2.0)
 
 
