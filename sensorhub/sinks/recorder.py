@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 _TICK = RawPacket("", 0.0, b"")  # wakes the thread for a timed flush (or a resume attempt)
-LOGGED_ERRORS = frozenset(10**k for k in range(12))  # skipped packets logged: the 1st, 10th, 100th, ...
+LOGGED_SKIPS = frozenset(10**k for k in range(12))  # skipped packets logged: the 1st, 10th, 100th, ...
 RESUME_EVERY_S = 5.0  # after a disk error: how often a new part is tried
 RESUME_FREE_BYTES = 4 << 20  # ... and only with this much room (a part torn at its header is no use)
 
@@ -61,6 +61,7 @@ class BackgroundRecorder:
         self._queue: queue.SimpleQueue[RawPacket | None] = queue.SimpleQueue()
         self.packets = 0
         self.errors = 0
+        self.skipped = 0  # packets of sensors not in the metadata (counted in ``errors`` too)
         self.dropped = 0
         self.failed = ""  # why recording is paused ("" while it records)
         self.last_error = ""
@@ -115,10 +116,11 @@ class BackgroundRecorder:
                     next_wake_s = time.monotonic() + self._flush_every_s
             except SinkError as exc:  # a packet of a sensor not in the metadata: skip it
                 self.errors += 1
+                self.skipped += 1
                 self.last_error = str(exc)
-                if self.errors in LOGGED_ERRORS:  # random sensor ids must not flood the log
+                if self.skipped in LOGGED_SKIPS:  # random sensor ids must not flood the log
                     log.error("recorder %s: %s (%d packets skipped so far; see /health)", self.path, exc,
-                              self.errors)
+                              self.skipped)
             except OSError as exc:
                 self._fail(exc)
                 next_wake_s = time.monotonic() + self._resume_every_s
