@@ -101,7 +101,7 @@ class AnalysisParams:
     stride_default_s: float = 0.7  # the stride until the leg's own strides tell it (jogging cadence)
     cut_min_turn_deg: float = 25.0  # a cut turns the travel direction at the plant by more than this beyond
     # the steady turning (a curve's) of the strides before and after it; headings are thigh headings about
-    # the vertical averaged over whole strides (the swing's own yaw cancels), see ``_judge_strikes``
+    # the vertical averaged over whole strides (the swing's own yaw cancels), see ``_heading_change_deg``
     cut_extra_flexion_deg: float = (
         8.0  # braking: stance flexion this much deeper than the leg's recent strides
     )
@@ -441,11 +441,12 @@ class EventDetector:
 
     def _heading_change_deg(self, sig: Signals, strike: int, n: int) -> tuple[float, float]:
         """(change, excess) of the thigh's heading across the plant, degrees. Headings are means over whole
-        strides of n rows (the swing's yaw cancels): B2, B end 2 and 1 strides before the strike, A, A2 start
-        1 and 2 strides after it. change = A - B; excess: what of it no steady turning explains, turning at a
-        rate between the approach's (B - B2) and the exit's (A2 - A) per stride over the 3 strides from B to
-        A. A curve turns as steadily across the plant as around it (excess ~0); a cut turns at the
-        plant between straight runs (excess ~ change)."""
+        strides of n rows (the swing's yaw cancels): B2, B and P over the 3rd, 2nd and 1st stride before the
+        strike, A and A2 over the 1st and 2nd stride starting a stride after it. change = A - B; excess: what
+        of it no steady turning explains, turning at a rate between the approach's (over the two strides
+        into the plant, (P - B2) / 2) and the exit's (A2 - A) per stride over the 3 strides from B to A. A
+        curve turns as steadily across the plant as in the strides around it (excess ~0); a cut runs
+        straight into the plant and out of it (excess: most of the change)."""
         sl = sig.sl(strike - 3 * n, strike + 3 * n)
         heading = np.cumsum(np.nan_to_num(sig.turn_rad_s[sl])) * (DEG_PER_RAD / self.rate_hz)
         at = strike - 3 * n - (sig.base + sl.start)  # strike - 3n in heading's rows (< 0: clipped)
@@ -454,11 +455,11 @@ class EventDetector:
             lo, hi = max(at + k * n, 0), min(at + (k + 1) * n, heading.shape[0])
             return float(np.mean(heading[lo:hi])) if hi > lo else math.nan
 
-        b2, b, a, a2 = mean(0), mean(1), mean(4), mean(5)
+        b2, b, p, a, a2 = mean(0), mean(1), mean(2), mean(4), mean(5)
         change = a - b
         if not math.isfinite(change):
             return 0.0, 0.0
-        rates = [3.0 * r for r in (b - b2, a2 - a) if math.isfinite(r)] or [0.0]
+        rates = [3.0 * r for r in (0.5 * (p - b2), a2 - a) if math.isfinite(r)] or [0.0]
         steady = min(max(change, min(rates)), max(rates))
         return change, change - steady
 

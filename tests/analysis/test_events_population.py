@@ -53,10 +53,11 @@ def test_jogging_curves_are_not_cuts(seed: int) -> None:
     assert "cut" not in kinds and "landing" not in kinds, kinds
 
 
-@pytest.mark.parametrize("seed", [152, 296])
+@pytest.mark.parametrize("seed", [56, 152, 296])
 def test_sharp_jogging_curves_are_not_cuts(seed: int) -> None:
     """Curves of 90-160 deg over a few strides, with the knee bending deeper in some stances: the heading
-    turns as steadily across those strikes as in the strides around them."""
+    turns as steadily across those strikes as in the strides around them (seed 56: a 2.3 s curve between
+    straight runs, as long as the heading windows)."""
     run = _run("jog_curves", seed)
     assert max(abs(c[2]) for c in run.curves) >= 90.0  # the premise
     assert [e.t_s for e in run.events if e.type == "cut"] == []
