@@ -9,6 +9,7 @@ when an event closes.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,9 +97,11 @@ class AnalysisParams:
     strike_rise_deg: float = 3.0  # ... and initial contact is the flexion minimum before it rises this much
     strike_is_landing_s: float = 0.15  # a strike this close to a landing's contact is that landing
     min_stride_s: float = 0.45  # one leg's strikes are a stride apart (0.6 s and more, even sprinting)
-    cut_min_turn_deg: float = 25.0  # heading change of the thigh about the vertical around the strike ...
-    cut_turn_before_s: float = 0.7  # ... from this long before it
-    cut_turn_after_s: float = 0.9  # ... to this long after it
+    max_stride_s: float = 1.0  # running strides take 0.6-0.8 s; a longer gap between strikes is a pause
+    stride_default_s: float = 0.7  # the stride until the leg's own strides tell it (jogging cadence)
+    cut_min_turn_deg: float = 25.0  # a cut turns the travel direction at the plant by more than this beyond
+    # the steady turning (a curve's) of the strides before and after it; headings are thigh headings about
+    # the vertical averaged over whole strides (the swing's own yaw cancels), see ``_heading_change_deg``
     cut_extra_flexion_deg: float = (
         8.0  # braking: stance flexion this much deeper than the leg's recent strides
     )
@@ -206,6 +209,8 @@ class EventDetector:
         self._stance_peaks: list[tuple[float, float]] = []  # (time, stance flexion peak) of recent strides
         self._landed_t_s: list[float] = []  # contacts of recent landings: such a contact is not a cut plant
         self._last_strike_t_s = -math.inf
+        self._stride_t_s: list[float] = []  # recent strikes that passed as strides (the stride period)
+        self._last_cut_t_s = -math.inf
 
     # ---- public --------------------------------------------------------------------------------------
     def push(self, angles: KneeAngles, motion: LegMotion) -> list[Event]:
@@ -381,20 +386,27 @@ class EventDetector:
 
     def _judge_strikes(self, final: bool = False) -> list[Event]:
         """A cut plant: a foot strike with a braking stance (knee flexion deeper than the leg's recent
-        running strides) around which the thigh's heading about the vertical changes."""
+        running strides) across which the travel direction changes (``_heading_change_deg``)."""
         pr = self.params
         g_last = int(self._state[kern.S_N]) - 1
-        n_after = round(pr.cut_turn_after_s * self.rate_hz)
         events: list[Event] = []
         sig = self._signals()
-        while self._strikes and (final or self._strikes[0] + n_after <= g_last):
-            strike = self._strikes.pop(0)
+        while self._strikes:
+            strike = self._strikes[0]
             t_strike = sig.t(strike)
+            stride_s = self._stride_s(t_strike)
+            n_stride = max(1, round(stride_s * self.rate_hz))
+            # the heading windows end 3 strides after the strike; the turn rate of the last rows comes
+            # with the next step's rows (the features lag)
+            if not final and strike + 3 * n_stride + self._lag > g_last:
+                break
+            self._strikes.pop(0)
             if any(abs(t_strike - t) < pr.strike_is_landing_s for t in self._landed_t_s):
                 continue  # the initial contact of a landing (a tuck jump's knee swings like a stride)
             if t_strike - self._last_strike_t_s < pr.min_stride_s:
                 continue  # within the last strike's stance: a deep braking knee bends like a swing
             self._last_strike_t_s = t_strike
+            self._stride_t_s = [*self._stride_t_s, t_strike][-5:]
             stance = sig.sl(strike, strike + round(pr.cut_stance_flexion_s * self.rate_hz))
             # the braking evidence must be measured: flexion of lost rows, or re-anchored just after a gap,
             # is the estimator's guess (a plant decision cannot rest on it)
@@ -409,15 +421,47 @@ class EventDetector:
             self._stance_peaks = [*self._stance_peaks, (t_strike, peak)][-pr.cut_baseline_strides :]
             if len(recent) < 2 or not peak - float(np.median(recent)) >= pr.cut_extra_flexion_deg:
                 continue
-            turn = sig.turn_rad_s[
-                sig.sl(strike - round(pr.cut_turn_before_s * self.rate_hz), strike + n_after)
-            ]
-            turn_rad = float(np.nansum(turn)) / self.rate_hz
-            if abs(math.degrees(turn_rad)) < pr.cut_min_turn_deg:
+            if t_strike - self._last_cut_t_s < 2.0 * stride_s:
+                continue  # the next stride of the last cut: its heading change is that plant's
+            change_deg, excess_deg = self._heading_change_deg(sig, strike, n_stride)
+            if abs(excess_deg) < pr.cut_min_turn_deg:
                 continue
-            metrics = cut_metrics(sig, strike, turn_rad, pr.windows)
+            self._last_cut_t_s = t_strike
+            metrics = cut_metrics(sig, strike, math.radians(change_deg), pr.windows)
             events.append(Event("cut", self.leg_id, t_strike, metrics, control_score("cut", metrics)))
         return events
+
+    def _stride_s(self, t_strike: float) -> float:
+        """The leg's stride period before ``t_strike``: the median of its last strides of running."""
+        pr = self.params
+        times = [t for t in self._stride_t_s if t < t_strike] + [t_strike]
+        strides = [b - a for a, b in itertools.pairwise(times)
+                   if pr.min_stride_s <= b - a <= pr.max_stride_s]
+        return float(np.median(strides[-4:])) if strides else pr.stride_default_s
+
+    def _heading_change_deg(self, sig: Signals, strike: int, n: int) -> tuple[float, float]:
+        """(change, excess) of the thigh's heading across the plant, degrees. Headings are means over whole
+        strides of n rows (the swing's yaw cancels): B2, B and P over the 3rd, 2nd and 1st stride before the
+        strike, A and A2 over the 1st and 2nd stride starting a stride after it. change = A - B; excess: what
+        of it no steady turning explains, turning at a rate between the approach's (over the two strides
+        into the plant, (P - B2) / 2) and the exit's (A2 - A) per stride over the 3 strides from B to A. A
+        curve turns as steadily across the plant as in the strides around it (excess ~0); a cut runs
+        straight into the plant and out of it (excess: most of the change)."""
+        sl = sig.sl(strike - 3 * n, strike + 3 * n)
+        heading = np.cumsum(np.nan_to_num(sig.turn_rad_s[sl])) * (DEG_PER_RAD / self.rate_hz)
+        at = strike - 3 * n - (sig.base + sl.start)  # strike - 3n in heading's rows (< 0: clipped)
+
+        def mean(k: int) -> float:  # mean heading over the stride starting k strides after strike - 3n
+            lo, hi = max(at + k * n, 0), min(at + (k + 1) * n, heading.shape[0])
+            return float(np.mean(heading[lo:hi])) if hi > lo else math.nan
+
+        b2, b, p, a, a2 = mean(0), mean(1), mean(2), mean(4), mean(5)
+        change = a - b
+        if not math.isfinite(change):
+            return 0.0, 0.0
+        rates = [3.0 * r for r in (0.5 * (p - b2), a2 - a) if math.isfinite(r)] or [0.0]
+        steady = min(max(change, min(rates)), max(rates))
+        return change, change - steady
 
     def _live_phase(self) -> LivePhase | None:
         s = self._state

