@@ -37,6 +37,7 @@ class TrackStore:
 
     def __init__(self, capacity: int = 256, *, deferred: bool = False) -> None:
         self.deferred = deferred
+        self.capacity = capacity  # samples per row
         self.t_s: FloatArray = np.empty((0, capacity))
         self.acc_m_s2: FloatArray = np.empty((0, capacity, 3))
         self.gyr_rad_s: FloatArray = np.empty((0, capacity, 3))
@@ -55,10 +56,6 @@ class TrackStore:
         self._segment_owner: list[tuple[LegAligner, int]] = []
         self._done: dict[LegAligner, tuple[int, list[LegSamples]]] = {}
 
-    @property
-    def capacity(self) -> int:
-        return int(self.t_s.shape[1])
-
     def add_row(self) -> int:
         row = self._rows
         self._rows += 1
@@ -74,6 +71,7 @@ class TrackStore:
         acc_m_s2[:old_rows, :old_capacity] = self.acc_m_s2
         gyr_rad_s[:old_rows, :old_capacity] = self.gyr_rad_s
         self.t_s, self.acc_m_s2, self.gyr_rad_s = t_s, acc_m_s2, gyr_rad_s
+        self.capacity = capacity
         self.lo = np.concatenate([self.lo, np.zeros(rows - old_rows, dtype=np.int64)])
 
     def make_room(self, row: int, hi: int, n: int) -> int:

@@ -92,6 +92,7 @@ class _Envelope:
         self._r = np.empty(size)
         self._count = 0  # closed windows stored in [0, count); slot ``count`` holds the open window
         self._window = -1
+        self._open_r_s = 0.0  # r of the open window's point (slot ``count``), as a Python float
         self.a = 0.0
         self.b = slope
 
@@ -105,6 +106,7 @@ class _Envelope:
         if self._window < 0:
             self._window = window
             self._x[0], self._r[0] = x_s, r_s
+            self._open_r_s = r_s
             self.a = r_s - self.b * x_s
             return
         if window != self._window:  # close the open window, open a new one
@@ -115,12 +117,14 @@ class _Envelope:
                 self._count -= 1
             self._window = window
             self._x[self._count], self._r[self._count] = x_s, r_s
+            self._open_r_s = r_s
             self.a, self.b = lower_envelope_line(
                 self._x[: self._count + 1], self._r[: self._count + 1], self._max_slope
             )
             return
-        if r_s < self._r[self._count]:
+        if r_s < self._open_r_s:
             self._x[self._count], self._r[self._count] = x_s, r_s
+            self._open_r_s = r_s
         if r_s < self.a + self.b * x_s:  # below the line: lower it now, refit when the window closes
             self.a = r_s - self.b * x_s
 
@@ -215,14 +219,13 @@ class SensorClock:
             return out
         ext = self._last_ext_seq + ds
         held = self._held
+        self.last_accepted_s = packet.t_host_s
+        if not held and ds == 1:  # the next in sequence and nothing waits: what poll would do
+            out.append(self._release(packet, ext))
+            return out
         if held and ext < max(held):
             self._stats.reordered += 1
         held[ext] = (packet, packet.t_host_s)
-        self.last_accepted_s = packet.t_host_s
-        if len(held) == 1 and ext == self._last_ext_seq + 1:  # the next in sequence, nothing waits
-            del held[ext]
-            out.append(self._release(packet, ext))
-            return out
         out.extend(self.poll_mapped(now_s))
         return out
 
@@ -286,7 +289,7 @@ class SensorClock:
     def _is_duplicate(self, packet: ImuPacket) -> bool:
         if (packet.seq, packet.t0_sensor_us) in self._seen:
             return True
-        return any(
+        return bool(self._held) and any(
             p.seq == packet.seq and p.t0_sensor_us == packet.t0_sensor_us for p, _ in self._held.values()
         )
 
@@ -321,7 +324,7 @@ class SensorClock:
             self.last_accepted_s = packet.t_host_s
         params = self.params
         stats = self._stats
-        n = packet.n_samples
+        n = packet.acc_m_s2.shape[0]
         period_us = packet.period_us
         ext_t0 = self._last_ext_t0_us + _signed(
             packet.t0_sensor_us - self._last_t0_us, T0_MODULUS_US, _HALF_T0

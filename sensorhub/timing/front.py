@@ -240,7 +240,7 @@ class Front:
             if aligner is not None:
                 self._feed(aligner, sensor, mapped)
                 aligner.heard(sensor.ref.segment, sensor.clock.last_accepted_s)
-                aligner.note_packet_span(imu.n_samples * imu.period_us * 1e-6)
+                aligner.note_packet_span(imu.acc_m_s2.shape[0] * imu.period_us * 1e-6)
         for other in leg.sensors:  # the leg's clock advanced: release what waited too long elsewhere
             if other is not sensor and other.clock.holding:
                 mapped = other.clock.poll_mapped(leg.now_s)
