@@ -50,10 +50,8 @@ class TrackStore:
         self._fill_acc_m_s2: list[FloatArray] = []
         self._fill_gyr_rad_s: list[FloatArray] = []
         self._fill_rows = 0  # source rows recorded
-        self._segments: list[tuple[int, int, int, int, int, int]] = []
-        self._segment_rate_hz: list[float] = []
-        self._segment_gap_s: list[float] = []
-        self._segment_owner: list[tuple[LegAligner, int]] = []
+        # per leg (in the order of their first segment): the tag of its first segment, its segments
+        self._segments: dict[LegAligner, tuple[int, list[tuple[int, int, int, int, int, int]]]] = {}
         self._done: dict[LegAligner, tuple[int, list[LegSamples]]] = {}
 
     def add_row(self) -> int:
@@ -90,10 +88,9 @@ class TrackStore:
         self.lo[row] = 0
         self._fills = [(r, start - lo if r == row else start, first, m, src)
                        for r, start, first, m, src in self._fills]
-        self._segments = [
-            (row_a, row_b, hi_a - lo if row_a == row else hi_a, hi_b - lo if row_b == row else hi_b, k0, k1)
-            for row_a, row_b, hi_a, hi_b, k0, k1 in self._segments
-        ]
+        for _, segments in self._segments.values():
+            segments[:] = [(a, b, hi_a - lo if a == row else hi_a, hi_b - lo if b == row else hi_b, k0, k1)
+                           for a, b, hi_a, hi_b, k0, k1 in segments]
         return live
 
     def record_fill(self, row: int, start: int, first: int, acc_m_s2: FloatArray, gyr_rad_s: FloatArray,
@@ -111,10 +108,11 @@ class TrackStore:
 
     def record_segment(self, owner: LegAligner, segment: tuple[int, int, int, int, int, int]) -> None:
         """Grid points of ``owner``'s leg that became final (see ``align_segments``)."""
-        self._segments.append(segment)
-        self._segment_rate_hz.append(owner.rate_hz)
-        self._segment_gap_s.append(owner.max_gap_s)
-        self._segment_owner.append((owner, self.tag))
+        pending = self._segments.get(owner)
+        if pending is None:
+            self._segments[owner] = (self.tag, [segment])
+        else:
+            pending[1].append(segment)
         if not self.deferred:
             self.execute()
 
@@ -135,31 +133,31 @@ class TrackStore:
         self._execute_fills()
         if not self._segments:
             return
-        order: dict[LegAligner, list[int]] = {}  # each leg's segments together (in order): one chunk per leg
-        for j, (owner, _) in enumerate(self._segment_owner):
-            order.setdefault(owner, []).append(j)
-        picked = [j for js in order.values() for j in js]
-        segments = np.array(self._segments, dtype=np.int64)[picked]
+        flat: list[tuple[int, int, int, int, int, int]] = []
+        rate_hz: list[float] = []
+        max_gap_s: list[float] = []
+        sizes: list[int] = []
+        for owner, (_, segments) in self._segments.items():  # each leg's segments together: one chunk
+            flat += segments
+            rate_hz += [owner.rate_hz] * len(segments)
+            max_gap_s += [owner.max_gap_s] * len(segments)
+            sizes.append(sum(k_last - k_first + 1 for *_, k_first, k_last in segments))
         grid_s, thigh_acc, thigh_gyr, shank_acc, shank_gyr = align_segments(
-            self.t_s, self.acc_m_s2, self.gyr_rad_s, self.lo, segments,
-            np.array(self._segment_rate_hz)[picked], np.array(self._segment_gap_s)[picked],
+            self.t_s, self.acc_m_s2, self.gyr_rad_s, self.lo, np.array(flat, dtype=np.int64),
+            np.array(rate_hz), np.array(max_gap_s),
         )  # fmt: skip
         at = 0
-        for owner, js in order.items():
-            m = sum(self._segments[j][5] - self._segments[j][4] + 1 for j in js)
+        for (owner, (tag, _)), m in zip(self._segments.items(), sizes, strict=True):
             rows = slice(at, at + m)
             at += m
             chunk = LegSamples(owner.leg_id, grid_s[rows], thigh_acc[rows], thigh_gyr[rows], shank_acc[rows],
                                shank_gyr[rows])
             done = self._done.get(owner)
             if done is None:
-                self._done[owner] = (self._segment_owner[js[0]][1], [chunk])
+                self._done[owner] = (tag, [chunk])
             else:
                 done[1].append(chunk)
         self._segments.clear()
-        self._segment_rate_hz.clear()
-        self._segment_gap_s.clear()
-        self._segment_owner.clear()
 
     def collect(self) -> list[tuple[int, LegSamples]]:
         """The chunks of the recorded work: one per leg (in the order of their first grid point), with the
