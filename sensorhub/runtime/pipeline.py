@@ -241,20 +241,9 @@ class Pipeline:
         cheaper steps instead of growing."""
         t0 = time.perf_counter()
         decoded = self.front.decode_many(packets)
-        rows: dict[str, list[LegSamples]] = {}
-        first: dict[str, int] = {}
-        for k, (packet, item) in enumerate(zip(packets, decoded, strict=True)):
-            try:
-                chunks = self.front.advance(packet, item)
-            except Exception as exc:
-                chunks = self._front_failed(packet, exc)
-            for chunk in chunks:
-                if len(chunk):
-                    rows.setdefault(chunk.leg_id, []).append(chunk)
-                    first.setdefault(chunk.leg_id, k)
         given: list[list[LegOutput]] = [[] for _ in packets]
-        for leg_id, parts in rows.items():
-            given[first[leg_id]] += self._process([parts[0] if len(parts) == 1 else LegSamples.concat(parts)])
+        for k, chunk in self.front.advance_many(packets, decoded, self._front_failed):
+            given[k] += self._process([chunk])
         share_s = (time.perf_counter() - t0) / max(1, len(packets))
         for outputs in given:
             self.processing.add(share_s)

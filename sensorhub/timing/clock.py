@@ -32,6 +32,18 @@ _HALF_SEQ = SEQ_MODULUS // 2
 _HALF_T0 = T0_MODULUS_US // 2
 _ARANGE = [np.arange(n, dtype=np.float64) for n in range(65)]
 
+Mapped = tuple[ImuPacket, float, float, int]
+"""A released packet, its samples' host times as scalars: (packet, t_first_s, step_s, n_missing_before);
+sample ``i`` is at ``i * step_s + t_first_s`` (see :func:`sample_times`)."""
+
+
+def sample_times(n: int, t_first_s: float, step_s: float) -> FloatArray:
+    """The host times of a packet's ``n`` samples (one float64 rounding per step, as ``fill_times``)."""
+    steps = _ARANGE[n] if n < len(_ARANGE) else np.arange(n, dtype=np.float64)
+    t_s: FloatArray = steps * step_s
+    t_s += t_first_s
+    return t_s
+
 
 @dataclass(frozen=True, slots=True)
 class ClockParams:
@@ -86,6 +98,7 @@ class _Envelope:
         self._r = np.empty(size)
         self._count = 0  # closed windows stored in [0, count); slot ``count`` holds the open window
         self._window = -1
+        self._open_r_s = 0.0  # r of the open window's point (slot ``count``), as a Python float
         self.a = 0.0
         self.b = slope
 
@@ -99,6 +112,7 @@ class _Envelope:
         if self._window < 0:
             self._window = window
             self._x[0], self._r[0] = x_s, r_s
+            self._open_r_s = r_s
             self.a = r_s - self.b * x_s
             return
         if window != self._window:  # close the open window, open a new one
@@ -109,12 +123,14 @@ class _Envelope:
                 self._count -= 1
             self._window = window
             self._x[self._count], self._r[self._count] = x_s, r_s
+            self._open_r_s = r_s
             self.a, self.b = lower_envelope_line(
                 self._x[: self._count + 1], self._r[: self._count + 1], self._max_slope
             )
             return
-        if r_s < self._r[self._count]:
+        if r_s < self._open_r_s:
             self._x[self._count], self._r[self._count] = x_s, r_s
+            self._open_r_s = r_s
         if r_s < self.a + self.b * x_s:  # below the line: lower it now, refit when the window closes
             self.a = r_s - self.b * x_s
 
@@ -147,7 +163,35 @@ class SensorClock:
     # --- public ------------------------------------------------------------------------------------
 
     def push(self, packet: ImuPacket, now_s: float) -> list[TimedSamples]:
-        out: list[TimedSamples] = []
+        return [self.timed(m) for m in self.push_mapped(packet, now_s)]
+
+    def poll(self, now_s: float) -> list[TimedSamples]:
+        """Release held packets that are next in sequence, or waited too long, or overflow the window."""
+        return [self.timed(m) for m in self.poll_mapped(now_s)]
+
+    def flush(self) -> list[TimedSamples]:
+        """Release everything held (end of stream, or before a restart)."""
+        return [self.timed(m) for m in self.flush_mapped()]
+
+    def timed(self, mapped: Mapped) -> TimedSamples:
+        """A released packet's samples with their host times."""
+        packet, t_first_s, step_s, missing = mapped
+        return TimedSamples(
+            sensor_id=self.sensor_id,
+            t_s=sample_times(packet.acc_m_s2.shape[0], t_first_s, step_s),
+            acc_m_s2=packet.acc_m_s2,
+            gyr_rad_s=packet.gyr_rad_s,
+            n_missing_before=missing,
+        )
+
+    @property
+    def holding(self) -> bool:
+        """Packets wait in the reorder window (only then can :meth:`poll` release anything)."""
+        return bool(self._held)
+
+    def push_mapped(self, packet: ImuPacket, now_s: float) -> list[Mapped]:
+        """:meth:`push` with the sample times as scalars (no arrays made: the front's turn path)."""
+        out: list[Mapped] = []
         if not self._started:
             self._started = True
             self._host_ref_s = packet.t_host_s
@@ -156,43 +200,46 @@ class SensorClock:
             return out
         if self._is_duplicate(packet):
             self._stats.duplicates += 1
-            return self.poll(now_s)
+            return self.poll_mapped(now_s)
         ds = _signed(packet.seq - self._last_seq, SEQ_MODULUS, _HALF_SEQ)
         dt_us = _signed(packet.t0_sensor_us - self._last_t0_us, T0_MODULUS_US, _HALF_T0)
         if packet.flags & FLAG_RESTART:
             if ds < 0 and self._fits_earlier(packet, ds, dt_us):
                 self._stats.late += 1  # this run's first packet, overtaken by the ones after it
-                return self.poll(now_s)
-            out.extend(self.flush())
+                return self.poll_mapped(now_s)
+            out.extend(self.flush_mapped())
             self._restart(packet)
             out.append(self._release(packet, packet.seq))
             return out
         if ds <= 0:
             if self._is_late(packet, ds):
                 self._stats.late += 1
-                return self.poll(now_s)
-            out.extend(self.flush())  # sequence went back without a match: the sensor restarted
+                return self.poll_mapped(now_s)
+            out.extend(self.flush_mapped())  # sequence went back without a match: the sensor restarted
             self._restart(packet)
             out.append(self._release(packet, packet.seq))
             return out
         if dt_us <= 0 or self._jumped_ahead(packet, dt_us):
             # seq forward but the sensor clock went back (a restart whose first packet was lost), or ran
             # ahead of the host clock: a new run
-            out.extend(self.flush())
+            out.extend(self.flush_mapped())
             self._restart(packet)
             out.append(self._release(packet, packet.seq))
             return out
         ext = self._last_ext_seq + ds
-        if self._held and ext < max(self._held):
-            self._stats.reordered += 1
-        self._held[ext] = (packet, packet.t_host_s)
+        held = self._held
         self.last_accepted_s = packet.t_host_s
-        out.extend(self.poll(now_s))
+        if not held and ds == 1:  # the next in sequence and nothing waits: what poll would do
+            out.append(self._release(packet, ext))
+            return out
+        if held and ext < max(held):
+            self._stats.reordered += 1
+        held[ext] = (packet, packet.t_host_s)
+        out.extend(self.poll_mapped(now_s))
         return out
 
-    def poll(self, now_s: float) -> list[TimedSamples]:
-        """Release held packets that are next in sequence, or waited too long, or overflow the window."""
-        out: list[TimedSamples] = []
+    def poll_mapped(self, now_s: float) -> list[Mapped]:
+        out: list[Mapped] = []
         held = self._held
         while held:
             nxt = self._last_ext_seq + 1
@@ -207,9 +254,8 @@ class SensorClock:
             out.append(self._release(packet, ext))
         return out
 
-    def flush(self) -> list[TimedSamples]:
-        """Release everything held (end of stream, or before a restart)."""
-        return self.poll(np.inf)
+    def flush_mapped(self) -> list[Mapped]:
+        return self.poll_mapped(np.inf)
 
     def stats(self) -> ClockStats:
         s = self._stats
@@ -252,7 +298,7 @@ class SensorClock:
     def _is_duplicate(self, packet: ImuPacket) -> bool:
         if (packet.seq, packet.t0_sensor_us) in self._seen:
             return True
-        return any(
+        return bool(self._held) and any(
             p.seq == packet.seq and p.t0_sensor_us == packet.t0_sensor_us for p, _ in self._held.values()
         )
 
@@ -287,13 +333,13 @@ class SensorClock:
         dt_us = _signed(entry[2] - self._last_t0_us, T0_MODULUS_US, _HALF_T0)
         return self._last_ext_t0_us + dt_us
 
-    def _release(self, packet: ImuPacket, ext_seq: int) -> TimedSamples:
+    def _release(self, packet: ImuPacket, ext_seq: int) -> Mapped:
         if packet.t_host_s > self.last_accepted_s:
             self.last_accepted_s = packet.t_host_s
         self._last_host_s = packet.t_host_s
         params = self.params
         stats = self._stats
-        n = packet.n_samples
+        n = packet.acc_m_s2.shape[0]
         period_us = packet.period_us
         ext_t0 = self._last_ext_t0_us + _signed(
             packet.t0_sensor_us - self._last_t0_us, T0_MODULUS_US, _HALF_T0
@@ -340,11 +386,8 @@ class SensorClock:
         t_first_s = self._host_ref_s + t_first_rel
         if t_first_s <= self._last_out_s:  # only after a restart with an inconsistent host clock
             t_first_s = self._last_out_s + 1e-6
-        steps = _ARANGE[n] if n < len(_ARANGE) else np.arange(n, dtype=np.float64)
-        t_s: FloatArray = steps * step_s
-        t_s += t_first_s
         self._anchor = (x_last_s, t_last_rel)
-        self._last_out_s = float(t_s[-1])
+        self._last_out_s = (n - 1) * step_s + t_first_s  # the last of sample_times(n, t_first_s, step_s)
 
         latency_s = packet.t_host_s - self._last_out_s
         w = params.latency_smoothing
@@ -352,10 +395,4 @@ class SensorClock:
         stats.packets += 1
         stats.samples += n
         stats.lost += missing
-        return TimedSamples(
-            sensor_id=self.sensor_id,
-            t_s=t_s,
-            acc_m_s2=packet.acc_m_s2,
-            gyr_rad_s=packet.gyr_rad_s,
-            n_missing_before=missing,
-        )
+        return packet, t_first_s, step_s, missing

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sensorhub.errors import ConfigError
-from sensorhub.model import ImuPacket, LegSamples, RawPacket, Segment, SensorRef, Side, TimedSamples
+from sensorhub.model import ImuPacket, LegSamples, RawPacket, Segment, SensorRef, Side
 from sensorhub.protocol.decode import (
     GRID_RATES_HZ,
     DecodeStats,
@@ -24,8 +24,8 @@ from sensorhub.protocol.decode import (
     make_decoder,
 )
 from sensorhub.protocol.spec import HEADER_STRUCT, PROTOCOL_NAME, PROTOCOL_VERSION, SAMPLE_SIZE
-from sensorhub.timing.align import LegAligner
-from sensorhub.timing.clock import ClockParams, SensorClock
+from sensorhub.timing.align import LegAligner, TrackStore
+from sensorhub.timing.clock import ClockParams, Mapped, SensorClock
 from sensorhub.timing.host_time import HostTimeGate
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class Front:
             leg.sensors.append(sensor)
             self._sensor_leg[ref.sensor_id] = leg
         self.unknown_packets = 0
+        self._store = TrackStore(deferred=True)  # every leg's tracks: one kernel call aligns a whole turn
         self._last_host_s = math.nan  # last accepted host time, any leg (a new leg's first reference)
 
     @property
@@ -191,44 +192,77 @@ class Front:
 
     def advance(self, packet: RawPacket, decoded: Decoded | None) -> list[LegSamples]:
         """Clock mapping and alignment of one admitted, decoded packet (None: nothing to do)."""
+        self._step(packet, decoded)
+        return [chunk for _, chunk in self._store.collect()]
+
+    def advance_many(
+        self,
+        packets: Sequence[RawPacket],
+        decoded: Sequence[Decoded | None],
+        on_error: Callable[[RawPacket, Exception], object] | None = None,
+    ) -> list[tuple[int, LegSamples]]:
+        """:meth:`advance` of a loop turn's packets (``decoded``: :meth:`decode_many`'s): each leg's grid
+        rows of the turn as one chunk, with the index of the packet that completed its first row. The rows
+        are bit for bit those of :meth:`advance` packet by packet, joined (tested): the sample times and
+        the interpolation of every leg are computed at the end, in one numba call each. ``on_error`` takes
+        a packet whose processing raised (its leg's state may be half-updated) and the turn goes on;
+        without it the error propagates."""
+        store = self._store
+        for k, (packet, item) in enumerate(zip(packets, decoded, strict=True)):
+            store.tag = k
+            if on_error is None:
+                self._step(packet, item)
+                continue
+            try:
+                self._step(packet, item)
+            except Exception as exc:
+                on_error(packet, exc)
+        return store.collect()
+
+    def _step(self, packet: RawPacket, decoded: Decoded | None) -> None:
+        """One packet through its sensor's clock and its leg's aligner; the grid points it makes final are
+        recorded in the (deferred) track store."""
         if decoded is None:
-            return []
+            return
         sensor, imu = decoded
         leg = self._sensor_leg[packet.sensor_id]
         if packet.t_host_s > leg.now_s:
             leg.now_s = packet.t_host_s
-        out: list[LegSamples] = []
+        aligner = leg.aligner
         if imu is not None:
-            if leg.aligner is None:
+            if aligner is None:
                 rate_hz = self.rate_hz or _nominal_rate_hz(imu.period_us)
                 if rate_hz is not None:
-                    leg.aligner = LegAligner(sensor.ref.leg_id, rate_hz, max_wait_s=self.max_wait_s)
-            self._feed(leg, sensor, sensor.clock.push(imu, leg.now_s))
-            if leg.aligner is not None:
-                leg.aligner.heard(sensor.ref.segment, sensor.clock.last_accepted_s)
-                leg.aligner.note_packet_span(imu.n_samples * imu.period_us * 1e-6)
+                    aligner = leg.aligner = LegAligner(
+                        sensor.ref.leg_id, rate_hz, max_wait_s=self.max_wait_s, store=self._store
+                    )
+            mapped = sensor.clock.push_mapped(imu, leg.now_s)
+            if aligner is not None:
+                self._feed(aligner, sensor, mapped)
+                aligner.heard(sensor.ref.segment, sensor.clock.last_accepted_s)
+                aligner.note_packet_span(imu.acc_m_s2.shape[0] * imu.period_us * 1e-6)
         for other in leg.sensors:  # the leg's clock advanced: release what waited too long elsewhere
-            if other is not sensor:
-                self._feed(leg, other, other.clock.poll(leg.now_s))
-        if leg.aligner is not None:
-            chunk = leg.aligner.advance(leg.now_s)
-            if chunk is not None:
-                out.append(chunk)
-        return out
+            if other is not sensor and other.clock.holding:
+                mapped = other.clock.poll_mapped(leg.now_s)
+                if aligner is not None:
+                    self._feed(aligner, other, mapped)
+        if aligner is not None:
+            aligner.advance(leg.now_s)
 
     def flush(self) -> list[LegSamples]:
         """End of stream: release everything held and emit the remaining grid points."""
         out: list[LegSamples] = []
         for leg in self._legs.values():
+            aligner = leg.aligner
             for sensor in leg.sensors:
-                self._feed(leg, sensor, sensor.clock.flush())
-            if leg.aligner is not None:
-                chunk = leg.aligner.advance(leg.now_s)
-                if chunk is not None:
-                    out.append(chunk)
-                chunk = leg.aligner.flush()
-                if chunk is not None:
-                    out.append(chunk)
+                mapped = sensor.clock.flush_mapped()
+                if aligner is not None:
+                    self._feed(aligner, sensor, mapped)
+            if aligner is not None:
+                aligner.advance(leg.now_s)
+                out.extend(chunk for _, chunk in self._store.collect())
+                aligner.flush()
+                out.extend(chunk for _, chunk in self._store.collect())
         return out
 
     def stats(self) -> dict[str, SensorStats]:
@@ -256,13 +290,11 @@ class Front:
         return out
 
     @staticmethod
-    def _feed(leg: _Leg, sensor: _Sensor, chunks: Iterable[TimedSamples]) -> None:
+    def _feed(aligner: LegAligner, sensor: _Sensor, mapped: list[Mapped]) -> None:
         # Only adds: the caller advances the aligner once per packet (same output, less work).
-        if leg.aligner is None:
-            return
-        for samples in chunks:
-            leg.aligner.add(sensor.ref.segment, samples)
-
+        segment = sensor.ref.segment
+        for packet, t_first_s, step_s, _missing in mapped:
+            aligner.add_mapped(segment, packet.acc_m_s2, packet.gyr_rad_s, t_first_s, step_s)
 
 def warmup() -> None:
     """Compile (or load from numba's cache) the timing kernels by running one leg's front over a second of
