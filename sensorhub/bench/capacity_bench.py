@@ -88,7 +88,8 @@ def run_step(packet_set: PacketSet, warm_s: float, window_s: float, clients: int
         if runner.cues is not None:
             runner.cues.latency = LatencyRecorder()
 
-    source = PacedSource(packet_set, measure_from_s=warm_s, window_s=window_s, on_measure=on_measure)
+    source = PacedSource(packet_set, measure_from_s=warm_s, window_s=window_s, on_measure=on_measure,
+                         settled=lambda: bool(handles) and handles[0].runner.idle())
 
     async def capture(handle: ServiceHandle) -> None:
         handles.append(handle)

@@ -126,8 +126,10 @@ class PacedSource:
     stamps keep one host timeline for the pipeline (no clock step after the warm phase), and
     ``delay_s`` (how long the warm phase took) is subtracted from every latency measured against them.
     A release is stamped with its due time, not the time it happened, so a busy loop counts as latency.
-    ``on_measure`` runs (on the loop) when the paced window starts; ``done`` is set when it ends and
-    the queue is empty.
+    The window starts once the queue is empty and ``settled()`` (the service's calibration workers idle:
+    every leg tracking, the buffered seconds published), so it measures the steady state, not the
+    catch-up. ``on_measure`` runs (on the loop) when the paced window starts; ``done`` is set when it
+    ends and the queue is empty.
     """
 
     def __init__(
@@ -137,8 +139,10 @@ class PacedSource:
         measure_from_s: float,
         window_s: float,
         on_measure: Callable[[], None],
+        settled: Callable[[], bool] = lambda: True,
         tick_s: float = 0.001,
     ) -> None:
+        self._settled = settled
         self._set = packet_set
         self._measure_from_s = measure_from_s
         self._window_s = window_s
@@ -164,7 +168,7 @@ class PacedSource:
             out.put_nowait(RawPacket(ids[int(index[k])], epoch_s + float(t_v[k]), payloads[k]))
             if k % PACKETS_PER_YIELD == PACKETS_PER_YIELD - 1:
                 await asyncio.sleep(0)
-        while len(out):
+        while len(out) or not self._settled():
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)  # the warm phase's outputs reach the hub and the sinks
         self.delay_s = time.time() - (epoch_s + self._measure_from_s)
