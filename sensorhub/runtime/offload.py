@@ -25,6 +25,7 @@ events, live phase and calibration on the last one (where the burst had them), a
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ from functools import partial
 
 from sensorhub.model import KneeAngles, LegSamples
 from sensorhub.runtime.pipeline import LegOutput, Pipeline
+
+log = logging.getLogger(__name__)
 
 # At most this many rows of handed-back outputs are published per loop turn (plus one output if a
 # single one is larger): subscribers then see at most about a second of one 200 Hz leg per turn...
@@ -89,7 +92,7 @@ class CalibrationOffload:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="calibration")
         self._catch_up = ThreadPoolExecutor(1, thread_name_prefix="catch-up")
         self._pending: dict[str, list[tuple[LegSamples, float]]] = {}
-        self._running: dict[str, Future[tuple[list[Deferred], int]]] = {}
+        self._running: dict[str, tuple[Future[list[Deferred]], int]] = {}  # per leg: its job, and rows
         self._out: deque[Deferred] = deque()
         self._held: Counter[str] = Counter()  # per leg: outputs handed back, not yet published
         self._switch_s = sys.getswitchinterval()  # restored whenever the worker is idle
@@ -122,12 +125,13 @@ class CalibrationOffload:
             self._switch_s = sys.getswitchinterval()
             sys.setswitchinterval(GIL_SWITCH_S)
         executor = self._catch_up if self.pipeline.tracking(leg) else self._executor
-        job = executor.submit(self._step, self._pending.pop(leg))
-        self._running[leg] = job
+        chunks = self._pending.pop(leg)
+        job = executor.submit(self._step, chunks)
+        self._running[leg] = job, sum(len(chunk) for chunk, _ in chunks)
         asyncio.wrap_future(job).add_done_callback(partial(self._done, leg, job))
 
-    def _step(self, chunks: list[tuple[LegSamples, float]]) -> tuple[list[Deferred], int]:
-        """In the worker thread: the chunks of one leg, in order; also their rows."""
+    def _step(self, chunks: list[tuple[LegSamples, float]]) -> list[Deferred]:
+        """In the worker thread: the chunks of one leg, in order."""
         out: list[Deferred] = []
         for chunk, packet_host_s in chunks:
             result = self.pipeline.step_chunk(chunk)
@@ -135,18 +139,30 @@ class CalibrationOffload:
                 continue
             parts = [result] if result.calibration is None else backlog_slices(result, self.slice_rows)
             out.extend(Deferred(part, packet_host_s) for part in parts)
-        return out, sum(len(chunk) for chunk, _ in chunks)
+        return out
 
-    def _done(self, leg: str, job: Future[tuple[list[Deferred], int]], _: object) -> None:
-        if self._running.get(leg) is not job:
+    def _done(self, leg: str, job: Future[list[Deferred]], wrapped: asyncio.Future[list[Deferred]]) -> None:
+        if not wrapped.cancelled():
+            wrapped.exception()  # retrieved here (from ``job``): else asyncio logs it when collected
+        running = self._running.get(leg)
+        if running is None or running[0] is not job:
             return  # collected by ``finish``
         del self._running[leg]
-        results, rows = job.result()
-        self.pending_rows -= rows
-        self._hand_back(leg, results)
+        self.pending_rows -= running[1]
+        self._hand_back(leg, self._results(leg, job))
         self._submit(leg)  # the chunks that arrived meanwhile
         if not self._running:
             sys.setswitchinterval(self._switch_s)
+
+    @staticmethod
+    def _results(leg: str, job: Future[list[Deferred]]) -> list[Deferred]:
+        """A job's outputs; a job that raised (the pipeline guards each leg's step, so only a defect here)
+        loses its chunks' outputs, logged, rather than wedging the loop that waits for the workers."""
+        try:
+            return job.result()
+        except Exception:
+            log.exception("calibration worker: the job of leg %s raised; its outputs are lost", leg)
+            return []
 
     def _hand_back(self, leg: str, results: list[Deferred]) -> None:
         self._out.extend(results)
@@ -184,12 +200,12 @@ class CalibrationOffload:
         for on the loop until ``idle``; only a cancelled runner has work left here.)"""
         self.pipeline.divert = None
         running, self._running = self._running, {}
-        for leg, job in running.items():
-            self._hand_back(leg, job.result()[0])
+        for leg, (job, _) in running.items():
+            self._hand_back(leg, self._results(leg, job))
         pending, self._pending = self._pending, {}
         self.pending_rows = 0
         for leg, chunks in pending.items():
-            self._hand_back(leg, self._step(chunks)[0])
+            self._hand_back(leg, self._step(chunks))
         self._executor.shutdown(wait=False)
         self._catch_up.shutdown(wait=False)
         if running:

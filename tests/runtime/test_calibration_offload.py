@@ -210,3 +210,38 @@ def test_under_overload_no_turn_is_taken_while_the_workers_are_behind_and_the_qu
     assert max(waiting_at_turns) <= 400 and max(waiting_at_turns) > 0
     assert runner.stats.offload_waits > 0 and runner.queue.dropped > 0
     assert runner.stats.packets + runner.queue.dropped == len(packets)
+
+
+def test_a_worker_job_that_raises_loses_its_outputs_not_the_service(
+    session: tuple[list[dict[str, str]], list[RawPacket]], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pipeline guards each leg's step, so a worker job raising is a defect; it must cost that job's
+    outputs (logged), not wedge the stream: the leg's later chunks are stepped, the run ends, nothing is
+    left counted as waiting. (A raising job left its leg's chunks pending for ever and the runner waiting.)"""
+    meta, packets = session
+    refs = sensor_refs_from_meta(meta)
+    pipeline = Pipeline(refs)
+    step_chunk = pipeline.step_chunk
+    raised: list[str] = []
+
+    def failing_once(chunk: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread() and not raised:
+            raised.append(chunk.leg_id)
+            raise RuntimeError("a defect in the worker")
+        return step_chunk(chunk)
+
+    monkeypatch.setattr(pipeline, "step_chunk", failing_once)
+    bus = Bus()
+    sub = bus.subscribe(["angles"], maxsize=10_000_000)
+    runner = LiveRunner(IteratorSource(_released(packets), [r.sensor_id for r in refs]), pipeline, bus)
+
+    async def main() -> None:
+        async with asyncio.timeout(120.0):
+            await runner.run()
+
+    asyncio.run(main())
+    assert raised and runner.offload is not None and runner.offload.pending_rows == 0
+    assert any("raised" in r.getMessage() for r in caplog.records)
+    legs = {m.key for m in sub.drain()}
+    assert raised[0] in legs and len(legs) == 4  # the leg goes on after the lost job
