@@ -4,6 +4,9 @@ publish on the bus themselves, and the sensors of instrumented legs."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,3 +36,11 @@ def leg_refs(athletes: Sequence[str], sides: Sequence[str] = ("right", "left")) 
         for side in sides
         for seg in ("thigh", "shank")
     ]
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has imported once it has run ``code`` (this test process may have
+    imported them already)."""
+    probe = f"{code}\nimport json as _j, sys as _s\nprint(_j.dumps(sorted(_s.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))

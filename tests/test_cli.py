@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from sensorhub.cli import BENCHES, build_parser
+from tests.helpers import modules_after
 
 
 def test_building_the_parser_imports_no_benchmark_module() -> None:
-    # a fresh interpreter: this test process may have imported the benches already
-    code = (
-        "import sys; from sensorhub.cli import build_parser; build_parser().parse_args(['demo']); "
-        "print(sorted(m for m in sys.modules if m.startswith('sensorhub.bench')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    loaded = modules_after("from sensorhub.cli import build_parser; build_parser().parse_args(['demo'])")
+    assert "sensorhub.cli" in loaded
+    assert sorted(m for m in loaded if m.startswith("sensorhub.bench")) == []
 
 
 @pytest.mark.parametrize("name", sorted(BENCHES))

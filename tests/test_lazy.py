@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import subprocess
-import sys
 from types import ModuleType
 
 import pytest
+
+from tests.helpers import modules_after
 
 LAZY_FACES = (
     "sensorhub.demo",
@@ -38,9 +38,8 @@ def test_every_public_name_of_a_face_resolves(face: str) -> None:
 
 
 def test_the_live_service_imports_no_optional_back_end_it_does_not_use() -> None:
-    code = (
-        "import sys, sensorhub.sinks, sensorhub.sources, sensorhub.mqtt, sensorhub.runtime.service\n"
-        "print(sorted(m for m in ('influxdb_client', 'aiomqtt', 'bleak') if m in sys.modules))"
+    loaded = modules_after(
+        "import sensorhub.sinks, sensorhub.sources, sensorhub.mqtt, sensorhub.runtime.service"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert "sensorhub.runtime.service" in loaded
+    assert sorted(m for m in ("influxdb_client", "aiomqtt", "bleak") if m in loaded) == []
