@@ -210,12 +210,11 @@ class Front:
         store = self._store
         for k, (packet, item) in enumerate(zip(packets, decoded, strict=True)):
             store.tag = k
-            if on_error is None:
-                self._step(packet, item)
-                continue
             try:
                 self._step(packet, item)
             except Exception as exc:
+                if on_error is None:
+                    raise
                 on_error(packet, exc)
         return store.collect()
 
